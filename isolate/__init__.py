@@ -1,0 +1,50 @@
+"""isolate: Node's ``vm`` module for Python, every script in a supervised worker process.
+
+The stack, top to bottom::
+
+    api      Script, create_context, run_in_*, compile_function   (node:vm's surface)
+    context  Context, JSFunction, JSObject, JSPromise            (proxies of worker-side values)
+    pool     Pool, WorkerHandle                                   (processes, calls, nested calls)
+    protocol (package)                                            (msgpack-RPC over pipes)
+
+Quick start::
+
+    >>> import isolate
+    >>> sandbox = {"animal": "cat", "count": 2}
+    >>> isolate.run_in_new_context("count += 1; name = 'kitty'", sandbox)
+    'kitty'
+    >>> sandbox
+    {'animal': 'cat', 'count': 3, 'name': 'kitty'}
+"""
+
+from protocol.values import (
+    BigInt, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+    undefined,
+)
+
+from .api import (
+    Script, compile_function, create_context, default_pool, is_context, run_in_context,
+    run_in_new_context, run_in_this_context,
+)
+from .context import Context, JSFunction, JSHandle, JSObject, JSPromise
+from .errors import (
+    ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, JSAggregateError,
+    JSError, JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError,
+    JSSyntaxError, JSTypeError, JSURIError, NestingTooDeepError, OutOfRangeError, PoolClosedError,
+    PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError,
+    UnencodableValueError, WorkerCrashedError,
+)
+from .pool import Limits, Pool
+
+__all__ = [
+    "Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
+    "run_in_new_context", "run_in_this_context",
+    "Pool", "Limits", "Context", "JSFunction", "JSHandle", "JSObject", "JSPromise",
+    "BigInt", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol", "JSTypedArray", "Unhashable",
+    "UndefinedType", "undefined",
+    "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",
+    "JSTypeError", "JSURIError", "JSAggregateError", "JSInternalError", "JSMemoryError",
+    "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
+    "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
+    "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
+]

@@ -1,0 +1,278 @@
+"""The node:vm API in Python spelling: Script, create_context, run_in_*, compile_function.
+
+Each public function normalizes its input (a ``str`` in place of options is
+the filename; Node's camelCase keys are accepted), validates every option
+(``options.py``), and only then delegates to a context. The module-level
+functions use a default :class:`Pool`, started on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+from .context import Context, JSFunction
+from .errors import InvalidArgTypeError, InvalidArgValueError
+from .options import (
+    DEFAULT_FILENAME, CompileOptions, RunOptions, check_code, compile_options, context_options,
+    describe, finish, normalize_options, run_options,
+)
+from .pool import Pool
+
+__all__ = [
+    "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
+    "run_in_this_context", "compile_function", "default_pool",
+]
+
+_default_pool: Pool | None = None
+_default_pool_lock = threading.Lock()
+
+# Dicts contextified by create_context(), by id. The Context holds the dict, so
+# the id cannot be reused while the entry exists; run_in_new_context's
+# contexts are registered weakly (they live as long as their Context does).
+_contextified: dict[int, Any] = {}
+_contextified_lock = threading.Lock()
+
+
+def default_pool() -> Pool:
+    """The pool behind the module-level functions (one worker per CPU), started on first use."""
+    global _default_pool
+    with _default_pool_lock:
+        if _default_pool is None or _default_pool.closed:
+            _default_pool = Pool()
+        return _default_pool
+
+
+def _pool_of(context: Context | None) -> Pool:
+    return context._pool if context is not None else default_pool()
+
+
+def _register(obj: dict, context: Context, strong: bool) -> None:
+    import weakref
+
+    with _contextified_lock:
+        _contextified[id(obj)] = context if strong else weakref.ref(context)
+
+
+def _lookup(obj: Any) -> Context | None:
+    if isinstance(obj, Context):
+        return obj
+    if isinstance(obj, dict):
+        with _contextified_lock:
+            entry = _contextified.get(id(obj))
+        if entry is None:
+            return None
+        context = entry if isinstance(entry, Context) else entry()
+        if context is not None and context._object is obj:
+            return context
+    return None
+
+
+def is_context(obj: Any) -> bool:
+    """``vm.isContext``: true for a Context, or a dict contextified by ``create_context``."""
+    return _lookup(obj) is not None
+
+
+def _require_context(obj: Any, name: str = "contextifiedObject") -> Context:
+    context = _lookup(obj)
+    if context is None:
+        if isinstance(obj, dict):
+            raise InvalidArgTypeError(
+                f'The "{name}" argument must be a vm.Context (this dict was never passed to '
+                "create_context()). Received a dict")
+        raise InvalidArgTypeError(f'The "{name}" argument must be a vm.Context. Received {describe(obj)}')
+    return context
+
+
+def _check_context_object(obj: Any) -> dict | None:
+    if obj is None:
+        return None
+    if isinstance(obj, Context):
+        return None
+    if not isinstance(obj, dict):
+        raise InvalidArgTypeError(
+            f'The "contextObject" argument must be of type dict. Received {describe(obj)}')
+    return obj
+
+
+def _create_context(pool: Pool, context_object: Any, options: Any, kwargs: dict) -> Context:
+    if isinstance(context_object, Context):
+        return context_object  # Node returns an already-contextified object as is
+    existing = _lookup(context_object)
+    if existing is not None:
+        return existing
+    obj = _check_context_object(context_object)
+    opts = normalize_options(options, kwargs)
+    ctx_opts = context_options(opts)
+    finish(opts, "create_context()")
+    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+    if obj is not None:
+        _register(obj, context, strong=True)
+    return context
+
+
+def create_context(context_object: dict | None = None, options: Any = None, /, **kwargs) -> Context:
+    """``vm.createContext``: a new context whose globals start as ``context_object``'s items.
+
+    Given a dict, the dict is contextified as in Node: ``is_context(d)`` is
+    true, ``d`` may be passed wherever a context is expected, and after
+    every call that runs code in the context ``d`` mirrors the context's
+    own enumerable globals. Options: ``name``, ``origin``,
+    ``code_generation``, ``microtask_mode``.
+    """
+    return _create_context(default_pool(), context_object, options, kwargs)
+
+
+class Script:
+    """``vm.Script``: code compiled once, run in any number of contexts.
+
+    Syntax errors raise at construction (``JSSyntaxError``). Options:
+    ``filename``, ``line_offset``, ``column_offset``.
+    """
+
+    def __init__(self, code: str, options: Any = None, /, **kwargs):
+        self.code = check_code(code)
+        opts = normalize_options(options, kwargs)
+        self._compile = compile_options(opts)
+        finish(opts, "Script()")
+        self.filename = self._compile.filename
+        self.line_offset = self._compile.line_offset
+        self.column_offset = self._compile.column_offset
+        self.cached_data_rejected = None
+        self.source_map_url = _source_map_url(self.code)
+        _check_syntax(self.code, self._compile)
+
+    def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
+        ctx = _require_context(context)
+        run_opts = _run_options_only(options, kwargs, "script.run_in_context()")
+        return ctx._run(self.code, self._compile, run_opts)
+
+    def run_in_new_context(self, context_object: Any = None, options: Any = None, /, **kwargs) -> Any:
+        obj = _check_context_object(context_object)
+        opts = normalize_options(options, kwargs)
+        run_opts = run_options(opts)
+        ctx_opts = context_options(opts, prefix="context_")
+        finish(opts, "script.run_in_new_context()")
+        pool = default_pool()
+        context = _lookup(context_object) if isinstance(context_object, Context) else None
+        if context is None:
+            context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+            if obj is not None:
+                _register(obj, context, strong=False)
+        return context._run(self.code, self._compile, run_opts)
+
+    def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
+        run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
+        return default_pool().main_context._run(self.code, self._compile, run_opts)
+
+    def __repr__(self) -> str:
+        return f"<Script {self.filename!r}>"
+
+
+def _source_map_url(code: str) -> str | None:
+    import re
+
+    matches = re.findall(r"^[ \t]*//[#@] sourceMappingURL=(\S+)[ \t]*$", code, re.MULTILINE)
+    return matches[-1] if matches else None
+
+
+def _check_syntax(code: str, compile_opts: CompileOptions) -> None:
+    """Compile without running, so that syntax errors raise where Node raises them."""
+    default_pool().main_context._request("check_syntax", code, {
+        "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
+        "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors})
+
+
+def _run_options_only(options: Any, kwargs: dict, what: str) -> RunOptions:
+    opts = normalize_options(options, kwargs)
+    run_opts = run_options(opts)
+    finish(opts, what)
+    return run_opts
+
+
+def _split_options(options: Any, kwargs: dict) -> tuple[dict, CompileOptions, RunOptions]:
+    opts = normalize_options(options, kwargs)
+    return opts, compile_options(opts), run_options(opts)
+
+
+def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) -> Any:
+    """``vm.runInContext``: compile ``code`` and run it in ``context``; returns the completion value."""
+    check_code(code)
+    ctx = _require_context(context)
+    opts, compile_opts, run_opts = _split_options(options, kwargs)
+    finish(opts, "run_in_context()")
+    return ctx._run(code, compile_opts, run_opts)
+
+
+def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
+    check_code(code)
+    obj = _check_context_object(context_object)
+    opts, compile_opts, run_opts = _split_options(options, kwargs)
+    ctx_opts = context_options(opts, prefix="context_")
+    finish(opts, "run_in_new_context()")
+    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+    if obj is not None:
+        _register(obj, context, strong=False)
+    return context._run(code, compile_opts, run_opts)
+
+
+def run_in_new_context(code: str, context_object: dict | None = None, options: Any = None, /,
+                       **kwargs) -> Any:
+    """``vm.runInNewContext``: contextify ``context_object`` (or a new dict), run ``code`` in it.
+
+    The dict mirrors the context's globals afterwards. Options as
+    ``run_in_context`` plus ``context_name``, ``context_origin``,
+    ``context_code_generation``, ``microtask_mode``.
+    """
+    return _run_in_new_context(default_pool(), code, context_object, options, kwargs)
+
+
+def _run_in_this_context(pool: Pool, code: str, options: Any, kwargs: dict) -> Any:
+    check_code(code)
+    opts, compile_opts, run_opts = _split_options(options, kwargs)
+    finish(opts, "run_in_this_context()")
+    return pool.main_context._run(code, compile_opts, run_opts)
+
+
+def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
+    """``vm.runInThisContext``: run in the pool's persistent main context (``Pool.main_context``)."""
+    return _run_in_this_context(default_pool(), code, options, kwargs)
+
+
+def _compile_function(pool: Pool, code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
+    check_code(code)
+    if isinstance(params, str) or not isinstance(params, (list, tuple)):
+        raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')
+    for i, param in enumerate(params):
+        if not isinstance(param, str):
+            raise InvalidArgTypeError(f'The "params[{i}]" argument must be of type str. Received {describe(param)}')
+    opts = normalize_options(options, kwargs)
+    compile_opts = compile_options(opts, default_filename="")
+    parsing_context = opts.pop("parsing_context", None)
+    extensions = opts.pop("context_extensions", None)
+    finish(opts, "compile_function()")
+    context = pool.main_context if parsing_context is None else \
+        _require_context(parsing_context, "options.parsingContext")
+    if extensions is None:
+        extensions = []
+    if not isinstance(extensions, (list, tuple)):
+        raise InvalidArgTypeError(
+            f'The "options.contextExtensions" property must be a list of dict. Received {describe(extensions)}')
+    for i, ext in enumerate(extensions):
+        if not isinstance(ext, dict):
+            raise InvalidArgTypeError(
+                f'The "options.contextExtensions[{i}]" property must be of type dict. Received {describe(ext)}')
+    return context._request("compile_function", code, list(params), {
+        "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
+        "column_offset": compile_opts.column_offset,
+        "extensions": context._encode(list(extensions))})
+
+
+def compile_function(code: str, params: Iterable[str] = (), options: Any = None, /, **kwargs) -> JSFunction:
+    """``vm.compileFunction``: ``code`` as the body of a function taking ``params``.
+
+    Options: ``filename``, ``line_offset``, ``column_offset``,
+    ``parsing_context`` (the context to compile in; default the main
+    context), ``context_extensions`` (dicts whose items are in scope).
+    """
+    return _compile_function(default_pool(), code, params, options, kwargs)

@@ -1,0 +1,294 @@
+"""Proxies of things that live in a worker: contexts, functions, objects and promises.
+
+A :class:`Context` is a live ``MutableMapping`` over a context's global
+object. :class:`JSFunction`, :class:`JSObject` and :class:`JSPromise` are
+handles: the value stays in the worker, the proxy holds its id. A handle
+keeps its context alive; when the last proxy of a value is garbage-collected
+the worker is told to drop it (and when the last proxy of a context goes,
+the context).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import weakref
+from collections.abc import MutableMapping
+from typing import Any, Iterator
+
+from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values, undefined
+
+from .errors import (
+    ContextLostError, JSError, JSReferenceError, PromisePendingError, UnencodableValueError,
+    js_error_class,
+)
+
+__all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle"]
+
+_GLOBAL = 0  # target id of the global object in get/set/delete/keys
+
+
+class Context(MutableMapping):
+    """A JavaScript context in a worker process (``vm.createContext``'s result).
+
+    Reading and writing items reads and writes the context's globals, live.
+    ``name`` and ``origin`` are kept as given (default name ``VM Context i``).
+    """
+
+    def __init__(self):
+        raise TypeError("use isolate.create_context() to make a Context")
+
+    @classmethod
+    def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
+                globals_: dict | None = None) -> "Context":
+        self = object.__new__(cls)
+        self._pool = pool
+        self._object = context_object
+        self._lost_reason = None
+        self._host_function_ids: list[int] = []
+        self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
+        self.origin = origin
+        worker = pool._pick_worker()
+        self._worker = worker
+        params = [{"name": self.name, "origin": self.origin,
+                   "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
+        self._id = worker.request("create_context", params)
+        worker.live_contexts += 1
+        worker.contexts.add(self)
+        pool._contexts[(id(worker), self._id)] = self
+        weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
+        return self
+
+    # -- plumbing ----------------------------------------------------------
+    def _check(self) -> None:
+        if self._lost_reason is not None:
+            raise ContextLostError(f"context {self.name!r} is lost: {self._lost_reason}")
+
+    def _lost(self, reason: str) -> None:
+        self._lost_reason = reason
+
+    def _request(self, method: str, *params: Any) -> Any:
+        self._check()
+        return self._worker.request(method, [self._id, *params], self._decode)
+
+    def _encode(self, value: Any) -> Any:
+        try:
+            return encode_value(value, self._to_ref)
+        except UnencodableValue as exc:
+            raise UnencodableValueError(str(exc)) from None
+
+    def _to_ref(self, obj: Any):
+        if isinstance(obj, JSHandle):
+            if obj._context is not self:
+                raise UnencodableValue(
+                    f"{obj!r} belongs to context {obj._context.name!r}, not {self.name!r}: "
+                    "a handle cannot cross contexts")
+            return obj._ref
+        if isinstance(obj, Context):
+            raise UnencodableValue("a Context cannot be passed as a value")
+        if isinstance(obj, JSError):
+            return ErrorValue(obj.name, obj.message, obj.stack, obj.props)
+        if isinstance(obj, BaseException):
+            return ErrorValue("Error", str(obj), f"Error: {obj}", {"pythonType": type(obj).__name__})
+        if callable(obj):
+            ref = self._pool._register_host_function(obj)
+            self._host_function_ids.append(ref.function_id)
+            return ref
+        return None
+
+    def _decode(self, value: Any, needs_finish: bool) -> Any:
+        return finish_values(value, needs_finish, make_error=_make_error,
+                             make_handle=self._make_handle,
+                             make_host_function=self._make_host_function)
+
+    def _make_handle(self, ref: HandleRef) -> "JSHandle":
+        cls = {"function": JSFunction, "promise": JSPromise}.get(ref.kind, JSObject)
+        return cls(self, ref)
+
+    def _make_host_function(self, ref):
+        fn = self._pool._host_functions.get(ref.function_id)
+        return fn if fn is not None else ref
+
+    def _run(self, code: str, compile_opts, run_opts) -> Any:
+        """Run a script in this context and return its completion value."""
+        options = {"filename": compile_opts.filename, "mirror": self._object is not None,
+                   "line_offset": compile_opts.line_offset, "column_offset": compile_opts.column_offset,
+                   "display_errors": run_opts.display_errors}
+        if run_opts.timeout is not None:
+            options["timeout"] = run_opts.timeout
+        return self._with_mirror("run", code, options)
+
+    def _with_mirror(self, method: str, *params: Any) -> Any:
+        try:
+            value, globals_ = self._request(method, *params)
+        except JSError as exc:
+            mirrored = getattr(exc, "_mirror", None)
+            if mirrored is not None:
+                self._apply_mirror(mirrored)
+            raise
+        self._apply_mirror(globals_)
+        return value
+
+    def _apply_mirror(self, globals_: dict | None) -> None:
+        if self._object is not None and globals_ is not None:
+            self._object.clear()
+            self._object.update(globals_)
+
+    # -- MutableMapping over the global object --------------------------------
+    def __getitem__(self, key: str) -> Any:
+        _check_key(key)
+        try:
+            return self._request("get", _GLOBAL, key)
+        except JSReferenceError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        _check_key(key)
+        self._request("set", _GLOBAL, key, self._encode(value))
+        if self._object is not None:
+            self._object[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        _check_key(key)
+        if not self._request("has", _GLOBAL, key):
+            raise KeyError(key)
+        self._request("delete", _GLOBAL, key)
+        if self._object is not None:
+            self._object.pop(key, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request("keys", _GLOBAL))
+
+    def __len__(self) -> int:
+        return len(self._request("keys", _GLOBAL))
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and bool(self._request("has", _GLOBAL, key))
+
+    def __repr__(self) -> str:
+        state = f" lost: {self._lost_reason}" if self._lost_reason else ""
+        return f"<Context {self.name!r} on worker {self._worker.pid}{state}>"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+    @property
+    def worker_pid(self) -> int:
+        """Pid of the worker process hosting this context."""
+        return self._worker.pid
+
+
+_context_numbers = itertools.count(1)
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        from .errors import InvalidArgTypeError
+        from .options import describe
+
+        raise InvalidArgTypeError(f"context keys must be of type str. Received {describe(key)}")
+
+
+def _release_context(pool, worker, context_id: int, host_function_ids: list[int]) -> None:
+    worker.live_contexts -= 1
+    worker.queue_release("release_context", [context_id])
+    pool._release_host_functions(host_function_ids)
+
+
+def _make_error(err: ErrorValue) -> JSError:
+    cls = js_error_class(err.name, err.message)
+    return cls(err.message, name=err.name, stack=err.stack, props=err.props)
+
+
+class JSHandle:
+    """A JavaScript value that stays in its worker; this proxy holds its handle id."""
+
+    def __init__(self, context: Context, ref: HandleRef):
+        self._context = context
+        self._ref = ref
+        weakref.finalize(self, context._worker.queue_release, "release", [context._id, [ref.handle_id]])
+
+    @property
+    def context(self) -> Context:
+        return self._context
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._ref.class_name} #{self._ref.handle_id}>"
+
+    # Property access on the JS value.
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._context._request("get", self._ref.handle_id, str(key))
+        except JSReferenceError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._context._request("set", self._ref.handle_id, str(key), self._context._encode(value))
+
+    def keys(self) -> list[str]:
+        return self._context._request("keys", self._ref.handle_id)
+
+
+class JSObject(JSHandle):
+    """A non-plain JavaScript object (a class instance, a Proxy, ...), by reference."""
+
+
+class JSFunction(JSHandle):
+    """A JavaScript function, callable from Python. Arguments and result are converted."""
+
+    @property
+    def name(self) -> str:
+        return self._ref.name
+
+    def __call__(self, *args: Any, timeout: int | None = None) -> Any:
+        return self._invoke(args, timeout, construct=False)
+
+    def new(self, *args: Any, timeout: int | None = None) -> Any:
+        """``new fn(...args)``."""
+        return self._invoke(args, timeout, construct=True)
+
+    def _invoke(self, args, timeout, construct: bool) -> Any:
+        from .options import _check_timeout
+
+        opts = {"timeout": timeout}
+        timeout = _check_timeout(opts)
+        ctx = self._context
+        options: dict = {"mirror": ctx._object is not None, "construct": construct}
+        if timeout is not None:
+            options["timeout"] = timeout
+        return ctx._with_mirror("call", self._ref.handle_id, ctx._encode(list(args)), options)
+
+
+class JSPromise(JSHandle):
+    """A JavaScript promise. ``result()`` gives its value; ``await`` works too.
+
+    Promise jobs run inside the call that created them, so a promise is
+    usually settled by the time Python sees it. One that is still pending
+    can only be settled by later calls into its context.
+    """
+
+    def state(self) -> str:
+        """``"pending"``, ``"fulfilled"`` or ``"rejected"``."""
+        return self._context._request("promise_state", self._ref.handle_id)[0]
+
+    def result(self, timeout: float | None = None) -> Any:
+        state, value = self._context._request("promise_state", self._ref.handle_id)
+        if state == "fulfilled":
+            return value
+        if state == "rejected":
+            from .pool import _thrown
+
+            raise _thrown(value)
+        raise PromisePendingError("the promise is still pending: nothing in its context will settle "
+                                  "it until more code runs there")
+
+    def __await__(self):
+        return asyncio.get_running_loop().run_in_executor(None, self.result).__await__()

@@ -1,0 +1,238 @@
+"""Every error isolate raises. One root, :class:`IsolateError`, and a stable ``code`` on each.
+
+Three families, kept apart on purpose:
+
+* the script threw: :class:`JSError` and its subclasses (``JSTypeError`` is
+  also a ``TypeError``, ...), carrying the JS ``name``, ``message``,
+  ``stack`` and the thrown ``value``;
+* the script was stopped: :class:`ScriptTimeoutError`,
+  :class:`ScriptInterruptedError`;
+* the infrastructure failed: :class:`WorkerCrashedError`,
+  :class:`ContextLostError`, :class:`ProtocolViolationError`,
+  :class:`PoolClosedError`.
+
+Argument validation raises :class:`InvalidArgTypeError` (a ``TypeError``)
+and :class:`InvalidArgValueError` / :class:`OutOfRangeError` (``ValueError``)
+with Node's codes.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from typing import Any
+
+from protocol.values import undefined
+
+__all__ = [
+    "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",
+    "JSTypeError", "JSURIError", "JSAggregateError", "JSInternalError", "JSMemoryError",
+    "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
+    "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
+    "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
+    "js_error_class", "describe_exit",
+]
+
+
+class IsolateError(Exception):
+    """Root of every error raised by isolate. ``code`` is stable across versions."""
+
+    code = "ERR_ISOLATE"
+
+    def __init__(self, message: str = "", *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+# -- the script threw -----------------------------------------------------------
+
+class JSError(IsolateError):
+    """A JavaScript exception (or an Error object returned as a value).
+
+    ``name``, ``message`` and ``stack`` are the JS error's; ``value`` is the
+    thrown value itself (the error, or whatever non-Error was thrown).
+    """
+
+    code = "ERR_JS_EXCEPTION"
+
+    def __init__(self, message: str = "", *, name: str = "Error", stack: str = "",
+                 value: Any = undefined, props: dict | None = None):
+        IsolateError.__init__(self, message)
+        self.name = name
+        self.message = message
+        self.stack = stack or (f"{name}: {message}" if message else name)
+        self.value = self if value is undefined else value
+        self.props = dict(props or {})
+
+    def _set_props(self, props: dict) -> None:
+        self.props = dict(props)
+
+    def __getattr__(self, item: str):
+        # Own properties of the JS error (``err.code``, ``err.errno``...) read as attributes.
+        props = self.__dict__.get("props")
+        if props and item in props:
+            return props[item]
+        raise AttributeError(item)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}" if self.message else self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, message={self.message!r})"
+
+    def __reduce__(self):
+        return (_rebuild_js_error, (self.name, self.message, self.stack, self.props))
+
+
+def _rebuild_js_error(name, message, stack, props):
+    return js_error_class(name)(message, name=name, stack=stack, props=props)
+
+
+class JSEvalError(JSError):
+    pass
+
+
+class JSRangeError(JSError, ValueError):
+    pass
+
+
+class JSReferenceError(JSError, NameError):
+    pass
+
+
+class JSSyntaxError(JSError, SyntaxError):
+    def __init__(self, message: str = "", **kwargs):
+        JSError.__init__(self, message, **kwargs)
+
+    def __str__(self) -> str:
+        return JSError.__str__(self)
+
+
+class JSTypeError(JSError, TypeError):
+    pass
+
+
+class JSURIError(JSError, ValueError):
+    pass
+
+
+class JSAggregateError(JSError):
+    pass
+
+
+class JSInternalError(JSError, RuntimeError):
+    """QuickJS's own ``InternalError`` (e.g. too much recursion)."""
+
+
+class JSMemoryError(JSInternalError, MemoryError):
+    """The engine ran out of memory (``InternalError: out of memory``)."""
+
+    code = "ERR_SCRIPT_MEMORY_LIMIT"
+
+
+_JS_ERROR_CLASSES = {
+    "Error": JSError, "EvalError": JSEvalError, "RangeError": JSRangeError,
+    "ReferenceError": JSReferenceError, "SyntaxError": JSSyntaxError, "TypeError": JSTypeError,
+    "URIError": JSURIError, "AggregateError": JSAggregateError, "InternalError": JSInternalError,
+}
+
+
+def js_error_class(name: str, message: str = "") -> type[JSError]:
+    """The Python class for a JS error named ``name``."""
+    if name == "InternalError" and "out of memory" in message:
+        return JSMemoryError
+    return _JS_ERROR_CLASSES.get(name, JSError)
+
+
+# -- the script was stopped -------------------------------------------------------
+
+class ScriptTimeoutError(IsolateError, TimeoutError):
+    """The script ran past its ``timeout``. ``stage`` says what stopped it."""
+
+    code = "ERR_SCRIPT_EXECUTION_TIMEOUT"
+
+    def __init__(self, timeout: float, stage: str = "interrupt"):
+        super().__init__(f"Script execution timed out after {_fmt_ms(timeout)}ms")
+        self.timeout = timeout
+        self.stage = stage
+
+
+class ScriptInterruptedError(IsolateError):
+    code = "ERR_SCRIPT_EXECUTION_INTERRUPTED"
+
+    def __init__(self, message: str = "Script execution was interrupted by `SIGINT`"):
+        super().__init__(message)
+
+
+def _fmt_ms(ms: float) -> str:
+    return str(int(ms)) if float(ms).is_integer() else str(ms)
+
+
+# -- the infrastructure failed ------------------------------------------------------
+
+class WorkerCrashedError(IsolateError):
+    """The worker process running the call died. ``exitcode`` is negative for a signal."""
+
+    code = "ERR_WORKER_CRASHED"
+
+    def __init__(self, pid: int, exitcode: int | None, detail: str = ""):
+        how = describe_exit(exitcode)
+        super().__init__(f"worker {pid} died ({how}){': ' + detail if detail else ''}")
+        self.pid = pid
+        self.exitcode = exitcode
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """``-9`` -> ``"SIGKILL(-9)"``, ``3`` -> ``"exit code 3"``, the way loky names deaths."""
+    if exitcode is None:
+        return "exit status unknown"
+    if exitcode < 0:
+        try:
+            return f"{_signal.Signals(-exitcode).name}({exitcode})"
+        except ValueError:
+            return f"signal {-exitcode}({exitcode})"
+    return f"exit code {exitcode}"
+
+
+class ContextLostError(IsolateError):
+    """The context (or the handle's context) is gone: its worker died or it was released."""
+
+    code = "ERR_CONTEXT_LOST"
+
+
+class ProtocolViolationError(IsolateError):
+    code = "ERR_ISOLATE_PROTOCOL"
+
+
+class PoolClosedError(IsolateError, RuntimeError):
+    code = "ERR_ISOLATE_POOL_CLOSED"
+
+
+class NestingTooDeepError(IsolateError, RecursionError):
+    code = "ERR_ISOLATE_NESTING_TOO_DEEP"
+
+
+class PromisePendingError(IsolateError):
+    """``JSPromise.result()`` on a promise that nothing in the context will settle."""
+
+    code = "ERR_ISOLATE_PROMISE_PENDING"
+
+
+class UnencodableValueError(IsolateError, TypeError):
+    """A value with no JavaScript counterpart was passed in (or returned from a host function)."""
+
+    code = "ERR_ISOLATE_UNENCODABLE"
+
+
+# -- argument validation (Node's codes) ---------------------------------------------
+
+class InvalidArgTypeError(IsolateError, TypeError):
+    code = "ERR_INVALID_ARG_TYPE"
+
+
+class InvalidArgValueError(IsolateError, ValueError):
+    code = "ERR_INVALID_ARG_VALUE"
+
+
+class OutOfRangeError(IsolateError, ValueError):
+    code = "ERR_OUT_OF_RANGE"

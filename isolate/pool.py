@@ -1,0 +1,560 @@
+"""The supervisor: a pool of worker processes and the calls that travel to them.
+
+Data flow::
+
+    caller thread ──request──▶ WorkerHandle ──pipe──▶ worker process
+         ▲                        │ reader thread
+         └──── CallSlot queue ◀───┘ (responses, and nested call_host requests)
+
+* **Pool** owns the workers, picks the least-loaded one for a new context,
+  keeps the table of host callables exposed to JS, and closes everything
+  (context manager, ``close()``, atexit).
+* **WorkerHandle** owns one worker process: its pipes, a state that only
+  moves forward (STARTING -> READY -> BROKEN/CLOSED), the pending calls and
+  a reader thread. The reader routes each response to its caller's
+  :class:`CallSlot`, and each nested ``call_host`` request to the slot of the
+  call it is nested in, so the *caller's* thread runs the host callable. That
+  thread can call back into the same worker while it serves (nested calls
+  both ways); the reader never blocks on user code.
+* When the worker dies, the reader fails every pending call with one
+  :class:`WorkerCrashedError` naming the exit code and signal.
+* Workers are forked by one long-lived spawner thread: Linux's
+  ``PR_SET_PDEATHSIG`` (which kills a worker when the host dies, even by
+  SIGKILL) fires when the *thread* that forked it exits, so that thread must
+  live as long as the pool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import enum
+import itertools
+import os
+import queue
+import threading
+import weakref
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import multiprocess
+
+import workers
+from protocol import (
+    PROTOCOL_VERSION, ErrorValue, HandleRef, HostFunctionRef, MessageStream, Notification,
+    ProtocolError, Request, Response, StreamClosed, UnencodableValue, WireError, encode_value,
+    error_triple, finish_values,
+)
+
+from .errors import (
+    ContextLostError, IsolateError, JSError, NestingTooDeepError, PoolClosedError,
+    ProtocolViolationError, ScriptTimeoutError, UnencodableValueError, WorkerCrashedError,
+    js_error_class,
+)
+
+__all__ = ["Pool", "Limits", "WorkerHandle", "WorkerState"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Tunables of the supervisor, each with the reason for its value."""
+
+    # A forked worker answers its handshake in ~40 ms; 10 s covers a loaded CI
+    # machine without leaving a broken pool hanging for long.
+    handshake_timeout_s: float = 10.0
+    # After close() asks a worker to exit (end of its input), how long it gets
+    # before SIGKILL. Workers exit at once unless stuck in native code.
+    close_grace_s: float = 1.0
+    # How long to wait for a dead worker's exit status, to name it in errors.
+    reap_timeout_s: float = 1.0
+    # Host-side bound on nested host <-> worker calls (the worker has its own).
+    max_nesting: int = workers.MAX_NESTING
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BROKEN = "broken"   # terminal: the process died or the stream is corrupt
+    CLOSED = "closed"   # terminal: the pool closed it
+
+
+class _Spawner:
+    """Forks every worker of a pool from one thread that lives as long as the pool."""
+
+    def __init__(self):
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="isolate-spawner", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._requests.get()
+            if item is None:
+                return
+            fn, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # delivered to the requesting thread
+                    future.set_exception(exc)
+
+    def spawn(self, fn: Callable[[], Any]) -> Any:
+        future: Future = Future()
+        self._requests.put((fn, future))
+        return future.result()
+
+    def stop(self) -> None:
+        self._requests.put(None)
+
+
+# Each thread's stack of call_host requests it is serving, per worker:
+# requests it makes to that worker meanwhile are nested in the innermost one.
+_serving = threading.local()
+
+
+def _serving_stack(worker: "WorkerHandle") -> list[int]:
+    stacks = getattr(_serving, "stacks", None)
+    if stacks is None:
+        stacks = _serving.stacks = {}
+    return stacks.setdefault(id(worker), [])
+
+
+class _Dead:
+    """Put in a CallSlot when the worker died or closed under the call."""
+
+    def __init__(self, error: IsolateError):
+        self.error = error
+
+
+class CallSlot:
+    """Where one pending request's response (or nested requests) is delivered."""
+
+    __slots__ = ("msgid", "inbox")
+
+    def __init__(self, msgid: int):
+        self.msgid = msgid
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+
+class WorkerHandle:
+    """One worker process, its pipes, pending calls and reader thread."""
+
+    def __init__(self, pool: "Pool", index: int):
+        self.pool = pool
+        self.index = index
+        self.state = WorkerState.STARTING
+        self._lock = threading.Lock()          # guards state, _pending, writes
+        self._pending: dict[int, CallSlot] = {}
+        self._msgids = itertools.count(1)
+        self._failure: IsolateError | None = None
+        # Releases of handles and contexts, queued by GC finalizers (which may
+        # run inside any code, even while this thread holds _lock: so they
+        # only enqueue) and flushed before the next request is written.
+        self._releases: queue.SimpleQueue = queue.SimpleQueue()
+        self.contexts: "weakref.WeakSet" = weakref.WeakSet()
+        self.live_contexts = 0
+        self.process, self._stream = pool._spawner.spawn(self._fork)
+        self.pid = self.process.pid
+        self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
+                                        daemon=True)
+        self._handshake()
+        self._reader.start()
+
+    def _fork(self):
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        ctx = multiprocess.get_context("fork")
+        process = ctx.Process(
+            target=workers.main, name=f"isolate-worker-{self.index}",
+            args=(to_worker_r, from_worker_w, os.getpid(), dict(self.pool._env)), daemon=True)
+        try:
+            process.start()
+        finally:
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+        return process, MessageStream(from_worker_r, to_worker_w)
+
+    def _handshake(self) -> None:
+        result: dict = {}
+
+        def exchange():
+            try:
+                self._stream.write(Request(0, "hello", [PROTOCOL_VERSION]))
+                result["reply"] = self._stream.read()
+            except BaseException as exc:  # reported below, in the caller's thread
+                result["error"] = exc
+
+        t = threading.Thread(target=exchange, daemon=True)
+        t.start()
+        t.join(self.pool.limits.handshake_timeout_s)
+        reply = result.get("reply")
+        if not isinstance(reply, Response) or reply.error is not None:
+            self.process.kill()
+            self.process.join(self.pool.limits.reap_timeout_s)
+            self._close_fds()
+            detail = reply.error[1] if isinstance(reply, Response) else result.get("error", "no answer")
+            raise WorkerCrashedError(self.pid, self.process.exitcode, f"handshake failed: {detail}")
+        self.info = reply.result
+        self.state = WorkerState.READY
+
+    # -- reader thread -------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                message = self._stream.read()
+                if isinstance(message, Response):
+                    with self._lock:
+                        slot = self._pending.pop(message.msgid, None)
+                    if slot is not None:
+                        slot.inbox.put(message)
+                elif isinstance(message, Request) and message.method == "call_host":
+                    parent = message.params[0] if message.params else None
+                    with self._lock:
+                        slot = self._pending.get(parent)
+                    if slot is not None:
+                        slot.inbox.put(message)
+                    else:
+                        self._write(Response(message.msgid, error_triple(
+                            WireError.INVALID_PARAMS, f"call_host nested in unknown call {parent}"), None))
+                else:
+                    raise ProtocolError(f"unexpected message from worker: {message!r:.100}")
+        except StreamClosed:
+            self._broken(None)
+        except (ProtocolError, OSError) as exc:
+            self._broken(exc)
+
+    def _broken(self, cause: BaseException | None) -> None:
+        """The worker is gone (or talks nonsense): fail every pending call, once."""
+        with self._lock:
+            if self.state is WorkerState.CLOSED:
+                error: IsolateError = PoolClosedError("the pool was closed during the call")
+            else:
+                self.state = WorkerState.BROKEN
+                if cause is not None and not isinstance(cause, OSError):
+                    self.process.kill()
+                error = None  # type: ignore[assignment]
+        if error is None:
+            self.process.join(self.pool.limits.reap_timeout_s)
+            detail = f"protocol error: {cause}" if cause is not None else ""
+            error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
+        with self._lock:
+            self._failure = error
+            pending, self._pending = self._pending, {}
+        for slot in pending.values():
+            slot.inbox.put(_Dead(error))
+        self._close_fds()
+        self.pool._on_worker_broken(self)
+
+    def _close_fds(self) -> None:
+        for fd in (self._stream.read_fd, self._stream.write_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- calls ---------------------------------------------------------------
+    def _write(self, message) -> None:
+        self._stream.write(message)
+
+    def queue_release(self, method: str, params: list) -> None:
+        """Queue a release notification; safe to call from a GC finalizer."""
+        self._releases.put((method, params))
+
+    def _flush_releases(self) -> None:
+        # Called with _lock held and the worker READY.
+        while True:
+            try:
+                method, params = self._releases.get_nowait()
+            except queue.Empty:
+                return
+            self._write(Notification(method, params))
+
+    def request(self, method: str, params: list, decode: Callable[[Any, bool], Any] | None = None) -> Any:
+        """Send a request and wait for its result, serving nested host calls meanwhile.
+
+        ``params`` must already be wire-encoded. ``decode(value, needs_finish)``
+        finishes the result (and the data of JS exceptions).
+        """
+        stack = _serving_stack(self)
+        if len(stack) >= self.pool.limits.max_nesting:
+            raise NestingTooDeepError(f"nested calls deeper than {self.pool.limits.max_nesting}")
+        parent = stack[-1] if stack else 0
+        with self._lock:
+            if self.state is not WorkerState.READY:
+                raise self._failure or PoolClosedError("the worker is closed")
+            msgid = next(self._msgids)
+            slot = self._pending[msgid] = CallSlot(msgid)
+            try:
+                self._flush_releases()
+                self._write(Request(msgid, method, [parent, *params]))
+            except OSError:
+                del self._pending[msgid]
+                raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
+        while True:
+            item = slot.inbox.get()
+            if isinstance(item, Response):
+                return self._outcome(item, decode)
+            if isinstance(item, _Dead):
+                raise item.error
+            self._serve_host_call(item)
+
+    def _outcome(self, response: Response, decode) -> Any:
+        decode = decode or (lambda value, needs: finish_values(value, needs))
+        if response.error is None:
+            return decode(response.result, response.needs_finish)
+        code, message, data = (list(response.error) + [None, None, None])[:3]
+        raise self.pool._error_from_wire(code, message, data, response.needs_finish, decode)
+
+    def _serve_host_call(self, request: Request) -> None:
+        """Run a host callable for JS, in this (the calling) thread."""
+        stack = _serving_stack(self)
+        stack.append(request.msgid)
+        try:
+            _, context_id, function_id, args = request.params
+            context = self.pool._context_by_id(self, context_id)
+            fn = self.pool._host_functions.get(function_id)
+            if fn is None:
+                raise ContextLostError(f"host function {function_id} was released")
+            args = context._decode(args, request.needs_finish) if context is not None else \
+                finish_values(args, request.needs_finish)
+            result = fn(*args)
+            encoded = context._encode(result) if context is not None else encode_value(result)
+            response = Response(request.msgid, None, encoded)
+        except BaseException as exc:  # a host callable's failure becomes a JS exception
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            response = Response(request.msgid, error_triple(
+                WireError.HOST_EXCEPTION, str(exc), encode_value(_error_value_of(exc))), None)
+        finally:
+            stack.pop()
+        with self._lock:
+            if self.state is WorkerState.READY:
+                try:
+                    self._write(response)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self.state in (WorkerState.CLOSED,):
+                return
+            was_ready = self.state is WorkerState.READY
+            self.state = WorkerState.CLOSED
+            if was_ready:
+                # End of input: the worker's loop reads EOF and exits.
+                try:
+                    os.close(self._stream.write_fd)
+                except OSError:
+                    pass
+        self.process.join(self.pool.limits.close_grace_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(self.pool.limits.reap_timeout_s)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(self.pool.limits.reap_timeout_s)
+
+    def load(self) -> int:
+        return self.live_contexts + len(self._pending)
+
+
+def _error_value_of(exc: BaseException) -> ErrorValue:
+    if isinstance(exc, JSError):
+        return ErrorValue(exc.name, exc.message, exc.stack)
+    name = {TypeError: "TypeError", ValueError: "RangeError", NameError: "ReferenceError"}.get(
+        type(exc), "Error")
+    message = str(exc) or type(exc).__name__
+    return ErrorValue(name, message, f"{name}: {message}\n    at <host> ({type(exc).__name__})",
+                      {"pythonType": type(exc).__name__})
+
+
+_live_pools: "weakref.WeakSet[Pool]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_pools() -> None:
+    for pool in list(_live_pools):
+        pool.close()
+
+
+class Pool:
+    """A supervised pool of worker processes hosting JavaScript contexts.
+
+    ``size`` workers (default: one per CPU) are started at once. ``env``
+    is the environment the workers see (default: empty; scripts never see
+    it directly either). Thread-safe. Use as a context manager or call
+    :meth:`close`; open pools are closed at interpreter exit.
+    """
+
+    def __init__(self, size: int | None = None, *, env: dict[str, str] | None = None,
+                 limits: Limits | None = None):
+        from .options import describe
+        from .errors import InvalidArgTypeError, OutOfRangeError
+
+        if size is None:
+            size = os.cpu_count() or 1
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidArgTypeError(f'The "size" argument must be of type int. Received {describe(size)}')
+        if not 1 <= size <= 1024:
+            raise OutOfRangeError(f'The value of "size" is out of range. It must be >= 1 && <= 1024. Received {size}')
+        if env is not None and not (isinstance(env, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            raise InvalidArgTypeError(f'The "env" argument must be a dict of str to str. Received {describe(env)}')
+        self.size = size
+        self.limits = limits or Limits()
+        self._env = dict(env or {})
+        self._lock = threading.RLock()
+        self._closed = False
+        self._spawner = _Spawner()
+        self._workers: list[WorkerHandle] = []
+        self._host_functions: dict[int, Callable] = {}
+        self._host_function_ids = itertools.count(1)
+        self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+        self._main_context = None
+        self._context_counter = itertools.count(1)
+        try:
+            for index in range(size):
+                self._workers.append(WorkerHandle(self, index))
+        except BaseException:
+            self.close()
+            raise
+        _live_pools.add(self)
+
+    # -- lifecycle -----------------------------------------------------------
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker; pending calls fail with PoolClosedError. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            workers_ = list(self._workers)
+        for worker in workers_:
+            worker.close()
+        self._spawner.stop()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers."""
+        with self._lock:
+            return [w.pid for w in self._workers if w.state is WorkerState.READY]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError("the pool is closed")
+
+    def _on_worker_broken(self, worker: WorkerHandle) -> None:
+        """Replace a dead worker so the pool keeps its size; its contexts are lost."""
+        with self._lock:
+            if self._closed or worker not in self._workers:
+                return
+            index = self._workers.index(worker)
+        for context in list(worker.contexts):
+            context._lost(f"its worker {worker.pid} died")
+        try:
+            replacement = WorkerHandle(self, worker.index)
+        except IsolateError:
+            return  # the next pick will find no READY worker here and use another
+        with self._lock:
+            if self._closed:
+                replacement.close()
+                return
+            self._workers[index] = replacement
+
+    def _pick_worker(self) -> WorkerHandle:
+        with self._lock:
+            self._check_open()
+            ready = [w for w in self._workers if w.state is WorkerState.READY]
+            if not ready:
+                raise WorkerCrashedError(-1, None, "no live worker in the pool")
+            return min(ready, key=lambda w: w.load())
+
+    # -- host functions ------------------------------------------------------
+    def _register_host_function(self, fn: Callable) -> HostFunctionRef:
+        with self._lock:
+            function_id = next(self._host_function_ids)
+            self._host_functions[function_id] = fn
+        return HostFunctionRef(function_id, getattr(fn, "__name__", "") or "")
+
+    def _release_host_functions(self, ids: list[int]) -> None:
+        with self._lock:
+            for function_id in ids:
+                self._host_functions.pop(function_id, None)
+
+    def _context_by_id(self, worker: WorkerHandle, context_id: int):
+        return self._contexts.get((id(worker), context_id))
+
+    # -- errors from the wire --------------------------------------------------
+    def _error_from_wire(self, code, message, data, needs_finish, decode) -> IsolateError:
+        if code == WireError.JS_EXCEPTION.value:
+            # data is [thrown value, the context's globals after the failed run or None]
+            thrown, globals_ = decode(data, needs_finish)
+            error = _thrown(thrown)
+            error._mirror = globals_
+            return error
+        if code == WireError.SCRIPT_TIMEOUT.value:
+            return ScriptTimeoutError(data if isinstance(data, (int, float)) else 0)
+        if code == WireError.CONTEXT_UNUSABLE.value:
+            return ContextLostError(f"the context can no longer run code: {message}")
+        if code == WireError.UNKNOWN_CONTEXT.value:
+            return ContextLostError(str(message))
+        if code == WireError.UNENCODABLE.value:
+            return UnencodableValueError(str(message))
+        if code == WireError.NESTING_TOO_DEEP.value:
+            return NestingTooDeepError(str(message))
+        return ProtocolViolationError(f"{code}: {message}")
+
+    # -- the API ---------------------------------------------------------------
+    def create_context(self, context_object=None, options=None, /, **kwargs):
+        """Like ``vm.createContext``: see :func:`isolate.create_context`."""
+        from .api import _create_context
+        return _create_context(self, context_object, options, kwargs)
+
+    @property
+    def main_context(self):
+        """The pool's persistent context for ``run_in_this_context`` (created on first use)."""
+        with self._lock:
+            if self._main_context is None:
+                from .context import Context
+                self._main_context = Context._create(self, None, name="main", origin="")
+            return self._main_context
+
+    def run_in_context(self, code, context, options=None, /, **kwargs):
+        from .api import run_in_context
+        return run_in_context(code, context, options, **kwargs)
+
+    def run_in_new_context(self, code, context_object=None, options=None, /, **kwargs):
+        from .api import _run_in_new_context
+        return _run_in_new_context(self, code, context_object, options, kwargs)
+
+    def run_in_this_context(self, code, options=None, /, **kwargs):
+        from .api import _run_in_this_context
+        return _run_in_this_context(self, code, options, kwargs)
+
+    def compile_function(self, code, params=(), options=None, /, **kwargs):
+        from .api import _compile_function
+        return _compile_function(self, code, params, options, kwargs)
+
+
+def _thrown(value: Any) -> IsolateError:
+    """The exception to raise for a thrown JS value."""
+    if isinstance(value, JSError):
+        return value
+    err = JSError(f"Uncaught {_js_repr(value)}", name="Error", value=value)
+    err.thrown_non_error = True
+    return err
+
+
+def _js_repr(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    return str(value)

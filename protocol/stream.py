@@ -1,0 +1,80 @@
+"""Message stream: msgpack-RPC messages over a pair of file descriptors.
+
+The top of the protocol stack: bytes on a pipe <-> typed messages. msgpack is
+self-delimiting, so the stream needs no length prefix; a frame limit bounds
+the memory a peer can make us buffer.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import msgpack
+
+from .codec import ExtDecoder
+from .messages import Message, ProtocolError, pack_message, unpack_message
+
+__all__ = ["MessageStream", "StreamClosed", "MAX_FRAME_BYTES"]
+
+# Largest single message either side accepts. Large enough for a 100 MB
+# transfer, small enough that a corrupt length cannot exhaust memory.
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+_READ_CHUNK = 256 * 1024
+
+
+class StreamClosed(EOFError):
+    """The peer closed its end (or died)."""
+
+
+class MessageStream:
+    """Reads and writes whole messages. Not thread-safe: one reader, one writer at a time."""
+
+    def __init__(self, read_fd: int, write_fd: int):
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self._decoder = ExtDecoder()
+        self._unpacker = self._new_unpacker()
+
+    def _new_unpacker(self):
+        return msgpack.Unpacker(
+            ext_hook=self._decoder, raw=False, strict_map_key=False,
+            max_buffer_size=MAX_FRAME_BYTES,
+        )
+
+    def write(self, message: Message) -> None:
+        self.write_bytes(pack_message(message))
+
+    def write_bytes(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.write_fd, view)
+            view = view[written:]
+
+    def read(self) -> Message:
+        """Block until one whole message arrives. Raises StreamClosed at end of stream."""
+        while True:
+            for message in self._pending():
+                return message
+            chunk = os.read(self.read_fd, _READ_CHUNK)
+            if not chunk:
+                raise StreamClosed("peer closed the stream")
+            self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
+        try:
+            self._unpacker.feed(chunk)
+        except msgpack.BufferFull:
+            raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes") from None
+
+    def _pending(self) -> Iterator[Message]:
+        self._decoder.needs_finish = False
+        try:
+            doc = next(self._unpacker)
+        except StopIteration:
+            return
+        except (ValueError, msgpack.UnpackException) as exc:
+            # The stream is desynchronized: nothing after this can be trusted.
+            self._unpacker = self._new_unpacker()
+            raise ProtocolError(f"undecodable message: {exc}") from exc
+        yield unpack_message(doc, self._decoder)

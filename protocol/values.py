@@ -1,0 +1,156 @@
+"""The value model: Python types for the JavaScript values that JSON cannot carry.
+
+Pure data. Both the worker (which builds these from the JS bridge's output)
+and the supervisor (which hands them to users, or wraps handles in proxies)
+share them; the codec in ``protocol.codec`` puts them on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = [
+    "UndefinedType", "undefined", "BigInt", "JSSymbol", "JSRegExp", "JSMap", "JSSet",
+    "JSTypedArray", "JSDate", "ErrorValue", "HandleRef", "HostFunctionRef", "Unhashable",
+    "TYPED_ARRAY_FORMATS",
+]
+
+
+class UndefinedType:
+    """JavaScript ``undefined``: a falsy singleton, distinct from ``None`` (``null``)."""
+
+    _instance: "UndefinedType | None" = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "undefined"
+
+    def __reduce__(self):
+        return (UndefinedType, ())
+
+
+undefined = UndefinedType()
+
+
+class BigInt(int):
+    """A JavaScript BigInt. An ``int``, so arithmetic works; it goes back to JS as a BigInt."""
+
+    def __repr__(self) -> str:
+        return f"BigInt({int(self)})"
+
+
+@dataclass(frozen=True)
+class JSSymbol:
+    """A JavaScript symbol. ``registered`` symbols (``Symbol.for``) keep identity across calls."""
+
+    description: str | None
+    registered: bool = False
+
+
+@dataclass(frozen=True)
+class JSRegExp:
+    source: str
+    flags: str = ""
+
+
+class JSMap(dict):
+    """A JavaScript ``Map`` (a ``dict`` that goes back to JS as a Map, not a plain object)."""
+
+    def __repr__(self) -> str:
+        return f"JSMap({dict.__repr__(self)})"
+
+
+class JSSet(set):
+    """A JavaScript ``Set`` (a Python ``set`` goes to JS as a Set as well)."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JSSet({set(self)!r})" if self else "JSSet()"
+
+
+@dataclass(frozen=True, eq=False)
+class Unhashable:
+    """Wraps an unhashable value (an object or array) used as a Map key or Set element."""
+
+    value: object
+
+    def __repr__(self) -> str:
+        return f"Unhashable({self.value!r})"
+
+
+# struct format characters of each typed array's element.
+TYPED_ARRAY_FORMATS = {
+    "Int8Array": "b", "Uint8Array": "B", "Uint8ClampedArray": "B", "Int16Array": "h",
+    "Uint16Array": "H", "Int32Array": "i", "Uint32Array": "I", "Float16Array": "e",
+    "Float32Array": "f", "Float64Array": "d", "BigInt64Array": "q", "BigUint64Array": "Q",
+    "DataView": "B",
+}
+
+
+@dataclass(frozen=True)
+class JSTypedArray:
+    """A typed array or DataView: its kind (``"Float64Array"``, ...) and its bytes."""
+
+    kind: str
+    data: bytes
+
+    def tolist(self) -> list:
+        import struct
+
+        fmt = TYPED_ARRAY_FORMATS[self.kind]
+        count = len(self.data) // struct.calcsize(fmt)
+        items = list(struct.unpack(f"<{count}{fmt}", self.data[: count * struct.calcsize(fmt)]))
+        if self.kind in ("BigInt64Array", "BigUint64Array"):
+            return [BigInt(i) for i in items]
+        return items
+
+
+@dataclass(frozen=True)
+class JSDate:
+    """A Date that ``datetime`` cannot hold: invalid (``ms`` is NaN) or outside years 1..9999."""
+
+    ms: float
+
+    @property
+    def valid(self) -> bool:
+        return not math.isnan(self.ms)
+
+
+@dataclass(eq=False)
+class ErrorValue:
+    """A JavaScript Error object as data. The supervisor turns it into an ``isolate.JSError``."""
+
+    name: str
+    message: str
+    stack: str = ""
+    props: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HandleRef:
+    """A value kept by reference in a worker: a function, a promise or a non-plain object.
+
+    ``handle_id`` is only meaningful together with the context the value came from.
+    """
+
+    kind: str  # "function" | "object" | "promise"
+    handle_id: int
+    class_name: str = "Object"
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class HostFunctionRef:
+    """A host (Python) callable as seen from a worker: an id in the host's table of callables."""
+
+    function_id: int
+    name: str = ""

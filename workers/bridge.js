@@ -1,0 +1,562 @@
+// The JS side of the worker: installed once into every fresh QuickJS context.
+//
+// It is the only code that sees dukpy's host hooks. On installation it
+// captures `call_python` in a closure and removes `dukpy`, `call_python` and
+// `performance` from the global, so user code sees the standard globals only.
+// dukpy puts both hooks back before every eval, so each entry into the
+// bridge removes them again before any user code runs.
+//
+// Values leave the engine as "tagged JSON": plain JSON where JSON is exact,
+// and {"\u0000": TAG, ...} objects for everything JSON would lose
+// (undefined, NaN, -0, BigInt, Dates, functions, cycles, ...). The tags are
+// listed in protocol/SPEC.md ("Tagged JSON inside the worker").
+//
+// The bridge answers one operation per eval. dukpy passes the operation in
+// the global `dukpy` (parsed JSON); the bridge's reply is an object whose
+// toJSON runs *after* dukpy has drained the promise jobs of that eval, so the
+// reply (and the mirrored globals) reflect the state after microtasks ran.
+(function installBridge(G) {
+  'use strict';
+
+  // Primordials: user code may replace builtins, the bridge must not care.
+  const ObjectKeys = Object.keys;
+  const ObjectGetPrototypeOf = Object.getPrototypeOf;
+  const ObjectDefineProperty = Object.defineProperty;
+  const ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const ObjectPrototype = Object.prototype;
+  const ObjectToString = Object.prototype.toString;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const ArrayIsArray = Array.isArray;
+  const ArrayBufferIsView = ArrayBuffer.isView;
+  const JSONStringify = JSON.stringify;
+  const indirectEval = G.eval;
+  const ReflectApply = Reflect.apply;
+  const ReflectOwnKeys = Reflect.ownKeys;
+  const StringFromCharCode = String.fromCharCode;
+  const MathMin = Math.min;
+  const SymbolFor = Symbol.for;
+  const SymbolKeyFor = Symbol.keyFor;
+  const MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
+  const DateCtor = Date, RegExpCtor = RegExp, ErrorCtor = Error;
+  const PromiseCtor = Promise;
+  const promiseThen = Promise.prototype.then;
+  const mapEntries = Map.prototype.entries, setValues = Set.prototype.values;
+  const mapSet = Map.prototype.set, mapGet = Map.prototype.get;
+  const mapHas = Map.prototype.has, mapDelete = Map.prototype.delete;
+  const setAdd = Set.prototype.add;
+  const dateGetTime = Date.prototype.getTime;
+  const regexpSource = ObjectGetOwnPropertyDescriptor(RegExp.prototype, 'source').get;
+  const regexpFlags = ObjectGetOwnPropertyDescriptor(RegExp.prototype, 'flags').get;
+  const TypedArrayProto = ObjectGetPrototypeOf(Uint8Array.prototype);
+  const typedArrayTag = ObjectGetOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
+  const StringCtor = String, BigIntCtor = BigInt, SymbolCtor = Symbol;
+  const Uint8ArrayCtor = Uint8Array, ArrayBufferCtor = ArrayBuffer, DataViewCtor = DataView;
+
+  const callPython = G.call_python;
+  const TAG = '\u0000';
+
+  function removeHostHooks() {
+    // `delete` on a non-configurable property (a script may have redefined
+    // one) just fails: the hook is then whatever the script put there.
+    delete G.dukpy;
+    delete G.call_python;
+  }
+  removeHostHooks();
+  delete G.performance;
+
+  const typedArrayCtors = {
+    Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+    Int32Array, Uint32Array, Float32Array, Float64Array, BigInt64Array,
+    BigUint64Array,
+  };
+  if (typeof G.Float16Array === 'function') typedArrayCtors.Float16Array = G.Float16Array;
+  const errorCtors = {
+    Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError,
+    URIError, AggregateError,
+  };
+  if (typeof G.InternalError === 'function') errorCtors.InternalError = G.InternalError;
+
+  // ---- handles: values passed by reference to the host ----------------
+  const handles = new MapCtor();      // id -> value
+  let nextHandleId = 1;
+  function newHandle(value) {
+    const id = nextHandleId++;
+    ReflectApply(mapSet, handles, [id, value]);
+    return id;
+  }
+  function handleValue(id) {
+    if (!ReflectApply(mapHas, handles, [id])) {
+      throw new ReferenceError('isolate: handle ' + id + ' was released');
+    }
+    return ReflectApply(mapGet, handles, [id]);
+  }
+
+  // ---- host functions: Python callables seen from JS -------------------
+  const hostFunctionIds = new WeakMapCtor();   // JS function -> host id
+  // Host functions live as long as their context: the host drops its table
+  // of callables when the context is released.
+  const hostFunctionCache = new MapCtor();      // host id -> JS function
+
+  function hostFunction(id, name) {
+    if (ReflectApply(mapHas, hostFunctionCache, [id])) {
+      return ReflectApply(mapGet, hostFunctionCache, [id]);
+    }
+    const fn = function (...args) {
+      const encodedArgs = encode(args);
+      const reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+      if (reply === null || typeof reply !== 'object') {
+        throw new ErrorCtor('isolate: malformed reply from the host');
+      }
+      if (reply.ok) return decode(reply.v);
+      throw decode(reply.e);
+    };
+    ObjectDefineProperty(fn, 'name', { value: name || '' });
+    hostFunctionIds.set(fn, id);
+    ReflectApply(mapSet, hostFunctionCache, [id, fn]);
+    return fn;
+  }
+
+  // ---- encoding: JS value -> tagged JSON ---------------------------------
+  // Containers (arrays, plain objects, Maps, Sets, Errors) are numbered in
+  // pre-order; a container met again becomes {TAG: 'R', i: number}.
+  function encode(root) {
+    const seen = new MapCtor();
+    let counter = 0;
+    let tagged = false;
+    let refs = false;
+    function tag(t, fields) {
+      tagged = true;
+      const out = { [TAG]: t };
+      for (const k in fields) out[k] = fields[k];
+      return out;
+    }
+    function number(container) {
+      ReflectApply(mapSet, seen, [container, counter++]);
+    }
+    function enc(v) {
+      switch (typeof v) {
+        case 'string':
+        case 'boolean':
+          return v;
+        case 'number':
+          if (v !== v) return tag('n', { v: 'NaN' });
+          if (v === Infinity) return tag('n', { v: 'Infinity' });
+          if (v === -Infinity) return tag('n', { v: '-Infinity' });
+          if (v === 0 && 1 / v < 0) return tag('n', { v: '-0' });
+          return v;
+        case 'undefined':
+          return tag('u', {});
+        case 'bigint':
+          return tag('b', { v: StringCtor(v) });
+        case 'symbol': {
+          const key = SymbolKeyFor(v);
+          return tag('y', key !== undefined ? { v: key, g: true } : { v: v.description === undefined ? null : v.description });
+        }
+        case 'function': {
+          const hostId = hostFunctionIds.get(v);
+          if (hostId !== undefined) return tag('H', { i: hostId });
+          let name = '';
+          try { name = typeof v.name === 'string' ? v.name : ''; } catch (e) { /* getter threw */ }
+          return tag('h', { k: 'function', i: newHandle(v), c: 'Function', n: name });
+        }
+        default:
+          break;
+      }
+      if (v === null) return null;
+      if (ReflectApply(mapHas, seen, [v])) {
+        refs = true;
+        return tag('R', { i: ReflectApply(mapGet, seen, [v]) });
+      }
+      if (ArrayIsArray(v)) {
+        number(v);
+        const n = v.length;
+        const out = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = enc(v[i]);
+        return out;
+      }
+      const proto = ObjectGetPrototypeOf(v);
+      if (proto === ObjectPrototype || proto === null) {
+        number(v);
+        const keys = ObjectKeys(v);
+        if (hasOwn.call(v, TAG)) {
+          const entries = [];
+          for (const k of keys) entries.push([k, enc(v[k])]);
+          return tag('O', { e: entries });
+        }
+        const out = {};
+        for (const k of keys) out[k] = enc(v[k]);
+        return out;
+      }
+      const kind = ObjectToString.call(v);
+      if (kind === '[object Date]') {
+        const t = ReflectApply(dateGetTime, v, []);
+        return tag('d', { v: t === t ? t : null });
+      }
+      if (kind === '[object RegExp]') {
+        return tag('r', { s: ReflectApply(regexpSource, v, []), f: ReflectApply(regexpFlags, v, []) });
+      }
+      if (v instanceof MapCtor) {
+        number(v);
+        const entries = [];
+        for (const [k, val] of ReflectApply(mapEntries, v, [])) entries.push([enc(k), enc(val)]);
+        return tag('m', { e: entries });
+      }
+      if (v instanceof SetCtor) {
+        number(v);
+        const items = [];
+        for (const item of ReflectApply(setValues, v, [])) items.push(enc(item));
+        return tag('S', { e: items });
+      }
+      if (v instanceof ArrayBufferCtor) {
+        return tag('A', { v: bytesToLatin1(new Uint8ArrayCtor(v)) });
+      }
+      if (ArrayBufferIsView(v)) {
+        const k = v instanceof DataViewCtor ? 'DataView' : ReflectApply(typedArrayTag, v, []);
+        return tag('t', { k, v: bytesToLatin1(new Uint8ArrayCtor(v.buffer, v.byteOffset, v.byteLength)) });
+      }
+      if (v instanceof ErrorCtor || kind === '[object Error]') {
+        number(v);
+        return tag('e', encodeErrorFields(v, enc));
+      }
+      if (v instanceof PromiseCtor) {
+        // The host holds the promise; mark it handled so that dukpy does not
+        // report it as an unhandled rejection of this eval.
+        ReflectApply(promiseThen, v, [undefined, () => {}]);
+        return tag('h', { k: 'promise', i: newHandle(v), c: 'Promise', n: '' });
+      }
+      let cls = 'Object';
+      try {
+        const ctor = proto && proto.constructor;
+        if (typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name) cls = ctor.name;
+      } catch (e) { /* a getter threw: keep 'Object' */ }
+      return tag('h', { k: 'object', i: newHandle(v), c: cls, n: '' });
+    }
+    const v = enc(root);
+    return { v, t: tagged || refs, r: refs };
+  }
+
+  function encodeErrorFields(err, enc) {
+    let name = 'Error', message = '', stack = '';
+    try { name = StringCtor(err.name); } catch (e) { /* keep default */ }
+    try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
+    try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
+    if (!/^[^\n]*\n[^\n]*\n\s*\^/.test(stack)) stack = nodeStyleStack(name, message, cleanStack(stack));
+    const props = {};
+    for (const k of ObjectKeys(err)) {
+      if (k === 'stack' || k === 'message') continue;
+      try { props[k] = enc(err[k]); } catch (e) { /* skip unreadable */ }
+    }
+    return { name, message, stack, p: props };
+  }
+
+  // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
+  function nodeStyleStack(name, message, stack) {
+    const head = message ? name + ': ' + message : name;
+    if (stack.startsWith(head)) return stack;
+    return head + '\n' + stack;
+  }
+
+  function bytesToLatin1(bytes) {
+    const CHUNK = 8192;
+    let out = '';
+    for (let i = 0; i < bytes.length; i += CHUNK) {
+      out += ReflectApply(StringFromCharCode, null, bytes.subarray(i, MathMin(i + CHUNK, bytes.length)));
+    }
+    return out;
+  }
+  function latin1ToBytes(s) {
+    const bytes = new Uint8ArrayCtor(s.length);
+    for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+    return bytes;
+  }
+
+  // ---- decoding: tagged JSON -> JS value ---------------------------------
+  function decode(root) {
+    const table = [];
+    function dec(v) {
+      if (v === null || typeof v !== 'object') return v;
+      if (ArrayIsArray(v)) {
+        const out = new Array(v.length);
+        table.push(out);
+        for (let i = 0; i < v.length; i++) out[i] = dec(v[i]);
+        return out;
+      }
+      if (!hasOwn.call(v, TAG)) {
+        const out = {};
+        table.push(out);
+        for (const k of ObjectKeys(v)) out[k] = dec(v[k]);
+        return out;
+      }
+      switch (v[TAG]) {
+        case 'u': return undefined;
+        case 'n': return v.v === '-0' ? -0 : +v.v;
+        case 'b': return BigIntCtor(v.v);
+        case 'y': return v.g ? SymbolFor(v.v) : SymbolCtor(v.v === null ? undefined : v.v);
+        case 'd': return new DateCtor(v.v === null ? NaN : v.v);
+        case 'r': return new RegExpCtor(v.s, v.f);
+        case 'R': {
+          if (v.i < 0 || v.i >= table.length) throw new ReferenceError('isolate: bad back-reference');
+          return table[v.i];
+        }
+        case 'O': {
+          const out = {};
+          table.push(out);
+          for (const [k, val] of v.e) out[k] = dec(val);
+          return out;
+        }
+        case 'm': {
+          const out = new MapCtor();
+          table.push(out);
+          for (const [k, val] of v.e) ReflectApply(mapSet, out, [dec(k), dec(val)]);
+          return out;
+        }
+        case 'S': {
+          const out = new SetCtor();
+          table.push(out);
+          for (const item of v.e) ReflectApply(setAdd, out, [dec(item)]);
+          return out;
+        }
+        case 'A': return latin1ToBytes(v.v).buffer;
+        case 't': {
+          const bytes = latin1ToBytes(v.v);
+          if (v.k === 'DataView') return new DataViewCtor(bytes.buffer);
+          const Ctor = typedArrayCtors[v.k];
+          if (!Ctor) throw new TypeError('isolate: unknown typed array ' + v.k);
+          return new Ctor(bytes.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
+        }
+        case 'e': {
+          const Ctor = hasOwn.call(errorCtors, v.name) ? errorCtors[v.name] : ErrorCtor;
+          const err = v.name === 'AggregateError' ? new Ctor([], v.message) : new Ctor(v.message);
+          table.push(err);
+          if (!hasOwn.call(errorCtors, v.name)) {
+            ObjectDefineProperty(err, 'name', { value: v.name, writable: true, configurable: true });
+          }
+          if (v.stack) ObjectDefineProperty(err, 'stack', { value: v.stack, writable: true, configurable: true });
+          if (v.p) for (const k of ObjectKeys(v.p)) err[k] = dec(v.p[k]);
+          return err;
+        }
+        case 'h': return handleValue(v.i);
+        case 'H': return hostFunction(v.i, v.n);
+        default:
+          throw new TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
+      }
+    }
+    return dec(root);
+  }
+  function decodeArg(arg) {
+    // [value, tagged?]: untagged values are plain JSON and need no walk.
+    return arg[1] ? decode(arg[0]) : arg[0];
+  }
+
+  // ---- running user code --------------------------------------------------
+  // Frames of code run through indirect eval are reported as <input>; frames
+  // of the bridge itself as <dukpy> (or native helpers below it). Node shows
+  // the script's filename, with the caller's line and column offsets, and
+  // nothing of its own machinery.
+  let current = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+  function position(line, col) {
+    line = +line; col = +col;
+    if (line === 1) col = Math.max(col - current.firstLineShift, 1) + current.columnOffset;
+    return (line + current.lineOffset) + ':' + col;
+  }
+  function cleanStack(stack) {
+    const lines = stack.split('\n');
+    while (lines.length && (lines[lines.length - 1] === '' || /\(<dukpy>:\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
+      lines.pop();
+    }
+    let out = lines.join('\n');
+    if (current.filename !== undefined) {
+      const file = current.filename;
+      out = out.replace(/at <eval> \(<input>:(\d+):(\d+)\)/g, (m, l, c) => 'at ' + file + ':' + position(l, c));
+      out = out.replace(/\(<input>:(\d+):(\d+)\)/g, (m, l, c) => '(' + file + ':' + position(l, c) + ')');
+      out = out.replace(/ <input>:(\d+):(\d+)/g, (m, l, c) => ' ' + file + ':' + position(l, c));
+    }
+    return out;
+  }
+  // A compile error of the script itself has exactly one frame, "at <input>:L:C".
+  function compileErrorPosition(err) {
+    if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return null;
+    const frames = err.stack.split('\n').filter((l) => l.trim() !== '' && !/\(<dukpy>:\d+:\d+\)$|\(native\)$/.test(l));
+    if (frames.length !== 1) return null;
+    const m = /^\s+at <input>:(\d+):(\d+)$/.exec(frames[0]);
+    return m ? [+m[1], +m[2]] : null;
+  }
+  function rewriteStack(err, code, displayErrors) {
+    try {
+      if (err === null || typeof err !== 'object' || typeof err.stack !== 'string') return;
+      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+      const pos = displayErrors ? compileErrorPosition(err) : null;
+      if (pos) {
+        // Node's displayErrors: "file:line", the source line, a caret, a blank line.
+        const [line, col] = pos;
+        const sourceLine = code.split('\n')[line - 1] || '';
+        const caretCol = line === 1 ? Math.max(col - current.firstLineShift, 1) : col;
+        stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine + '\n' +
+          ' '.repeat(Math.max(caretCol - 1, 0)) + '^\n\n' + stack;
+      }
+      ObjectDefineProperty(err, 'stack', { value: stack, writable: true, configurable: true });
+    } catch (e) { /* frozen error: leave it */ }
+  }
+
+  function globalsSnapshot() {
+    const out = {};
+    for (const k of ObjectKeys(G)) out[k] = G[k];
+    return out;
+  }
+
+  // One reply per operation. `value` is encoded lazily by toJSON, i.e. after
+  // dukpy drained the jobs the operation queued.
+  function reply(produce, mirror) {
+    return {
+      toJSON() {
+        let out;
+        try {
+          const value = produce();
+          const e = encode(value);
+          out = { ok: true, v: e.v, t: e.t };
+        } catch (err) {
+          out = failure(err);
+        }
+        if (mirror) {
+          try {
+            const g = encode(globalsSnapshot());
+            out.g = g.v;
+            out.gt = g.t;
+          } catch (err) { /* an unreadable global: skip the mirror */ }
+        }
+        return out;
+      },
+    };
+  }
+  function failure(err) {
+    let e;
+    try { e = encode(err); } catch (inner) { e = encode(new ErrorCtor('isolate: unencodable exception')); }
+    return { ok: false, e: e.v, t: e.t };
+  }
+
+  const ops = {
+    run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
+      let value, thrown = false, error;
+      current = { filename, lineOffset, columnOffset, firstLineShift: 0 };
+      try {
+        value = indirectEval(code);
+      } catch (err) {
+        thrown = true;
+        error = err;
+        rewriteStack(err, code, displayErrors);
+      }
+      return reply(() => { if (thrown) throw error; return value; }, mirror);
+    },
+    // Compile without running: the code becomes the body of a function that
+    // is never called. (A body can close the wrapper early, "}); ...; (function(){",
+    // so the worker only runs this in a scratch context under a timeout.)
+    check_syntax(code, filename, lineOffset, columnOffset, displayErrors) {
+      const WRAP = '(function(){';
+      current = { filename, lineOffset, columnOffset, firstLineShift: WRAP.length };
+      let error = null;
+      try {
+        indirectEval(WRAP + code + '\n})');
+      } catch (err) {
+        if (compileErrorPosition(err)) {
+          rewriteStack(err, code, displayErrors);
+          error = err;
+        }
+      }
+      return reply(() => { if (error) throw error; return true; }, false);
+    },
+    call(id, args, mirror) {
+      const fn = handleValue(id);
+      let value, thrown = false, error;
+      try {
+        value = ReflectApply(fn, undefined, decodeArg(args));
+      } catch (err) { thrown = true; error = err; }
+      return reply(() => { if (thrown) throw error; return value; }, mirror);
+    },
+    construct(id, args, mirror) {
+      const fn = handleValue(id);
+      let value, thrown = false, error;
+      try {
+        value = new fn(...decodeArg(args));
+      } catch (err) { thrown = true; error = err; }
+      return reply(() => { if (thrown) throw error; return value; }, mirror);
+    },
+    set_globals(entries) {
+      const values = decodeArg(entries);
+      for (const k of ObjectKeys(values)) G[k] = values[k];
+      return reply(() => undefined, false);
+    },
+    get(target, key) {
+      const obj = target === 0 ? G : handleValue(target);
+      return reply(() => {
+        if (!(key in obj)) throw new ReferenceError(key + ' is not defined');
+        return obj[key];
+      }, false);
+    },
+    has(target, key) {
+      const obj = target === 0 ? G : handleValue(target);
+      return reply(() => hasOwn.call(obj, key), false);
+    },
+    set(target, key, value) {
+      const obj = target === 0 ? G : handleValue(target);
+      return reply(() => { obj[key] = decodeArg(value); return undefined; }, false);
+    },
+    delete(target, key) {
+      const obj = target === 0 ? G : handleValue(target);
+      return reply(() => delete obj[key], false);
+    },
+    keys(target) {
+      const obj = target === 0 ? G : handleValue(target);
+      return reply(() => ObjectKeys(obj), false);
+    },
+    promise_state(id) {
+      const p = handleValue(id);
+      let state = 'pending', value;
+      ReflectApply(promiseThen, p, [
+        (v) => { state = 'fulfilled'; value = v; },
+        (e) => { state = 'rejected'; value = e; },
+      ]);
+      // The reactions run in dukpy's job drain, before toJSON reads them.
+      return reply(() => [state, value], false);
+    },
+    compile_function(code, params, filename, extensions) {
+      current = { filename, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+      return reply(() => {
+        const exts = decodeArg(extensions);
+        const paramList = params.join(', ');
+        let fn;
+        if (exts.length === 0) {
+          fn = indirectEval('(function (' + paramList + ') {\n' + code + '\n})');
+        } else {
+          let src = '(function (' + exts.map((_, i) => '__isolate_ext' + i).join(', ') + ') {';
+          for (let i = 0; i < exts.length; i++) src += ' with (__isolate_ext' + i + ')';
+          src += ' { return function (' + paramList + ') {\n' + code + '\n}; } })';
+          fn = ReflectApply(indirectEval(src), undefined, exts);
+        }
+        return fn;
+      }, false);
+    },
+    release(ids) {
+      for (const id of ids) ReflectApply(mapDelete, handles, [id]);
+      return reply(() => handles.size, false);
+    },
+    stats() {
+      return reply(() => ({ handles: handles.size, hostFunctions: hostFunctionCache.size }), false);
+    },
+  };
+
+  function enter() {
+    const request = G.dukpy;
+    removeHostHooks();
+    const op = request[0];
+    if (!hasOwn.call(ops, op)) return { toJSON: () => failure(new TypeError('isolate: unknown op ' + op)) };
+    try {
+      return ReflectApply(ops[op], ops, request.slice(1));
+    } catch (err) {
+      return { toJSON: () => failure(err) };
+    }
+  }
+
+  ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
+    value: enter, writable: false, enumerable: false, configurable: false,
+  });
+})(globalThis);

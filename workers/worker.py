@@ -1,0 +1,425 @@
+"""The worker process: serves msgpack-RPC requests against the contexts it hosts.
+
+Single-threaded, like QuickJS. The main loop reads one request at a time and
+answers it. While a script runs, JavaScript may call a host function: the
+worker then sends a ``call_host`` request and keeps reading; requests nested
+in that call (the host calling back into JS) are served at once, anything
+else waits in a backlog until the outer request is answered.
+
+Timeouts are a timer signal (SIGALRM): dukpy's interrupt hook runs Python
+signal handlers between bytecodes, so the handler's exception stops the
+script. SIGALRM is blocked while a frame is being written or fed to the
+decoder, so a timeout can never cut a message in half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from typing import Any
+
+from protocol import (
+    PROTOCOL_VERSION, ErrorValue, MessageStream, Notification, ProtocolError, Request,
+    Response, StreamClosed, UnencodableValue, WireError, encode_value, error_triple,
+    finish_values,
+)
+
+from .engine import ENGINE_NAME, EngineContext, EngineError
+from .tagged import from_tagged, to_tagged
+
+__all__ = ["Worker", "main", "MAX_NESTING"]
+
+# Nested host <-> worker calls beyond this depth fail with NESTING_TOO_DEEP:
+# deep enough for any real callback chain, shallow enough that Python's own
+# recursion limit (each level costs ~10 frames) is never the one that trips.
+MAX_NESTING = 32
+# A syntax check compiles; it only runs code when a body closes its wrapper
+# early. Compiling even megabytes of source takes well under this.
+SYNTAX_CHECK_TIMEOUT_MS = 2000
+
+
+class ScriptTimeout(BaseException):
+    """Raised by the SIGALRM handler inside the engine; carries the deadline that expired.
+
+    A BaseException so that no ``except Exception`` on the way out catches it.
+    """
+
+    def __init__(self, token: object):
+        super().__init__("timeout")
+        self.token = token
+
+
+class Deadlines:
+    """Nested deadlines on one ITIMER_REAL: the timer is always armed for the earliest."""
+
+    def __init__(self):
+        self._active: list[tuple[float, object]] = []
+        signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def _arm(self) -> None:
+        if not self._active:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        remaining = min(d for d, _ in self._active) - time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
+
+    def _on_alarm(self, signum, frame) -> None:
+        now = time.monotonic()
+        expired = [(d, token) for d, token in self._active if d <= now]
+        if not expired:
+            # A stale timer (its deadline was removed) or an early tick: re-arm.
+            self._arm()
+            return
+        raise ScriptTimeout(min(expired, key=lambda e: e[0])[1])
+
+    @contextlib.contextmanager
+    def deadline(self, timeout_ms: float | None):
+        if timeout_ms is None:
+            yield None
+            return
+        token = object()
+        entry = (time.monotonic() + timeout_ms / 1000.0, token)
+        self._active.append(entry)
+        self._arm()
+        try:
+            yield token
+        finally:
+            self._active.remove(entry)
+            self._arm()
+
+
+@contextlib.contextmanager
+def _alarm_blocked():
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _CriticalStream(MessageStream):
+    """A MessageStream whose reads and writes cannot be torn by the timer signal."""
+
+    def write_bytes(self, data: bytes) -> None:
+        with _alarm_blocked():
+            super().write_bytes(data)
+
+    def _feed(self, chunk: bytes) -> None:  # called by MessageStream.read
+        with _alarm_blocked():
+            super()._feed(chunk)
+
+
+class ContextState:
+    """A context hosted by this worker."""
+
+    def __init__(self, context_id: int, engine: EngineContext, name: str, origin: str):
+        self.context_id = context_id
+        self.engine = engine
+        self.name = name
+        self.origin = origin
+
+
+class WorkerError(Exception):
+    """A request the worker refuses: becomes an error response with ``code``."""
+
+    def __init__(self, code: WireError, message: str, data: Any = None):
+        super().__init__(message)
+        self.code = code
+        self.data = data
+
+
+class Worker:
+    def __init__(self, stream: MessageStream):
+        self.stream = stream
+        self.contexts: dict[int, ContextState] = {}
+        self._next_context_id = 1
+        self._next_msgid = 1
+        self._backlog: deque = deque()
+        self._executing: list[int] = []  # msgids of host requests being served, innermost last
+        self._deadlines = Deadlines()
+        self._scratch: ContextState | None = None
+
+    # -- main loop ---------------------------------------------------------
+    def serve(self) -> None:
+        self._handshake()
+        while True:
+            message = self._backlog.popleft() if self._backlog else self.stream.read()
+            self._dispatch(message)
+
+    def _handshake(self) -> None:
+        hello = self.stream.read()
+        if not isinstance(hello, Request) or hello.method != "hello":
+            raise ProtocolError("the first message must be a hello request")
+        version = hello.params[0] if hello.params else None
+        if version != PROTOCOL_VERSION:
+            self.stream.write(Response(hello.msgid, error_triple(
+                WireError.PROTOCOL_VERSION,
+                f"worker speaks protocol {PROTOCOL_VERSION}, host asked for {version!r}"), None))
+            raise ProtocolError("protocol version mismatch")
+        self.stream.write(Response(hello.msgid, None, {
+            "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": ENGINE_NAME,
+            "python": sys.version.split()[0],
+        }))
+
+    def _dispatch(self, message) -> None:
+        if isinstance(message, Response):
+            return  # a reply to a call_host we abandoned (it timed out): drop it
+        handler = getattr(self, f"_on_{message.method}", None)
+        if isinstance(message, Notification):
+            if handler is not None:
+                handler(*finish_values(message.params, message.needs_finish))
+            return
+        self._executing.append(message.msgid)
+        try:
+            if handler is None:
+                raise WorkerError(WireError.UNKNOWN_METHOD, f"unknown method {message.method!r}")
+            params = finish_values(message.params, message.needs_finish)
+            try:
+                result = handler(*params[1:])  # params[0] is the parent msgid
+            except TypeError as exc:
+                if exc.__traceback__ is not None and exc.__traceback__.tb_next is None:
+                    raise WorkerError(WireError.INVALID_PARAMS, f"{message.method}: {exc}") from None
+                raise
+            response = Response(message.msgid, None, result)
+        except WorkerError as exc:
+            response = Response(message.msgid, error_triple(exc.code, str(exc), exc.data), None)
+        except Exception as exc:  # a bug in the worker: report it, keep serving
+            response = Response(message.msgid, error_triple(
+                WireError.INTERNAL, f"{type(exc).__name__}: {exc}", traceback.format_exc()), None)
+        finally:
+            self._executing.pop()
+        self._respond(response)
+
+    def _respond(self, response: Response) -> None:
+        try:
+            response.result = encode_value(response.result)
+            if response.error is not None:
+                response.error[2] = encode_value(response.error[2])
+        except UnencodableValue as exc:
+            response = Response(response.msgid, error_triple(WireError.UNENCODABLE, str(exc)), None)
+        self.stream.write(response)
+
+    # -- helpers -----------------------------------------------------------
+    def _context(self, context_id: int) -> ContextState:
+        try:
+            return self.contexts[context_id]
+        except KeyError:
+            raise WorkerError(WireError.UNKNOWN_CONTEXT, f"no context {context_id} on this worker") from None
+
+    def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
+        with self._deadlines.deadline(timeout_ms) as token:
+            try:
+                return state.engine.op(*request)
+            except ScriptTimeout as exc:
+                if exc.token is not token:
+                    raise  # an outer call's deadline: let it unwind to its owner
+                raise WorkerError(WireError.SCRIPT_TIMEOUT,
+                                  f"Script execution timed out after {_ms(timeout_ms)}ms",
+                                  timeout_ms) from None
+            except EngineError as exc:
+                if exc.unusable:
+                    raise WorkerError(WireError.CONTEXT_UNUSABLE, str(exc)) from None
+                raise WorkerError(WireError.JS_EXCEPTION, str(exc), [_error_from_text(str(exc)), None]) from None
+
+    @staticmethod
+    def _value_of(reply: dict) -> Any:
+        if reply.get("ok"):
+            return from_tagged(reply["v"], reply.get("t", True))
+        thrown = from_tagged(reply["e"], reply.get("t", True))
+        message = thrown.message if isinstance(thrown, ErrorValue) else "Uncaught exception"
+        raise WorkerError(WireError.JS_EXCEPTION, message, [thrown, None])
+
+    def _result(self, reply: dict, mirror: bool) -> list:
+        globals_ = from_tagged(reply["g"], reply.get("gt", True)) if mirror and "g" in reply else None
+        try:
+            value = self._value_of(reply)
+        except WorkerError as exc:
+            if exc.code is WireError.JS_EXCEPTION:
+                exc.data[1] = globals_
+            raise
+        return [value, globals_]
+
+    # -- host -> worker methods ----------------------------------------------
+    def _on_create_context(self, options: dict) -> int:
+        context_id = self._next_context_id
+        self._next_context_id += 1
+        engine = EngineContext(lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged))
+        self.contexts[context_id] = ContextState(
+            context_id, engine, options.get("name", ""), options.get("origin", ""))
+        globals_ = options.get("globals")
+        if globals_:
+            self._value_of(engine.op("set_globals", to_tagged(globals_)))
+        return context_id
+
+    def _on_run(self, context_id: int, code: str, options: dict) -> list:
+        state = self._context(context_id)
+        mirror = bool(options.get("mirror"))
+        reply = self._run_op(state, options.get("timeout"), "run", code,
+                             options.get("filename", "evalmachine.<anonymous>"), mirror,
+                             options.get("line_offset", 0), options.get("column_offset", 0),
+                             options.get("display_errors", True))
+        return self._result(reply, mirror)
+
+    def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
+        """Compile ``code`` without running it, in a scratch context nobody else uses.
+
+        The check wraps the code in a function that is never called; a body
+        that closes the wrapper early does run, which is why it runs here,
+        in a context of its own, under SYNTAX_CHECK_TIMEOUT_MS.
+        """
+        if self._scratch is None or not self._scratch.engine.usable:
+            self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
+        try:
+            reply = self._run_op(self._scratch, SYNTAX_CHECK_TIMEOUT_MS, "check_syntax", code,
+                                 options.get("filename", "evalmachine.<anonymous>"),
+                                 options.get("line_offset", 0), options.get("column_offset", 0),
+                                 options.get("display_errors", True))
+        except WorkerError as exc:
+            if exc.code is WireError.JS_EXCEPTION:
+                raise
+            self._scratch = None  # whatever ran there is discarded with it
+            return True
+        return self._value_of(reply)
+
+    def _on_call(self, context_id: int, handle_id: int, args: list, options: dict) -> list:
+        state = self._context(context_id)
+        mirror = bool(options.get("mirror"))
+        op = "construct" if options.get("construct") else "call"
+        reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror)
+        return self._result(reply, mirror)
+
+    def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
+        state = self._context(context_id)
+        reply = self._run_op(state, None, "compile_function", code, params,
+                             options.get("filename", ""), to_tagged(options.get("extensions", [])))
+        return self._value_of(reply)
+
+    def _on_get(self, context_id: int, target: int, key: str):
+        return self._value_of(self._run_op(self._context(context_id), None, "get", target, key))
+
+    def _on_has(self, context_id: int, target: int, key: str) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), None, "has", target, key))
+
+    def _on_set(self, context_id: int, target: int, key: str, value: Any):
+        return self._value_of(self._run_op(self._context(context_id), None, "set", target, key, to_tagged(value)))
+
+    def _on_delete(self, context_id: int, target: int, key: str) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), None, "delete", target, key))
+
+    def _on_keys(self, context_id: int, target: int) -> list:
+        return self._value_of(self._run_op(self._context(context_id), None, "keys", target))
+
+    def _on_promise_state(self, context_id: int, handle_id: int) -> list:
+        return self._value_of(self._run_op(self._context(context_id), None, "promise_state", handle_id))
+
+    def _on_stats(self) -> dict:
+        return {"pid": os.getpid(), "contexts": len(self.contexts)}
+
+    # notifications
+    def _on_release(self, context_id: int, handle_ids: list) -> None:
+        state = self.contexts.get(context_id)
+        if state is not None and state.engine.usable:
+            state.engine.op("release", handle_ids)
+
+    def _on_release_context(self, context_id: int) -> None:
+        self.contexts.pop(context_id, None)
+
+    # -- worker -> host ------------------------------------------------------
+    def _call_host(self, context_id: int, function_id: int, tagged_args: Any, tagged: bool) -> dict:
+        """Called from inside the engine when JS calls a host function."""
+        if len(self._executing) >= MAX_NESTING:
+            return _js_failure("RangeError", f"isolate: host calls nested deeper than {MAX_NESTING}")
+        try:
+            args = encode_value(from_tagged(tagged_args, tagged))
+        except UnencodableValue as exc:
+            return _js_failure("TypeError", str(exc))
+        msgid = self._next_msgid
+        self._next_msgid += 1
+        parent = self._executing[-1]
+        self.stream.write(Request(msgid, "call_host", [parent, context_id, function_id, args]))
+        while True:
+            message = self.stream.read()
+            if isinstance(message, Response):
+                if message.msgid == msgid:
+                    break
+                continue  # stale reply to an abandoned call
+            if isinstance(message, Request) and message.params and message.params[0] == msgid:
+                self._dispatch(message)  # the host calling back into JS from inside this call
+            else:
+                self._backlog.append(message)
+        if message.error is not None:
+            data = finish_values(message.error[2], message.needs_finish)
+            if not isinstance(data, ErrorValue):
+                data = ErrorValue("Error", str(message.error[1]))
+            return {"ok": False, "e": to_tagged(data)[0]}
+        value = finish_values(message.result, message.needs_finish)
+        return {"ok": True, "v": to_tagged(value)[0]}
+
+
+def _no_host_calls(function_id, tagged_args, tagged) -> dict:
+    return _js_failure("TypeError", "no host functions in the syntax-check context")
+
+
+def _js_failure(name: str, message: str) -> dict:
+    return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}"))[0]}
+
+
+def _ms(timeout_ms) -> str:
+    return str(int(timeout_ms)) if float(timeout_ms).is_integer() else str(timeout_ms)
+
+
+def _error_from_text(text: str) -> ErrorValue:
+    """An error value from dukpy's own error text ("Name: message\\n    at ...")."""
+    head, _, _ = text.partition("\n")
+    name, sep, message = head.partition(": ")
+    if not sep or not name.isidentifier():
+        name, message = "Error", head
+    return ErrorValue(name, message, text)
+
+
+def _close_inherited_fds(keep: set[int]) -> None:
+    """A forked worker must not hold the host's files, sockets or other workers' pipes."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL us when the host goes away (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | None = None) -> None:
+    """Entry point of a worker process forked by the supervisor."""
+    _die_with_parent()
+    if host_pid is not None and os.getppid() != host_pid:
+        os._exit(0)  # the host died before we could ask to follow it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _close_inherited_fds({read_fd, write_fd})
+    os.environ.clear()
+    os.environ.update(env or {})
+    worker = Worker(_CriticalStream(read_fd, write_fd))
+    try:
+        worker.serve()
+    except (StreamClosed, ProtocolError, BrokenPipeError):
+        pass
+    os._exit(0)
