@@ -11,7 +11,11 @@ the context).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import os
+import signal
+import threading
 import weakref
 from collections.abc import MutableMapping
 from typing import Any, Iterator
@@ -116,6 +120,10 @@ class Context(MutableMapping):
                    "display_errors": run_opts.display_errors}
         if run_opts.timeout is not None:
             options["timeout"] = run_opts.timeout
+        if run_opts.break_on_sigint:
+            options["break_on_sigint"] = True
+            with _relay_sigint(self._worker):
+                return self._with_mirror("run", code, options)
         return self._with_mirror("run", code, options)
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
@@ -183,6 +191,34 @@ class Context(MutableMapping):
 _context_numbers = itertools.count(1)
 
 
+@contextlib.contextmanager
+def _relay_sigint(worker):
+    """breakOnSigint: during the call, a SIGINT to the host interrupts the script.
+
+    As in Node, the host's own SIGINT handler is set aside for the call and
+    restored after. Python only installs signal handlers from the main
+    thread, so elsewhere this fails loudly instead of silently not working.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        from .errors import InvalidArgValueError
+
+        raise InvalidArgValueError(
+            "The property 'options.breakOnSigint' can only be used from the main thread: "
+            "Python delivers SIGINT to, and installs signal handlers in, the main thread only")
+
+    def relay(signum, frame):
+        try:
+            os.kill(worker.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
+    previous = signal.signal(signal.SIGINT, relay)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _check_key(key: Any) -> None:
     if not isinstance(key, str):
         from .errors import InvalidArgTypeError
@@ -248,23 +284,27 @@ class JSFunction(JSHandle):
     def name(self) -> str:
         return self._ref.name
 
-    def __call__(self, *args: Any, timeout: int | None = None) -> Any:
-        return self._invoke(args, timeout, construct=False)
+    def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False) -> Any:
+        return self._invoke(args, timeout, break_on_sigint, construct=False)
 
-    def new(self, *args: Any, timeout: int | None = None) -> Any:
+    def new(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False) -> Any:
         """``new fn(...args)``."""
-        return self._invoke(args, timeout, construct=True)
+        return self._invoke(args, timeout, break_on_sigint, construct=True)
 
-    def _invoke(self, args, timeout, construct: bool) -> Any:
-        from .options import _check_timeout
+    def _invoke(self, args, timeout, break_on_sigint, construct: bool) -> Any:
+        from .options import run_options
 
-        opts = {"timeout": timeout}
-        timeout = _check_timeout(opts)
+        run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint})
         ctx = self._context
         options: dict = {"mirror": ctx._object is not None, "construct": construct}
-        if timeout is not None:
-            options["timeout"] = timeout
-        return ctx._with_mirror("call", self._ref.handle_id, ctx._encode(list(args)), options)
+        if run_opts.timeout is not None:
+            options["timeout"] = run_opts.timeout
+        encoded = ctx._encode(list(args))
+        if run_opts.break_on_sigint:
+            options["break_on_sigint"] = True
+            with _relay_sigint(ctx._worker):
+                return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
+        return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
 
 
 class JSPromise(JSHandle):

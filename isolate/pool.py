@@ -48,7 +48,7 @@ from protocol import (
 
 from .errors import (
     ContextLostError, IsolateError, JSError, NestingTooDeepError, PoolClosedError,
-    ProtocolViolationError, ScriptTimeoutError, UnencodableValueError, WorkerCrashedError,
+    ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError, WorkerCrashedError,
     js_error_class,
 )
 
@@ -499,6 +499,8 @@ class Pool:
             error = _thrown(thrown)
             error._mirror = globals_
             return error
+        if code == WireError.SCRIPT_INTERRUPTED.value:
+            return ScriptInterruptedError()
         if code == WireError.SCRIPT_TIMEOUT.value:
             return ScriptTimeoutError(data if isinstance(data, (int, float)) else 0)
         if code == WireError.CONTEXT_UNUSABLE.value:

@@ -305,53 +305,61 @@ def decode_value(obj: Any, make_error=None, make_handle=None, make_host_function
     make_error = make_error or (lambda e: e)
     make_handle = make_handle or (lambda h: h)
     make_host_function = make_host_function or (lambda f: f)
-    table: list = []
 
-    def fin(v):
+    # `table` numbers the containers of the innermost GRAPH being decoded;
+    # outside any GRAPH there are no REFs, so nothing is numbered.
+    def fin(v, table):
         t = type(v)
         if t is list:
-            table.append(v)
+            if table is not None:
+                table.append(v)
             for i, item in enumerate(v):
-                v[i] = fin(item)
+                v[i] = fin(item, table)
             return v
         if t is dict:
-            table.append(v)
+            if table is not None:
+                table.append(v)
             for k in v:
-                v[k] = fin(v[k])
+                v[k] = fin(v[k], table)
             return v
         if t is _Ref:
-            if not 0 <= v.index < len(table):
-                raise ValueError(f"back-reference {v.index} points past the {len(table)} containers seen")
+            if table is None or not 0 <= v.index < len(table):
+                raise ValueError(f"back-reference {v.index} outside the containers seen")
             return table[v.index]
         if t is _PendingMap:
             out = JSMap()
-            table.append(out)
+            if table is not None:
+                table.append(out)
             flat = v.flat
             for i in range(0, len(flat) - 1, 2):
-                out[_hashable(fin(flat[i]))] = fin(flat[i + 1])
+                out[_hashable(fin(flat[i], table))] = fin(flat[i + 1], table)
             return out
         if t is _PendingSet:
             out = JSSet()
-            table.append(out)
+            if table is not None:
+                table.append(out)
             for item in v.items:
-                out.add(_hashable(fin(item)))
+                out.add(_hashable(fin(item, table)))
             return out
         if t is _PendingError:
             err = v.error
-            table.append(None)
-            slot = len(table) - 1
+            slot = None
+            if table is not None:
+                table.append(None)
+                slot = len(table) - 1
             result = make_error(err)
-            table[slot] = result
-            err.props = {k: fin(val) for k, val in err.props.items()}
+            if slot is not None:
+                table[slot] = result
+            err.props = {k: fin(val, table) for k, val in err.props.items()}
             if result is not err and hasattr(result, "_set_props"):
                 result._set_props(err.props)
             return result
         if t is _Graph:
-            return fin(v.root)
+            return fin(v.root, [])
         if t is HandleRef:
             return make_handle(v)
         if t is HostFunctionRef:
             return make_host_function(v)
         return v
 
-    return fin(obj)
+    return fin(obj, None)

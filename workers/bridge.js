@@ -219,9 +219,7 @@
         return tag('e', encodeErrorFields(v, enc));
       }
       if (v instanceof PromiseCtor) {
-        // The host holds the promise; mark it handled so that dukpy does not
-        // report it as an unhandled rejection of this eval.
-        ReflectApply(promiseThen, v, [undefined, () => {}]);
+        handOver(v);
         return tag('h', { k: 'promise', i: newHandle(v), c: 'Promise', n: '' });
       }
       let cls = 'Object';
@@ -349,6 +347,13 @@
   }
 
   // ---- running user code --------------------------------------------------
+  // A promise handed to the host is the host's to handle: mark it handled
+  // now, before dukpy's job drain would report its rejection as unhandled.
+  function handOver(value) {
+    if (value instanceof PromiseCtor) ReflectApply(promiseThen, value, [undefined, () => {}]);
+    return value;
+  }
+
   // Frames of code run through indirect eval are reported as <input>; frames
   // of the bridge itself as <dukpy> (or native helpers below it). Node shows
   // the script's filename, with the caller's line and column offsets, and
@@ -439,7 +444,7 @@
       let value, thrown = false, error;
       current = { filename, lineOffset, columnOffset, firstLineShift: 0 };
       try {
-        value = indirectEval(code);
+        value = handOver(indirectEval(code));
       } catch (err) {
         thrown = true;
         error = err;
@@ -468,7 +473,7 @@
       const fn = handleValue(id);
       let value, thrown = false, error;
       try {
-        value = ReflectApply(fn, undefined, decodeArg(args));
+        value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
       } catch (err) { thrown = true; error = err; }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
@@ -476,7 +481,7 @@
       const fn = handleValue(id);
       let value, thrown = false, error;
       try {
-        value = new fn(...decodeArg(args));
+        value = handOver(new fn(...decodeArg(args)));
       } catch (err) { thrown = true; error = err; }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },

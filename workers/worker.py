@@ -94,9 +94,40 @@ class Deadlines:
             self._arm()
 
 
+class ScriptInterrupted(BaseException):
+    """Raised by the SIGUSR1 handler: the host relayed a SIGINT (break_on_sigint)."""
+
+
+class Interrupts:
+    """SIGUSR1 from the host stops the running script, if that script asked to be interruptible.
+
+    A signal that arrives when no interruptible script runs (it finished
+    just before) is ignored, so it can never hit the wrong call.
+    """
+
+    def __init__(self):
+        self._armed = 0
+        signal.signal(signal.SIGUSR1, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        if self._armed:
+            raise ScriptInterrupted()
+
+    @contextlib.contextmanager
+    def interruptible(self, enabled: bool):
+        if not enabled:
+            yield
+            return
+        self._armed += 1
+        try:
+            yield
+        finally:
+            self._armed -= 1
+
+
 @contextlib.contextmanager
 def _alarm_blocked():
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR1})
     try:
         yield
     finally:
@@ -143,6 +174,7 @@ class Worker:
         self._backlog: deque = deque()
         self._executing: list[int] = []  # msgids of host requests being served, innermost last
         self._deadlines = Deadlines()
+        self._interrupts = Interrupts()
         self._scratch: ContextState | None = None
 
     # -- main loop ---------------------------------------------------------
@@ -212,10 +244,14 @@ class Worker:
         except KeyError:
             raise WorkerError(WireError.UNKNOWN_CONTEXT, f"no context {context_id} on this worker") from None
 
-    def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
+    def _run_op(self, state: ContextState, timeout_ms, *request, interruptible: bool = False) -> dict:
         with self._deadlines.deadline(timeout_ms) as token:
             try:
-                return state.engine.op(*request)
+                with self._interrupts.interruptible(interruptible):
+                    return state.engine.op(*request)
+            except ScriptInterrupted:
+                raise WorkerError(WireError.SCRIPT_INTERRUPTED,
+                                  "Script execution was interrupted by `SIGINT`") from None
             except ScriptTimeout as exc:
                 if exc.token is not token:
                     raise  # an outer call's deadline: let it unwind to its owner
@@ -263,7 +299,8 @@ class Worker:
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
-                             options.get("display_errors", True))
+                             options.get("display_errors", True),
+                             interruptible=bool(options.get("break_on_sigint")))
         return self._result(reply, mirror)
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
@@ -291,7 +328,8 @@ class Worker:
         state = self._context(context_id)
         mirror = bool(options.get("mirror"))
         op = "construct" if options.get("construct") else "call"
-        reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror)
+        reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror,
+                             interruptible=bool(options.get("break_on_sigint")))
         return self._result(reply, mirror)
 
     def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
