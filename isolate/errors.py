@@ -46,6 +46,9 @@ class IsolateError(Exception):
 
 # -- the script threw -----------------------------------------------------------
 
+_NO_VALUE = object()
+
+
 class JSError(IsolateError):
     """A JavaScript exception (or an Error object returned as a value).
 
@@ -56,12 +59,12 @@ class JSError(IsolateError):
     code = "ERR_JS_EXCEPTION"
 
     def __init__(self, message: str = "", *, name: str = "Error", stack: str = "",
-                 value: Any = undefined, props: dict | None = None):
+                 value: Any = _NO_VALUE, props: dict | None = None):
         IsolateError.__init__(self, message)
         self.name = name
         self.message = message
         self.stack = stack or (f"{name}: {message}" if message else name)
-        self.value = self if value is undefined else value
+        self.value = self if value is _NO_VALUE else value
         self.props = dict(props or {})
 
     def _set_props(self, props: dict) -> None:

@@ -31,6 +31,7 @@ import enum
 import itertools
 import os
 import queue
+import select
 import threading
 import weakref
 from concurrent.futures import Future
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import multiprocess
+import psutil
 
 import workers
 from protocol import (
@@ -47,7 +49,7 @@ from protocol import (
 )
 
 from .errors import (
-    ContextLostError, IsolateError, JSError, NestingTooDeepError, PoolClosedError,
+    ContextLostError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
     ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError, WorkerCrashedError,
     js_error_class,
 )
@@ -155,6 +157,7 @@ class WorkerHandle:
         self.live_contexts = 0
         self.process, self._stream = pool._spawner.spawn(self._fork)
         self.pid = self.process.pid
+        self._pidfd = _pidfd_open(self.pid)
         self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
                                         daemon=True)
         self._handshake()
@@ -190,7 +193,7 @@ class WorkerHandle:
         reply = result.get("reply")
         if not isinstance(reply, Response) or reply.error is not None:
             self.process.kill()
-            self.process.join(self.pool.limits.reap_timeout_s)
+            self._wait_exit(self.pool.limits.reap_timeout_s)
             self._close_fds()
             detail = reply.error[1] if isinstance(reply, Response) else result.get("error", "no answer")
             raise WorkerCrashedError(self.pid, self.process.exitcode, f"handshake failed: {detail}")
@@ -220,7 +223,7 @@ class WorkerHandle:
                     raise ProtocolError(f"unexpected message from worker: {message!r:.100}")
         except StreamClosed:
             self._broken(None)
-        except (ProtocolError, OSError) as exc:
+        except Exception as exc:  # the reader's top level: any failure breaks this worker only
             self._broken(exc)
 
     def _broken(self, cause: BaseException | None) -> None:
@@ -234,9 +237,14 @@ class WorkerHandle:
                     self.process.kill()
                 error = None  # type: ignore[assignment]
         if error is None:
-            self.process.join(self.pool.limits.reap_timeout_s)
+            self._wait_exit(self.pool.limits.reap_timeout_s)
             detail = f"protocol error: {cause}" if cause is not None else ""
             error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
+        if not isinstance(error, PoolClosedError):
+            # Mark the contexts lost before failing the calls, so that a caller
+            # retrying at once already gets ContextLostError.
+            for context in list(self.contexts):
+                context._lost(f"its worker {self.pid} died ({describe_exit(self.process.exitcode)})")
         with self._lock:
             self._failure = error
             pending, self._pending = self._pending, {}
@@ -244,6 +252,30 @@ class WorkerHandle:
             slot.inbox.put(_Dead(error))
         self._close_fds()
         self.pool._on_worker_broken(self)
+
+    def _wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to exit, then reap it.
+
+        Waits on a pidfd, not on multiprocess's sentinel: a worker closes
+        every inherited descriptor, the sentinel's write end included, so the
+        sentinel reads as "exited" while the worker still runs.
+        """
+        if self._pidfd is not None:
+            try:
+                ready, _, _ = select.select([self._pidfd], [], [], timeout)
+            except (OSError, ValueError):  # the pidfd was closed by a concurrent close()
+                ready = [True]
+            if not ready:
+                return False
+        else:
+            try:
+                psutil.Process(self.pid).wait(timeout)
+            except psutil.TimeoutExpired:
+                return False
+            except psutil.NoSuchProcess:
+                pass
+        self.process.join()
+        return True
 
     def _close_fds(self) -> None:
         for fd in (self._stream.read_fd, self._stream.write_fd):
@@ -346,15 +378,25 @@ class WorkerHandle:
                     os.close(self._stream.write_fd)
                 except OSError:
                     pass
-        self.process.join(self.pool.limits.close_grace_s)
-        if self.process.is_alive():
+        if not self._wait_exit(self.pool.limits.close_grace_s):
             self.process.kill()
-            self.process.join(self.pool.limits.reap_timeout_s)
+            self._wait_exit(self.pool.limits.reap_timeout_s)
         if threading.current_thread() is not self._reader:
             self._reader.join(self.pool.limits.reap_timeout_s)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def load(self) -> int:
         return self.live_contexts + len(self._pending)
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _error_value_of(exc: BaseException) -> ErrorValue:
@@ -368,12 +410,28 @@ def _error_value_of(exc: BaseException) -> ErrorValue:
 
 
 _live_pools: "weakref.WeakSet[Pool]" = weakref.WeakSet()
+_atexit_registered = False
+_shutting_down = False
 
 
-@atexit.register
 def _close_live_pools() -> None:
+    global _shutting_down
+    _shutting_down = True
     for pool in list(_live_pools):
         pool.close()
+
+
+def _register_atexit() -> None:
+    """Close pools at exit *before* multiprocess's own exit handler runs.
+
+    multiprocess registers its handler (which terminates daemonic children)
+    when the first worker starts; atexit runs handlers last-in first-out, so
+    ours is registered after that, once.
+    """
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_close_live_pools)
 
 
 class Pool:
@@ -418,6 +476,7 @@ class Pool:
             self.close()
             raise
         _live_pools.add(self)
+        _register_atexit()
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> "Pool":
@@ -453,11 +512,9 @@ class Pool:
     def _on_worker_broken(self, worker: WorkerHandle) -> None:
         """Replace a dead worker so the pool keeps its size; its contexts are lost."""
         with self._lock:
-            if self._closed or worker not in self._workers:
+            if self._closed or _shutting_down or worker not in self._workers:
                 return
             index = self._workers.index(worker)
-        for context in list(worker.contexts):
-            context._lost(f"its worker {worker.pid} died")
         try:
             replacement = WorkerHandle(self, worker.index)
         except IsolateError:

@@ -63,7 +63,14 @@ class _Ref:
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, default=None, strict_types=False)
+    # Ext payloads may hold JS strings with lone surrogates (error messages,
+    # regexp sources): surrogatepass keeps them, as SURROGATE_STRING does.
+    return msgpack.packb(obj, use_bin_type=True, unicode_errors="surrogatepass")
+
+
+def _unpack_inner(data: bytes, ext_hook) -> Any:
+    return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False,
+                           unicode_errors="surrogatepass")
 
 
 class _Encoder:
@@ -88,10 +95,11 @@ class _Encoder:
         if t is int:
             if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
                 return v
-            f = float(v)
-            if math.isinf(f):
-                raise UnencodableValue(f"integer {v} is too large for a JavaScript number (use isolate.BigInt)")
-            return f
+            try:
+                return float(v)
+            except OverflowError:
+                raise UnencodableValue(
+                    f"integer {v:.3e} is too large for a JavaScript number (use isolate.BigInt)") from None
         if isinstance(v, (list, tuple, dict, JSMap, JSSet, set, frozenset, ErrorValue)):
             if id(v) in self.seen:
                 self.refs = True
@@ -205,9 +213,18 @@ class ExtDecoder:
         self.needs_finish = False
 
     def unpack(self, data: bytes) -> Any:
-        return msgpack.unpackb(data, ext_hook=self, raw=False, strict_map_key=False)
+        return _unpack_inner(data, self)
 
     def __call__(self, code: int, data: bytes) -> Any:
+        try:
+            return self._decode(code, data)
+        except ValueError:
+            raise
+        except (TypeError, IndexError, KeyError, struct.error, UnicodeDecodeError, msgpack.UnpackException) as exc:
+            # A peer sent a malformed payload: a ValueError is what the stream reports as ProtocolError.
+            raise ValueError(f"malformed payload of ext type {code}: {exc}") from None
+
+    def _decode(self, code: int, data: bytes) -> Any:
         try:
             kind = ExtType(code)
         except ValueError:
@@ -332,7 +349,8 @@ def decode_value(obj: Any, make_error=None, make_handle=None, make_host_function
                 table.append(out)
             flat = v.flat
             for i in range(0, len(flat) - 1, 2):
-                out[_hashable(fin(flat[i], table))] = fin(flat[i + 1], table)
+                key = fin(flat[i], table)  # the key first: pre-order, as the encoder numbered
+                out[_hashable(key)] = fin(flat[i + 1], table)
             return out
         if t is _PendingSet:
             out = JSSet()

@@ -225,10 +225,6 @@ class TestCleanGlobal:
         engine.run("globalThis.performance = 1; var console = {log() {}}")
         assert engine.run("[typeof performance, typeof console]") == ["number", "object"]
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: bridge.js removeHostHooks runs in strict mode, so `delete G.dukpy` throws when a "
-        "script made `dukpy`/`call_python` non-configurable; every later op on the context then "
-        "fails with EngineError (and the worker reports JS_EXCEPTION, not CONTEXT_UNUSABLE)"))
     def test_non_configurable_hook_name_does_not_brick_the_context(self, engine):
         engine.run("Object.defineProperty(globalThis, 'dukpy', {value: 1, writable: true, configurable: false}); 0")
         assert engine.run("1 + 1") == 2
@@ -480,10 +476,6 @@ class TestTagged:
         err = engine.run("var e = new Error('loop'); e.self = e; e")
         assert err.props["self"] is err
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: tagged.from_tagged builds a Map with `out[_hashable(dec(k))] = dec(val)`; Python "
-        "evaluates the value first, so a container value is numbered before a container key and "
-        "a back-reference ('R') to the key resolves to the value"))
     def test_back_reference_to_a_map_key(self, engine):
         # The bridge numbers a Map entry's key before its value (as the wire codec does).
         got = engine.run("var k = [1], v = [2]; [new Map([[k, v]]), k, v]")
@@ -649,10 +641,6 @@ class TestStacks:
         custom = engine.thrown("class MyErr extends Error { constructor(m) { super(m); this.name = 'MyErr' } }; throw new MyErr('mine')")
         assert custom.name == "MyErr" and custom.stack.startswith("MyErr: mine")
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: bridge.js keeps the filename/offsets in one `current` variable; a nested run (a host "
-        "function running code in the same context) overwrites it, so the outer script's stack "
-        "shows the inner script's filename and offsets"))
     def test_nested_run_keeps_the_outer_filename(self, engine):
         engine.expose("cb", lambda: engine.run("1", "inner.js", line_offset=10))
         err = engine.thrown("cb();\nnull.x", "outer.js")
@@ -894,9 +882,5 @@ class TestWorkerInProcess:
         assert worker.host.read().method == "call_host"
         assert worker.host.read() == Response(2, None, [["ValueError", "ValueError", "Error", "plain"], None])
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: Worker._dispatch calls notification handlers outside any try: a notification with "
-        "the wrong params (or naming a request method whose handler raises) propagates out of "
-        "serve() and the worker process exits"))
     def test_bad_notification_is_ignored(self, worker):
         worker._dispatch(Notification("release", [1]))

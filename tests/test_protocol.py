@@ -273,10 +273,6 @@ class TestMalformedMessages:
         with pytest.raises(ProtocolError):
             s.read()
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: ExtDecoder lets struct.error/TypeError/IndexError escape for malformed DATE, SYMBOL, "
-        "REGEXP, TYPED_ARRAY, ERROR and HANDLE payloads; MessageStream only maps ValueError and "
-        "UnpackException to ProtocolError (the host's reader thread then dies without failing calls)"))
     @pytest.mark.parametrize("code,payload", [
         (ExtType.DATE, b"abc"),
         (ExtType.SYMBOL, msgpack.packb(5)),
@@ -603,10 +599,6 @@ class TestStrings:
         got = wire(value)
         assert same(got, value)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: strings inside ext payloads (ERROR name/message/stack, REGEXP, SYMBOL, HANDLE and "
-        "HOST_FUNCTION names) are packed as plain str, so a lone surrogate raises "
-        "UnicodeEncodeError; `throw new Error('\\ud800')` makes the worker exit"))
     @pytest.mark.parametrize("value", [
         ErrorValue("Error", "bad \ud800", "Error: bad \ud800"),
         JSRegExp("\ud800", ""),
@@ -671,10 +663,6 @@ class TestGraphs:
         got = wire(value)
         assert got[4] is got[2].props["p"] and got[5] is got[1] and got[6] is got[0]
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: decode_value builds a MAP with `out[_hashable(fin(key))] = fin(value)`; Python "
-        "evaluates the value first, so a container value is numbered before a container key and "
-        "REFs to either resolve to the wrong object"))
     def test_map_key_numbered_before_value(self):
         key = [1]
         value = [JSMap({Unhashable(key): [2]}), key]

@@ -36,7 +36,7 @@
   const MathMin = Math.min;
   const SymbolFor = Symbol.for;
   const SymbolKeyFor = Symbol.keyFor;
-  const MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
+  const ArrayCtor = Array, MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
   const DateCtor = Date, RegExpCtor = RegExp, ErrorCtor = Error;
   const PromiseCtor = Promise;
   const promiseThen = Promise.prototype.then;
@@ -56,10 +56,11 @@
   const TAG = '\u0000';
 
   function removeHostHooks() {
-    // `delete` on a non-configurable property (a script may have redefined
-    // one) just fails: the hook is then whatever the script put there.
-    delete G.dukpy;
-    delete G.call_python;
+    // A script may have made these names non-configurable: then the delete
+    // fails (strict mode throws) and the name keeps whatever the script put
+    // there; the bridge works on regardless.
+    try { delete G.dukpy; } catch (e) { /* non-configurable */ }
+    try { delete G.call_python; } catch (e) { /* non-configurable */ }
   }
   removeHostHooks();
   delete G.performance;
@@ -104,6 +105,11 @@
     const fn = function (...args) {
       const encodedArgs = encode(args);
       const reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+      if (reply !== null && typeof reply === 'object' && reply.abort === true) {
+        // A timeout or interrupt arrived during the host call; the worker has
+        // re-raised its signal. Wait for it here, where no catch can see it.
+        for (;;) { /* stopped by the engine's interrupt hook */ }
+      }
       if (reply === null || typeof reply !== 'object') {
         throw new ErrorCtor('isolate: malformed reply from the host');
       }
@@ -170,7 +176,7 @@
       if (ArrayIsArray(v)) {
         number(v);
         const n = v.length;
-        const out = new Array(n);
+        const out = new ArrayCtor(n);
         for (let i = 0; i < n; i++) out[i] = enc(v[i]);
         return out;
       }
@@ -274,7 +280,7 @@
     function dec(v) {
       if (v === null || typeof v !== 'object') return v;
       if (ArrayIsArray(v)) {
-        const out = new Array(v.length);
+        const out = new ArrayCtor(v.length);
         table.push(out);
         for (let i = 0; i < v.length; i++) out[i] = dec(v[i]);
         return out;
@@ -359,6 +365,9 @@
   // the script's filename, with the caller's line and column offsets, and
   // nothing of its own machinery.
   let current = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+  // Frames of functions called later (the call op) are named after the most
+  // recent script: QuickJS's eval does not keep a file name per function.
+  let lastRun = current;
   function position(line, col) {
     line = +line; col = +col;
     if (line === 1) col = Math.max(col - current.firstLineShift, 1) + current.columnOffset;
@@ -412,8 +421,14 @@
   // One reply per operation. `value` is encoded lazily by toJSON, i.e. after
   // dukpy drained the jobs the operation queued.
   function reply(produce, mirror) {
+    const info = current;  // positions in stacks refer to this op's code
     return {
       toJSON() {
+        const outer = current;
+        current = info;
+        try { return this.encodeReply(); } finally { current = outer; }
+      },
+      encodeReply() {
         let out;
         try {
           const value = produce();
@@ -442,7 +457,7 @@
   const ops = {
     run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
       let value, thrown = false, error;
-      current = { filename, lineOffset, columnOffset, firstLineShift: 0 };
+      current = lastRun = { filename, lineOffset, columnOffset, firstLineShift: 0 };
       try {
         value = handOver(indirectEval(code));
       } catch (err) {
@@ -470,6 +485,7 @@
       return reply(() => { if (error) throw error; return true; }, false);
     },
     call(id, args, mirror) {
+      current = lastRun;
       const fn = handleValue(id);
       let value, thrown = false, error;
       try {
@@ -478,6 +494,7 @@
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     construct(id, args, mirror) {
+      current = lastRun;
       const fn = handleValue(id);
       let value, thrown = false, error;
       try {
@@ -551,6 +568,7 @@
 
   function enter() {
     const request = G.dukpy;
+    const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];
     if (!hasOwn.call(ops, op)) return { toJSON: () => failure(new TypeError('isolate: unknown op ' + op)) };
@@ -558,6 +576,8 @@
       return ReflectApply(ops[op], ops, request.slice(1));
     } catch (err) {
       return { toJSON: () => failure(err) };
+    } finally {
+      current = saved;
     }
   }
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
-__all__ = ["EngineContext", "EngineError", "ENGINE_NAME"]
+__all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail"]
 
 ENGINE_NAME = f"QuickJS-ng via dukpy {getattr(dukpy, '__version__', '0.6')}"
 _BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_bytes()
@@ -29,6 +29,26 @@ _UNUSABLE_MARK = "unusable after aborted pending jobs"
 
 # The reply of a host function: {"ok": bool, "v"/"e": tagged value}.
 HostCall = Callable[[int, Any, bool], dict]
+
+
+# The bridge answers this reply by spinning until the engine's interrupt hook
+# stops the script: no JS `catch` or `finally` runs in between.
+_ABORTED_REPLY = json.dumps({"abort": True}).encode()
+
+
+def in_abort_tail(frame) -> bool:
+    """True while a host call that was aborted is still returning into the engine.
+
+    A stop signal handled there would be caught by dukpy and become a
+    catchable JS error; the handler must defer it until the engine runs.
+    """
+    code = EngineContext._call_python.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            engine = frame.f_locals.get("self")
+            return bool(getattr(engine, "_aborting", False))
+        frame = frame.f_back
+    return False
 
 
 class EngineError(Exception):
@@ -46,11 +66,13 @@ class EngineError(Exception):
 class EngineContext:
     """A QuickJS context with the bridge installed. Single-threaded, like QuickJS."""
 
-    def __init__(self, on_host_call: HostCall):
+    def __init__(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None):
         # dukpy reads `_ctx` and calls `_check_exported_function_exists` and
         # `_call_python` on the object passed to eval_string: this object.
         self._ctx = _dukpy.create_context()
         self._on_host_call = on_host_call
+        self._on_abort = on_abort
+        self._aborting = False
         self.usable = True
         _dukpy.eval_string(self, _BRIDGE_SOURCE, b"null", False, "<isolate-bridge>")
 
@@ -59,8 +81,22 @@ class EngineContext:
         return name == b"call"
 
     def _call_python(self, name: bytes, json_args: bytes) -> bytes:
-        function_id, tagged_args, tagged = json.loads(json_args)
-        reply = self._on_host_call(function_id, tagged_args, tagged)
+        self._aborting = False
+        try:
+            function_id, tagged_args, tagged = json.loads(json_args)
+            reply = self._on_host_call(function_id, tagged_args, tagged)
+        except BaseException as exc:
+            # dukpy would turn this into a JS InternalError that the script
+            # could catch. A timeout or interrupt must stay uncatchable: the
+            # worker re-raises its signal so the engine's interrupt hook stops
+            # the script at its next check, and JS sees the host call fail.
+            # Until control is back in the engine, the signal handlers see
+            # `_aborting` (via in_abort_tail) and defer instead of raising here.
+            if self._on_abort is None:
+                raise
+            self._aborting = True
+            self._on_abort(exc)
+            return _ABORTED_REPLY
         return json.dumps(reply, allow_nan=False).encode()
 
     # -- operations --------------------------------------------------------

@@ -85,7 +85,8 @@ def from_tagged(obj: Any, tagged: bool) -> Any:
             out = JSMap()
             table.append(out)
             for k, val in v["e"]:
-                out[_hashable(dec(k))] = dec(val)
+                key = dec(k)  # the key first: pre-order, as the bridge numbered
+                out[_hashable(key)] = dec(val)
             return out
         if tag == "S":
             out = JSSet()

@@ -30,7 +30,7 @@ from protocol import (
     finish_values,
 )
 
-from .engine import ENGINE_NAME, EngineContext, EngineError
+from .engine import ENGINE_NAME, EngineContext, EngineError, in_abort_tail
 from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
@@ -42,6 +42,9 @@ MAX_NESTING = 32
 # A syntax check compiles; it only runs code when a body closes its wrapper
 # early. Compiling even megabytes of source takes well under this.
 SYNTAX_CHECK_TIMEOUT_MS = 2000
+# Delay of a re-delivered timeout: short, so the script stops almost at once
+# once control is back in the engine.
+_RETRIP_S = 50e-6
 
 
 class ScriptTimeout(BaseException):
@@ -60,7 +63,13 @@ class Deadlines:
 
     def __init__(self):
         self._active: list[tuple[float, object]] = []
+        # Set when an interrupt had to be re-delivered (see Worker._reraise_later):
+        # the next alarm raises it instead of a timeout.
+        self.pending_interrupt = False
         signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def redeliver_soon(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, _RETRIP_S)
 
     def _arm(self) -> None:
         if not self._active:
@@ -70,11 +79,21 @@ class Deadlines:
         signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
 
     def _on_alarm(self, signum, frame) -> None:
+        if self.pending_interrupt:
+            if in_abort_tail(frame):
+                self.redeliver_soon()
+                return
+            self.pending_interrupt = False
+            self._arm()
+            raise ScriptInterrupted()
         now = time.monotonic()
         expired = [(d, token) for d, token in self._active if d <= now]
         if not expired:
             # A stale timer (its deadline was removed) or an early tick: re-arm.
             self._arm()
+            return
+        if in_abort_tail(frame):
+            self.redeliver_soon()  # raise once back in the engine
             return
         raise ScriptTimeout(min(expired, key=lambda e: e[0])[1])
 
@@ -105,13 +124,23 @@ class Interrupts:
     just before) is ignored, so it can never hit the wrong call.
     """
 
-    def __init__(self):
+    def __init__(self, deadlines: "Deadlines"):
         self._armed = 0
+        self._deadlines = deadlines
         signal.signal(signal.SIGUSR1, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
         if self._armed:
+            if in_abort_tail(frame):
+                self.redeliver()  # raise once back in the engine
+                return
             raise ScriptInterrupted()
+
+    def redeliver(self) -> None:
+        """Raise the interrupt again shortly, through the timer (a signal sent to
+        ourselves would be handled at once, still inside the host call)."""
+        self._deadlines.pending_interrupt = True
+        self._deadlines.redeliver_soon()
 
     @contextlib.contextmanager
     def interruptible(self, enabled: bool):
@@ -123,6 +152,8 @@ class Interrupts:
             yield
         finally:
             self._armed -= 1
+            if not self._armed:
+                self._deadlines.pending_interrupt = False
 
 
 @contextlib.contextmanager
@@ -174,7 +205,7 @@ class Worker:
         self._backlog: deque = deque()
         self._executing: list[int] = []  # msgids of host requests being served, innermost last
         self._deadlines = Deadlines()
-        self._interrupts = Interrupts()
+        self._interrupts = Interrupts(self._deadlines)
         self._scratch: ContextState | None = None
 
     # -- main loop ---------------------------------------------------------
@@ -202,11 +233,15 @@ class Worker:
     def _dispatch(self, message) -> None:
         if isinstance(message, Response):
             return  # a reply to a call_host we abandoned (it timed out): drop it
-        handler = getattr(self, f"_on_{message.method}", None)
         if isinstance(message, Notification):
+            handler = _NOTIFICATIONS.get(message.method)
             if handler is not None:
-                handler(*finish_values(message.params, message.needs_finish))
+                try:
+                    handler(self, *finish_values(message.params, message.needs_finish))
+                except Exception:  # a malformed notification has nobody to answer: drop it
+                    traceback.print_exc(file=sys.stderr)
             return
+        handler = None if message.method in _NOTIFICATIONS else getattr(self, f"_on_{message.method}", None)
         self._executing.append(message.msgid)
         try:
             if handler is None:
@@ -285,7 +320,8 @@ class Worker:
     def _on_create_context(self, options: dict) -> int:
         context_id = self._next_context_id
         self._next_context_id += 1
-        engine = EngineContext(lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged))
+        engine = EngineContext(lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged),
+                               self._reraise_later)
         self.contexts[context_id] = ContextState(
             context_id, engine, options.get("name", ""), options.get("origin", ""))
         globals_ = options.get("globals")
@@ -359,6 +395,10 @@ class Worker:
     def _on_stats(self) -> dict:
         return {"pid": os.getpid(), "contexts": len(self.contexts)}
 
+    def _on_context_stats(self, context_id: int) -> dict:
+        """Live handles and host functions of one context (how tests see releases work)."""
+        return self._value_of(self._run_op(self._context(context_id), None, "stats"))
+
     # notifications
     def _on_release(self, context_id: int, handle_ids: list) -> None:
         state = self.contexts.get(context_id)
@@ -367,6 +407,19 @@ class Worker:
 
     def _on_release_context(self, context_id: int) -> None:
         self.contexts.pop(context_id, None)
+
+    def _reraise_later(self, exc: BaseException) -> None:
+        """A stop signal landed inside a host call: deliver it again, to the engine.
+
+        Re-raising the signal (rather than the exception) lets QuickJS's
+        interrupt hook stop the script uncatchably at its next check.
+        """
+        if isinstance(exc, ScriptTimeout):
+            self._deadlines.redeliver_soon()
+        elif isinstance(exc, ScriptInterrupted):
+            self._interrupts.redeliver()
+        else:
+            raise exc
 
     # -- worker -> host ------------------------------------------------------
     def _call_host(self, context_id: int, function_id: int, tagged_args: Any, tagged: bool) -> dict:
@@ -398,6 +451,9 @@ class Worker:
             return {"ok": False, "e": to_tagged(data)[0]}
         value = finish_values(message.result, message.needs_finish)
         return {"ok": True, "v": to_tagged(value)[0]}
+
+
+_NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_release_context}
 
 
 def _no_host_calls(function_id, tagged_args, tagged) -> dict:
