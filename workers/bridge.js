@@ -31,6 +31,7 @@
   const JSONStringify = JSON.stringify;
   const indirectEval = G.eval;
   const ReflectApply = Reflect.apply;
+  const FunctionToString = Function.prototype.toString;
   const ReflectOwnKeys = Reflect.ownKeys;
   const StringFromCharCode = String.fromCharCode;
   const MathMin = Math.min;
@@ -454,6 +455,12 @@
     return { ok: false, e: e.v, t: e.t };
   }
 
+  function wrapperClosed(filename) {
+    const error = new SyntaxError("Unexpected token '}'");
+    ObjectDefineProperty(error, 'stack', { value: "SyntaxError: Unexpected token '}'\n    at " + filename, writable: true, configurable: true });
+    return error;
+  }
+
   const ops = {
     run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
       let value, thrown = false, error;
@@ -468,18 +475,26 @@
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     // Compile without running: the code becomes the body of a function that
-    // is never called. (A body can close the wrapper early, "}); ...; (function(){",
-    // so the worker only runs this in a scratch context under a timeout.)
-    check_syntax(code, filename, lineOffset, columnOffset, displayErrors) {
-      const WRAP = '(function(){';
-      current = { filename, lineOffset, columnOffset, firstLineShift: WRAP.length };
+    // is never called. A body can close the wrapper early ("}); ...; (function(){"),
+    // which is why the worker runs this only in a scratch context under a
+    // timeout, and why the result must be exactly the one wrapper function.
+    check_syntax(code, filename, lineOffset, columnOffset, displayErrors, params) {
+      const head = params === null || params === undefined ? '(function(){' : '(function (' + params.join(', ') + ') {\n';
+      current = { filename, lineOffset, columnOffset, firstLineShift: params == null ? head.length : 0 };
+      if (params != null) current.lineOffset = lineOffset - 1;
       let error = null;
       try {
-        indirectEval(WRAP + code + '\n})');
+        const fn = indirectEval(head + code + '\n})');
+        const expected = head.slice(1) + code + '\n}';
+        if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
+          error = wrapperClosed(filename);
+        }
       } catch (err) {
         if (compileErrorPosition(err)) {
           rewriteStack(err, code, displayErrors);
           error = err;
+        } else {
+          error = wrapperClosed(filename);  // only code outside the wrapper can have run and thrown
         }
       }
       return reply(() => { if (error) throw error; return true; }, false);

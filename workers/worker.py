@@ -352,7 +352,7 @@ class Worker:
             reply = self._run_op(self._scratch, SYNTAX_CHECK_TIMEOUT_MS, "check_syntax", code,
                                  options.get("filename", "evalmachine.<anonymous>"),
                                  options.get("line_offset", 0), options.get("column_offset", 0),
-                                 options.get("display_errors", True))
+                                 options.get("display_errors", True), options.get("params"))
         except WorkerError as exc:
             if exc.code is WireError.JS_EXCEPTION:
                 raise
@@ -370,6 +370,9 @@ class Worker:
 
     def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
         state = self._context(context_id)
+        # Parse first where nothing can leak: a body that closes the wrapper
+        # early would otherwise run its tail in the real context right now.
+        self._on_check_syntax(context_id, code, dict(options, params=params))
         reply = self._run_op(state, None, "compile_function", code, params,
                              options.get("filename", ""), to_tagged(options.get("extensions", [])))
         return self._value_of(reply)
