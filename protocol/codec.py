@@ -99,7 +99,8 @@ class _Encoder:
                 return float(v)
             except OverflowError:
                 raise UnencodableValue(
-                    f"integer {v:.3e} is too large for a JavaScript number (use isolate.BigInt)") from None
+                    f"an integer of {v.bit_length()} bits is too large for a JavaScript number "
+                    "(use isolate.BigInt)") from None
         if isinstance(v, (list, tuple, dict, JSMap, JSSet, set, frozenset, ErrorValue)):
             if id(v) in self.seen:
                 self.refs = True
@@ -180,10 +181,44 @@ class _Encoder:
 
 
 def _js_number_key(k) -> str:
-    """The property key JS would use for a numeric key (``1`` -> ``"1"``, ``1.5`` -> ``"1.5"``)."""
-    if isinstance(k, float) and k.is_integer():
-        return str(int(k))
-    return str(k) if isinstance(k, int) else repr(k)
+    """The property key JS makes of a number: ECMAScript's Number::toString.
+
+    ``1`` -> ``"1"``, ``1.5`` -> ``"1.5"``, ``1e21`` -> ``"1e+21"``,
+    ``1e-7`` -> ``"1e-7"``, NaN -> ``"NaN"``, inf -> ``"Infinity"``.
+    """
+    if isinstance(k, int):
+        k = float(k) if abs(k) > MAX_SAFE_INTEGER else k
+        if isinstance(k, int):
+            return str(k)
+    if math.isnan(k):
+        return "NaN"
+    if math.isinf(k):
+        return "Infinity" if k > 0 else "-Infinity"
+    if k == 0:
+        return "0"
+    sign = "-" if k < 0 else ""
+    # Shortest round-tripping digits and exponent, as both Python and JS use.
+    digits = repr(abs(k))
+    if "e" in digits:
+        mant, _, e = digits.partition("e")
+        digits, n = mant.replace(".", ""), int(e) + 1
+    else:
+        whole, _, frac = digits.partition(".")
+        frac = "" if frac == "0" else frac
+        raw = (whole + frac).lstrip("0")
+        n = len(whole.lstrip("0")) if whole.strip("0") else -(len(frac) - len(frac.lstrip("0")))
+        digits = raw
+    digits = digits.rstrip("0") or "0"
+    count = len(digits)
+    if count <= n <= 21:
+        return sign + digits + "0" * (n - count)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * (-n) + digits
+    e = n - 1
+    body = digits[0] + ("." + digits[1:] if count > 1 else "")
+    return sign + body + "e" + ("+" if e > 0 else "-") + str(abs(e))
 
 
 def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None) -> Any:

@@ -622,9 +622,6 @@ class TestStacks:
         err = engine.thrown("cb();\nnull.x", "outer.js")
         assert "at outer.js:2:1" in err.stack
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: frames of earlier scripts are attributed to the most recent run's filename and "
-        "offsets (QuickJS names all eval code <input>; the bridge substitutes `current.filename`)"))
     def test_function_keeps_its_own_filename(self, engine):
         fn = engine.run("\n(function f() { throw new Error('in f') })", "a.js")
         engine.run("1", "b.js", line_offset=100)
@@ -632,9 +629,6 @@ class TestStacks:
             engine.call(fn)
         assert "at f (a.js:2:" in info.value.thrown.stack
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: compile_function wraps the body as '(function (...) {\\n' + body, so stack lines "
-        "are one more than the body's (Node's compileFunction reports body line 1 as line 1)"))
     def test_compile_function_positions(self, engine):
         fn = engine.value(engine.op("compile_function", "throw new Error('cf')", [], "cf.js", to_tagged([])))
         with pytest.raises(JSThrew) as info:

@@ -164,6 +164,7 @@
           if (hostId !== undefined) return tag('H', { i: hostId });
           let name = '';
           try { name = typeof v.name === 'string' ? v.name : ''; } catch (e) { /* getter threw */ }
+          if (!functionOrigin.has(v) && current.filename !== undefined) functionOrigin.set(v, current);
           return tag('h', { k: 'function', i: newHandle(v), c: 'Function', n: name });
         }
         default:
@@ -369,10 +370,19 @@
   // Frames of functions called later (the call op) are named after the most
   // recent script: QuickJS's eval does not keep a file name per function.
   let lastRun = current;
+  // Functions handed to the host remember the positions of the code that made
+  // them, so a later call reports their own file, not the latest script's.
+  const functionOrigin = new WeakMapCtor();
+  // `firstLine` is the engine's line number of the user's first line (2 when
+  // the code was wrapped in a function header line), `firstLineShift` the
+  // columns a same-line wrapper added before it.
+  function userLine(line) {
+    return line - (current.firstLine || 1) + 1;
+  }
   function position(line, col) {
     line = +line; col = +col;
-    if (line === 1) col = Math.max(col - current.firstLineShift, 1) + current.columnOffset;
-    return (line + current.lineOffset) + ':' + col;
+    if (userLine(line) === 1) col = Math.max(col - current.firstLineShift, 1) + current.columnOffset;
+    return (userLine(line) + current.lineOffset) + ':' + col;
   }
   function cleanStack(stack) {
     const lines = stack.split('\n');
@@ -403,7 +413,7 @@
       const pos = displayErrors ? compileErrorPosition(err) : null;
       if (pos) {
         // Node's displayErrors: "file:line", the source line, a caret, a blank line.
-        const [line, col] = pos;
+        const line = userLine(pos[0]), col = pos[1];
         const sourceLine = code.split('\n')[line - 1] || '';
         const caretCol = line === 1 ? Math.max(col - current.firstLineShift, 1) : col;
         stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine + '\n' +
@@ -480,8 +490,9 @@
     // timeout, and why the result must be exactly the one wrapper function.
     check_syntax(code, filename, lineOffset, columnOffset, displayErrors, params) {
       const head = params === null || params === undefined ? '(function(){' : '(function (' + params.join(', ') + ') {\n';
-      current = { filename, lineOffset, columnOffset, firstLineShift: params == null ? head.length : 0 };
-      if (params != null) current.lineOffset = lineOffset - 1;
+      current = params == null
+        ? { filename, lineOffset, columnOffset, firstLineShift: head.length, firstLine: 1 }
+        : { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 2 };
       let error = null;
       try {
         const fn = indirectEval(head + code + '\n})');
@@ -500,8 +511,8 @@
       return reply(() => { if (error) throw error; return true; }, false);
     },
     call(id, args, mirror) {
-      current = lastRun;
       const fn = handleValue(id);
+      current = functionOrigin.get(fn) || lastRun;
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
@@ -509,8 +520,8 @@
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     construct(id, args, mirror) {
-      current = lastRun;
       const fn = handleValue(id);
+      current = functionOrigin.get(fn) || lastRun;
       let value, thrown = false, error;
       try {
         value = handOver(new fn(...decodeArg(args)));
@@ -523,6 +534,7 @@
       return reply(() => undefined, false);
     },
     get(target, key) {
+      current = lastRun;
       const obj = target === 0 ? G : handleValue(target);
       return reply(() => {
         if (!(key in obj)) throw new ReferenceError(key + ' is not defined');
@@ -555,8 +567,10 @@
       // The reactions run in dukpy's job drain, before toJSON reads them.
       return reply(() => [state, value], false);
     },
-    compile_function(code, params, filename, extensions) {
-      current = { filename, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+    compile_function(code, params, filename, extensions, lineOffset, columnOffset) {
+      // The body starts on the wrapper's second line: report it as line 1 (+ offset).
+      current = { filename, lineOffset: lineOffset || 0, columnOffset: columnOffset || 0,
+                  firstLineShift: 0, firstLine: 2 };
       return reply(() => {
         const exts = decodeArg(extensions);
         const paramList = params.join(', ');

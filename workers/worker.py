@@ -374,7 +374,8 @@ class Worker:
         # early would otherwise run its tail in the real context right now.
         self._on_check_syntax(context_id, code, dict(options, params=params))
         reply = self._run_op(state, None, "compile_function", code, params,
-                             options.get("filename", ""), to_tagged(options.get("extensions", [])))
+                             options.get("filename", ""), to_tagged(options.get("extensions", [])),
+                             options.get("line_offset", 0), options.get("column_offset", 0))
         return self._value_of(reply)
 
     def _on_get(self, context_id: int, target: int, key: str):
