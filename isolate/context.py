@@ -52,11 +52,19 @@ class Context(MutableMapping):
         self._host_function_ids: list[int] = []
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
         self.origin = origin
-        worker = pool._pick_worker()
-        self._worker = worker
         params = [{"name": self.name, "origin": self.origin,
                    "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
-        self._id = worker.request("create_context", params)
+        from .pool import RerouteCall
+
+        for attempt in range(3):
+            worker = pool._pick_worker()
+            try:
+                self._id = worker.request("create_context", params)
+                break
+            except RerouteCall:
+                if attempt == 2:
+                    raise
+        self._worker = worker
         worker.live_contexts += 1
         worker.contexts.add(self)
         pool._contexts[(id(worker), self._id)] = self
@@ -71,9 +79,9 @@ class Context(MutableMapping):
     def _lost(self, reason: str) -> None:
         self._lost_reason = reason
 
-    def _request(self, method: str, *params: Any) -> Any:
+    def _request(self, method: str, *params: Any, timeout_ms: int | None = None) -> Any:
         self._check()
-        return self._worker.request(method, [self._id, *params], self._decode)
+        return self._worker.request(method, [self._id, *params], self._decode, timeout_ms)
 
     def _encode(self, value: Any) -> Any:
         try:
@@ -127,8 +135,9 @@ class Context(MutableMapping):
         return self._with_mirror("run", code, options)
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
+        options = params[-1]
         try:
-            value, globals_ = self._request(method, *params)
+            value, globals_ = self._request(method, *params, timeout_ms=options.get("timeout"))
         except JSError as exc:
             mirrored = getattr(exc, "_mirror", None)
             if mirrored is not None:

@@ -32,6 +32,7 @@ import itertools
 import os
 import queue
 import select
+import time
 import threading
 import weakref
 from concurrent.futures import Future
@@ -71,6 +72,13 @@ class Limits:
     reap_timeout_s: float = 1.0
     # Host-side bound on nested host <-> worker calls (the worker has its own).
     max_nesting: int = workers.MAX_NESTING
+    # Stage 2 of a timeout: a worker that has not answered `grace` after the
+    # call's deadline is killed. Stage 1 (the worker's own timer) lands within
+    # a millisecond unless the script sits in one long native operation; the
+    # grace covers a worker that is merely slow to answer on a loaded 2-core
+    # machine (scheduling delays of tens of ms), and keeps "timeout + grace"
+    # well under half a second for the common 100 ms timeouts.
+    kill_grace_s: float = 0.1
 
 
 class WorkerState(enum.Enum):
@@ -131,11 +139,25 @@ class _Dead:
 class CallSlot:
     """Where one pending request's response (or nested requests) is delivered."""
 
-    __slots__ = ("msgid", "inbox")
+    __slots__ = ("msgid", "method", "inbox")
 
-    def __init__(self, msgid: int):
+    def __init__(self, msgid: int, method: str):
         self.msgid = msgid
+        self.method = method
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+
+class _Started:
+    """The worker began executing a timed call (its `started` notification)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float):
+        self.at = at
+
+
+class RerouteCall(WorkerCrashedError):
+    """A call that targeted no context was lost with its worker: send it elsewhere."""
 
 
 class WorkerHandle:
@@ -149,6 +171,7 @@ class WorkerHandle:
         self._pending: dict[int, CallSlot] = {}
         self._msgids = itertools.count(1)
         self._failure: IsolateError | None = None
+        self._overrun: tuple[int, int] | None = None  # (msgid, timeout) of a call killed at stage 2
         # Releases of handles and contexts, queued by GC finalizers (which may
         # run inside any code, even while this thread holds _lock: so they
         # only enqueue) and flushed before the next request is written.
@@ -210,6 +233,11 @@ class WorkerHandle:
                         slot = self._pending.pop(message.msgid, None)
                     if slot is not None:
                         slot.inbox.put(message)
+                elif isinstance(message, Notification) and message.method == "started":
+                    with self._lock:
+                        slot = self._pending.get(message.params[0] if message.params else None)
+                    if slot is not None:
+                        slot.inbox.put(_Started(time.monotonic()))
                 elif isinstance(message, Request) and message.method == "call_host":
                     parent = message.params[0] if message.params else None
                     with self._lock:
@@ -236,20 +264,22 @@ class WorkerHandle:
                 if cause is not None and not isinstance(cause, OSError):
                     self.process.kill()
                 error = None  # type: ignore[assignment]
+        overrun = self._overrun
         if error is None:
             self._wait_exit(self.pool.limits.reap_timeout_s)
             detail = f"protocol error: {cause}" if cause is not None else ""
             error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
-        if not isinstance(error, PoolClosedError):
+            reason = (f"its worker {self.pid} was killed: a script on it overran its timeout"
+                      if overrun else f"its worker {self.pid} died ({describe_exit(self.process.exitcode)})")
             # Mark the contexts lost before failing the calls, so that a caller
             # retrying at once already gets ContextLostError.
             for context in list(self.contexts):
-                context._lost(f"its worker {self.pid} died ({describe_exit(self.process.exitcode)})")
+                context._lost(reason)
         with self._lock:
             self._failure = error
             pending, self._pending = self._pending, {}
         for slot in pending.values():
-            slot.inbox.put(_Dead(error))
+            slot.inbox.put(_Dead(self._error_for(slot, error, overrun)))
         self._close_fds()
         self.pool._on_worker_broken(self)
 
@@ -277,6 +307,19 @@ class WorkerHandle:
         self.process.join()
         return True
 
+    def _error_for(self, slot: CallSlot, error: IsolateError, overrun) -> IsolateError:
+        """What a pending call fails with when its worker is gone."""
+        if isinstance(error, PoolClosedError):
+            return error
+        if overrun is not None:
+            msgid, timeout_ms = overrun
+            if slot.msgid == msgid:
+                return ScriptTimeoutError(timeout_ms, stage="kill")
+            if slot.method == "create_context":
+                return RerouteCall(self.pid, self.process.exitcode, "killed under a queued call")
+            return ContextLostError(f"its worker {self.pid} was killed: a script on it overran its timeout")
+        return error
+
     def _close_fds(self) -> None:
         for fd in (self._stream.read_fd, self._stream.write_fd):
             try:
@@ -301,11 +344,15 @@ class WorkerHandle:
                 return
             self._write(Notification(method, params))
 
-    def request(self, method: str, params: list, decode: Callable[[Any, bool], Any] | None = None) -> Any:
+    def request(self, method: str, params: list, decode: Callable[[Any, bool], Any] | None = None,
+                timeout_ms: int | None = None) -> Any:
         """Send a request and wait for its result, serving nested host calls meanwhile.
 
         ``params`` must already be wire-encoded. ``decode(value, needs_finish)``
-        finishes the result (and the data of JS exceptions).
+        finishes the result (and the data of JS exceptions). With
+        ``timeout_ms``, this is the kill ladder's stage 2: once the worker has
+        acknowledged the call, if no answer comes by deadline + grace, the
+        worker is killed and the call fails with ScriptTimeoutError(stage="kill").
         """
         stack = _serving_stack(self)
         if len(stack) >= self.pool.limits.max_nesting:
@@ -315,20 +362,49 @@ class WorkerHandle:
             if self.state is not WorkerState.READY:
                 raise self._failure or PoolClosedError("the worker is closed")
             msgid = next(self._msgids)
-            slot = self._pending[msgid] = CallSlot(msgid)
+            slot = self._pending[msgid] = CallSlot(msgid, method)
             try:
                 self._flush_releases()
                 self._write(Request(msgid, method, [parent, *params]))
             except OSError:
                 del self._pending[msgid]
                 raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
+        kill_deadline = None
         while True:
-            item = slot.inbox.get()
+            try:
+                item = slot.inbox.get(timeout=None if kill_deadline is None
+                                      else max(0.0, kill_deadline - time.monotonic()))
+            except queue.Empty:
+                self._kill_overrun(msgid, timeout_ms)
+                kill_deadline = None
+                continue  # the reader delivers the outcome once the worker is gone
             if isinstance(item, Response):
                 return self._outcome(item, decode)
             if isinstance(item, _Dead):
                 raise item.error
-            self._serve_host_call(item)
+            if isinstance(item, _Started):
+                if timeout_ms is not None:
+                    kill_deadline = item.at + timeout_ms / 1000 + self.pool.limits.kill_grace_s
+                continue
+            if kill_deadline is None:
+                self._serve_host_call(item)
+            else:
+                # A host callable could block past the deadline: run it aside so
+                # that this thread keeps the deadline. (A callable that never
+                # returns keeps its thread; Python threads cannot be killed.)
+                threading.Thread(target=self._serve_host_call, args=(item,), daemon=True,
+                                 name=f"isolate-host-call-{item.msgid}").start()
+
+    def _kill_overrun(self, msgid: int, timeout_ms: int) -> None:
+        """Stage 2: the call outlived deadline + grace; kill its worker."""
+        with self._lock:
+            if self.state is not WorkerState.READY:
+                return
+            self._overrun = (msgid, timeout_ms)
+        try:
+            self.process.kill()
+        except OSError:
+            pass
 
     def _outcome(self, response: Response, decode) -> Any:
         decode = decode or (lambda value, needs: finish_values(value, needs))
@@ -444,7 +520,7 @@ class Pool:
     """
 
     def __init__(self, size: int | None = None, *, env: dict[str, str] | None = None,
-                 limits: Limits | None = None):
+                 spare_workers: int = 1, limits: Limits | None = None):
         from .options import describe
         from .errors import InvalidArgTypeError, OutOfRangeError
 
@@ -454,6 +530,12 @@ class Pool:
             raise InvalidArgTypeError(f'The "size" argument must be of type int. Received {describe(size)}')
         if not 1 <= size <= 1024:
             raise OutOfRangeError(f'The value of "size" is out of range. It must be >= 1 && <= 1024. Received {size}')
+        if isinstance(spare_workers, bool) or not isinstance(spare_workers, int):
+            raise InvalidArgTypeError(
+                f'The "spare_workers" argument must be of type int. Received {describe(spare_workers)}')
+        if not 0 <= spare_workers <= 64:
+            raise OutOfRangeError(
+                f'The value of "spare_workers" is out of range. It must be >= 0 && <= 64. Received {spare_workers}')
         if env is not None and not (isinstance(env, dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
             raise InvalidArgTypeError(f'The "env" argument must be a dict of str to str. Received {describe(env)}')
@@ -464,6 +546,10 @@ class Pool:
         self._closed = False
         self._spawner = _Spawner()
         self._workers: list[WorkerHandle] = []
+        # Started, handshaken workers waiting to replace one that dies, so that
+        # a replacement costs the caller nothing.
+        self._spares: list[WorkerHandle] = []
+        self.spare_workers = spare_workers
         self._host_functions: dict[int, Callable] = {}
         self._host_function_ids = itertools.count(1)
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
@@ -472,6 +558,8 @@ class Pool:
         try:
             for index in range(size):
                 self._workers.append(WorkerHandle(self, index))
+            for _ in range(spare_workers):
+                self._spares.append(WorkerHandle(self, -1))
         except BaseException:
             self.close()
             raise
@@ -491,7 +579,7 @@ class Pool:
             if self._closed:
                 return
             self._closed = True
-            workers_ = list(self._workers)
+            workers_ = list(self._workers) + list(self._spares)
         for worker in workers_:
             worker.close()
         self._spawner.stop()
@@ -510,20 +598,48 @@ class Pool:
             raise PoolClosedError("the pool is closed")
 
     def _on_worker_broken(self, worker: WorkerHandle) -> None:
-        """Replace a dead worker so the pool keeps its size; its contexts are lost."""
+        """Replace a dead worker so the pool keeps its size (its contexts are lost).
+
+        A warm spare takes its place at once; the worker started next (a new
+        spare, or the replacement itself when no spare was left) is started
+        here, in the dead worker's reader thread, off every caller's path.
+        """
         with self._lock:
-            if self._closed or _shutting_down or worker not in self._workers:
+            if self._closed or _shutting_down:
                 return
-            index = self._workers.index(worker)
+            if worker in self._spares:
+                self._spares.remove(worker)
+                slot_to_fill = None          # refill the spares
+            elif worker in self._workers:
+                index = self._workers.index(worker)
+                if self._spares:
+                    spare = self._spares.pop(0)
+                    spare.index = worker.index
+                    self._workers[index] = spare
+                    slot_to_fill = None      # the spare took the slot: refill the spares
+                else:
+                    slot_to_fill = index
+            else:
+                return
+        self._refill(slot_to_fill)
+
+    def _refill(self, index: int | None) -> None:
+        """Start one worker: into slot ``index`` if given, else as a spare."""
         try:
-            replacement = WorkerHandle(self, worker.index)
+            fresh = WorkerHandle(self, -1 if index is None else index)
         except IsolateError:
-            return  # the next pick will find no READY worker here and use another
+            return  # the next pick finds no READY worker in that slot and uses another
         with self._lock:
             if self._closed:
-                replacement.close()
-                return
-            self._workers[index] = replacement
+                stale = fresh
+            elif index is None:
+                self._spares.append(fresh)
+                stale = None
+            else:
+                self._workers[index] = fresh
+                stale = None
+        if stale is not None:
+            stale.close()
 
     def _pick_worker(self) -> WorkerHandle:
         with self._lock:

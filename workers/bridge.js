@@ -37,6 +37,7 @@
   const MathMin = Math.min;
   const SymbolFor = Symbol.for;
   const SymbolKeyFor = Symbol.keyFor;
+  const InternalErrorCtor = typeof G.InternalError === 'function' ? G.InternalError : Error;
   const ArrayCtor = Array, MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
   const DateCtor = Date, RegExpCtor = RegExp, ErrorCtor = Error;
   const PromiseCtor = Promise;
@@ -105,7 +106,17 @@
     }
     const fn = function (...args) {
       const encodedArgs = encode(args);
-      const reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+      let reply;
+      try {
+        reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+      } catch (err) {
+        // dukpy saw a stop signal around the callback and threw a catchable
+        // InternalError("interrupted"): wait for the engine's interrupt hook.
+        if (err instanceof InternalErrorCtor && err.message === 'interrupted') {
+          for (;;) { /* stopped by the engine's interrupt hook */ }
+        }
+        throw err;
+      }
       if (reply !== null && typeof reply === 'object' && reply.abort === true) {
         // A timeout or interrupt arrived during the host call; the worker has
         // re-raised its signal. Wait for it here, where no catch can see it.

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
-__all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail"]
+__all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail", "engine_running"]
 
 ENGINE_NAME = f"QuickJS-ng via dukpy {getattr(dukpy, '__version__', '0.6')}"
 _BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_bytes()
@@ -34,6 +34,14 @@ HostCall = Callable[[int, Any, bool], dict]
 # The bridge answers this reply by spinning until the engine's interrupt hook
 # stops the script: no JS `catch` or `finally` runs in between.
 _ABORTED_REPLY = json.dumps({"abort": True}).encode()
+
+
+_running_ops = 0  # engine ops on the stack (nested ops come from host calls)
+
+
+def engine_running() -> bool:
+    """True while an engine op is running: a stop signal then has a script to stop."""
+    return _running_ops > 0
 
 
 def in_abort_tail(frame) -> bool:
@@ -109,7 +117,9 @@ class EngineContext:
         """
         if not self.usable:
             raise EngineError("the context is unusable after an interrupted promise job", unusable=True)
+        global _running_ops
         jsvars = json.dumps(request, allow_nan=False).encode()
+        _running_ops += 1
         try:
             raw = _dukpy.eval_string(self, _ENTER, jsvars, False, "<isolate>")
         except _dukpy.JSRuntimeError as exc:
@@ -117,10 +127,286 @@ class EngineContext:
             if _UNUSABLE_MARK in text:
                 self.usable = False
             raise EngineError(text, unusable=not self.usable) from None
+        finally:
+            _running_ops -= 1
         if raw is None:
             raise EngineError("the bridge returned no reply")
         return json.loads(raw)
 
-    def memory_usage(self) -> int | None:
-        """Engine bytes in use, or None where the engine does not say (see issue on memory)."""
+    def memory_usage(self) -> dict[str, int] | None:
+        """This runtime's ``JSMemoryUsage`` figures as ints, or None when the
+        QuickJS memory API is unavailable (see "Engine memory accounting" below)."""
+        return _memory_usage(self)
+
+    def set_memory_limit(self, nbytes: int) -> bool:
+        """Cap this runtime's heap at ``nbytes`` (0 removes the cap). True when
+        applied; raises EngineError naming the reason when it cannot be."""
+        return _set_memory_limit(self, nbytes)
+
+    def run_gc(self) -> bool:
+        """Run QuickJS's cycle collector now; False when the API is unavailable."""
+        return _run_gc(self)
+
+
+# ======================================================================
+# Engine memory accounting and limits: the QuickJS C API through ctypes
+# ----------------------------------------------------------------------
+# dukpy's extension module exports the QuickJS-ng C API. Its context capsule
+# ("DUKPY_CONTEXT_CAPSULE") points to dukpy's private `DukPyContext`, whose
+# first two pointer-sized fields are `JSRuntime *runtime` and
+# `JSContext *context` (dukpy src/_support.h). Nothing in dukpy promises this
+# layout, so it is verified once per process on a scratch context before any
+# use; on any failure the API is reported unavailable (`memory_api_status()`
+# gives the reason), `memory_usage()` returns None, `run_gc()` returns False,
+# and `set_memory_limit()` raises EngineError: a limit is never dropped
+# silently.
+#
+# The library is loaded with ctypes.PyDLL so the GIL stays held during calls
+# (QuickJS is single-threaded and dukpy's own callbacks expect the GIL).
+#
+# Forcing the fallback (tests, or a dukpy whose layout is suspected):
+#   - environment: ISOLATE_DISABLE_QUICKJS_CTYPES=1 (read when the API is first
+#     used in the process, i.e. at the first probe);
+#   - in-process: _disable_memory_api_for_tests(reason); undo with
+#     _reset_memory_api_for_tests(), which makes the next use probe again.
+# ======================================================================
+
+import ctypes
+import os
+import threading
+
+__all__ += ["memory_api_status"]
+
+_CAPSULE_NAME = b"DUKPY_CONTEXT_CAPSULE"
+_DISABLE_ENV = "ISOLATE_DISABLE_QUICKJS_CTYPES"
+
+# QuickJS-ng's JSMemoryUsage (quickjs.h, unchanged through v0.11.0): 26 int64_t.
+_MEMORY_USAGE_FIELDS = (
+    "malloc_size", "malloc_limit", "memory_used_size",
+    "malloc_count", "memory_used_count",
+    "atom_count", "atom_size",
+    "str_count", "str_size",
+    "obj_count", "obj_size",
+    "prop_count", "prop_size",
+    "shape_count", "shape_size",
+    "js_func_count", "js_func_size", "js_func_code_size",
+    "js_func_pc2line_count", "js_func_pc2line_size",
+    "c_func_count", "array_count",
+    "fast_array_count", "fast_array_elements",
+    "binary_object_count", "binary_object_size",
+)
+
+
+class _JSMemoryUsage(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in _MEMORY_USAGE_FIELDS]
+
+
+# The probe passes a larger buffer filled with this pattern and checks that
+# JS_ComputeMemoryUsage wrote every declared field and nothing past them.
+_GUARD_SLOTS = 32
+_SENTINEL = 0x5A5A_5A5A_5A5A_5A5A
+_MAX_LIMIT = ctypes.c_size_t(-1).value
+
+
+class _DukPyContextHead(ctypes.Structure):
+    """The first two fields of dukpy's DukPyContext."""
+    _fields_ = [("runtime", ctypes.c_void_p), ("context", ctypes.c_void_p)]
+
+
+class _ProbeHost:
+    """The minimal host object dukpy's eval_string needs (no exported functions)."""
+
+    def __init__(self, capsule):
+        self._ctx = capsule
+
+    def _check_exported_function_exists(self, name: bytes) -> bool:
+        return False
+
+    def _call_python(self, name: bytes, json_args: bytes) -> bytes:  # pragma: no cover
+        raise RuntimeError("no host functions in the probe")
+
+
+class _QuickJSMemory:
+    """The QuickJS memory functions, usable only when ``available`` is true."""
+
+    def __init__(self, available: bool, reason: str):
+        self.available = available
+        self.reason = reason
+        self.version = ""
+
+    @classmethod
+    def unavailable(cls, reason: str) -> "_QuickJSMemory":
+        return cls(False, reason)
+
+    @classmethod
+    def load(cls) -> "_QuickJSMemory":
+        """Bind the functions and verify the layout; never raises."""
+        if os.environ.get(_DISABLE_ENV, "").strip() not in ("", "0"):
+            return cls.unavailable(f"disabled by the environment ({_DISABLE_ENV}={os.environ[_DISABLE_ENV]})")
+        api = cls(False, "")
+        try:
+            api._bind()
+            api._verify()
+        except Exception as exc:  # anything at all: degrade, never crash the worker
+            return cls.unavailable(f"QuickJS memory API unavailable: {type(exc).__name__}: {exc}")
+        api.available = True
+        api.reason = f"QuickJS-ng {api.version or '?'} memory API via ctypes, layout verified"
+        return api
+
+    # -- set-up --------------------------------------------------------------
+    def _bind(self) -> None:
+        path = getattr(_dukpy, "__file__", None)
+        if not path:
+            raise RuntimeError("dukpy._dukpy has no shared-object file")
+        lib = ctypes.PyDLL(path)
+        vp = ctypes.c_void_p
+        self._get_runtime = lib.JS_GetRuntime
+        self._get_runtime.argtypes, self._get_runtime.restype = [vp], vp
+        self._set_memory_limit = lib.JS_SetMemoryLimit
+        self._set_memory_limit.argtypes, self._set_memory_limit.restype = [vp, ctypes.c_size_t], None
+        self._compute = lib.JS_ComputeMemoryUsage
+        self._compute.argtypes, self._compute.restype = [vp, vp], None
+        self._gc = lib.JS_RunGC
+        self._gc.argtypes, self._gc.restype = [vp], None
+        version = getattr(lib, "JS_GetVersion", None)  # optional, for the status text
+        if version is not None:
+            version.argtypes, version.restype = [], ctypes.c_char_p
+            self.version = (version() or b"").decode("ascii", "replace")
+        # Own prototypes on pythonapi's symbols rather than setting argtypes
+        # on the shared ctypes.pythonapi attributes other code may also use.
+        # PYFUNCTYPE: called with the GIL held, and a set Python error (wrong
+        # capsule name) is raised as an exception.
+        self._capsule_pointer = ctypes.PYFUNCTYPE(vp, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi))
+        self._capsule_name = ctypes.PYFUNCTYPE(ctypes.c_char_p, ctypes.py_object)(
+            ("PyCapsule_GetName", ctypes.pythonapi))
+
+    def _verify(self) -> None:
+        capsule = _dukpy.create_context()
+        name = self._capsule_name(capsule)
+        if name != _CAPSULE_NAME:
+            raise RuntimeError(f"context capsule is named {name!r}, expected {_CAPSULE_NAME!r}")
+        head = self._head(capsule)
+        if not head.runtime or not head.context:
+            raise RuntimeError("the capsule's first two fields are not both set")
+        got = self._get_runtime(head.context)
+        if got != head.runtime:
+            raise RuntimeError(
+                f"layout mismatch: JS_GetRuntime(field 2) = {got:#x}, field 1 = {head.runtime:#x}")
+
+        # JS_ComputeMemoryUsage writes exactly the declared struct.
+        n = len(_MEMORY_USAGE_FIELDS)
+        buf = (ctypes.c_uint64 * (n + _GUARD_SLOTS))(*([_SENTINEL] * (n + _GUARD_SLOTS)))
+        self._compute(head.runtime, ctypes.addressof(buf))
+        if any(buf[i] != _SENTINEL for i in range(n, n + _GUARD_SLOTS)):
+            raise RuntimeError("JS_ComputeMemoryUsage wrote past the expected JSMemoryUsage (larger struct?)")
+        if any(buf[i] == _SENTINEL for i in range(n)):
+            raise RuntimeError("JS_ComputeMemoryUsage left JSMemoryUsage fields unset (smaller struct?)")
+        usage = self._usage(head.runtime)
+        used = usage["memory_used_size"]
+        if not 10_000 <= used <= 10_000_000:
+            raise RuntimeError(f"implausible memory_used_size {used} for an empty context")
+        if not (usage["malloc_size"] > 0 and usage["malloc_count"] > 0
+                and usage["obj_count"] > 0 and usage["atom_count"] > 0):
+            raise RuntimeError(f"implausible memory usage of an empty context: {usage}")
+
+        # JS_SetMemoryLimit reaches the runtime that JS_ComputeMemoryUsage reports on.
+        original = usage["malloc_limit"]
+        probe_limit = 96 * 1024 * 1024 + 4096 * 7
+        self._set_memory_limit(head.runtime, probe_limit)
+        if self._usage(head.runtime)["malloc_limit"] != probe_limit:
+            raise RuntimeError("JS_SetMemoryLimit did not change the reported malloc_limit")
+        self._set_memory_limit(head.runtime, original if original > 0 else 0)
+
+        # The context still works after the calls and a collection.
+        self._gc(head.runtime)
+        result = _dukpy.eval_string(_ProbeHost(capsule), b"[1 + 1, typeof globalThis]", b"null",
+                                    False, "<isolate-memory-probe>")
+        if json.loads(result) != [2, "object"]:
+            raise RuntimeError(f"the scratch context misbehaved after the probe: {result!r}")
+
+    # -- per call ---------------------------------------------------------------
+    def _head(self, capsule) -> _DukPyContextHead:
+        address = self._capsule_pointer(capsule, _CAPSULE_NAME)
+        if not address:
+            raise RuntimeError("PyCapsule_GetPointer returned NULL")
+        return _DukPyContextHead.from_address(address)
+
+    def runtime(self, capsule) -> int:
+        return self._head(capsule).runtime
+
+    def _usage(self, runtime: int) -> dict[str, int]:
+        usage = _JSMemoryUsage()
+        self._compute(runtime, ctypes.byref(usage))
+        return {name: int(getattr(usage, name)) for name in _MEMORY_USAGE_FIELDS}
+
+    def usage(self, capsule) -> dict[str, int]:
+        return self._usage(self.runtime(capsule))
+
+    def set_limit(self, capsule, nbytes: int) -> None:
+        self._set_memory_limit(self.runtime(capsule), nbytes)
+
+    def gc(self, capsule) -> None:
+        self._gc(self.runtime(capsule))
+
+
+_memory_api: _QuickJSMemory | None = None
+_memory_api_lock = threading.Lock()
+
+
+def _get_memory_api() -> _QuickJSMemory:
+    global _memory_api
+    api = _memory_api
+    if api is None:
+        with _memory_api_lock:
+            if _memory_api is None:
+                _memory_api = _QuickJSMemory.load()
+            api = _memory_api
+    return api
+
+
+def memory_api_status() -> tuple[bool, str]:
+    """``(available, reason)`` of the QuickJS memory API in this process (probes on first use)."""
+    api = _get_memory_api()
+    return api.available, api.reason
+
+
+def _disable_memory_api_for_tests(reason: str = "disabled for tests") -> None:
+    """Force the fallback in this process, as if the probe had failed with ``reason``."""
+    global _memory_api
+    with _memory_api_lock:
+        _memory_api = _QuickJSMemory.unavailable(reason)
+
+
+def _reset_memory_api_for_tests() -> None:
+    """Forget the probe's outcome; the next use probes again (and re-reads the env var)."""
+    global _memory_api
+    with _memory_api_lock:
+        _memory_api = None
+
+
+def _memory_usage(engine: EngineContext) -> dict[str, int] | None:
+    api = _get_memory_api()
+    if not api.available:
         return None
+    return api.usage(engine._ctx)
+
+
+def _set_memory_limit(engine: EngineContext, nbytes: int) -> bool:
+    if isinstance(nbytes, bool) or not isinstance(nbytes, int):
+        raise TypeError(f"memory limit must be an int number of bytes, not {type(nbytes).__name__}")
+    if not 0 <= nbytes <= _MAX_LIMIT:
+        raise ValueError(f"memory limit out of range: {nbytes}")
+    api = _get_memory_api()
+    if not api.available:
+        raise EngineError(f"cannot set the memory limit: {api.reason}")
+    api.set_limit(engine._ctx, nbytes)
+    return True
+
+
+def _run_gc(engine: EngineContext) -> bool:
+    api = _get_memory_api()
+    if not api.available:
+        return False
+    api.gc(engine._ctx)
+    return True

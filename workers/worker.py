@@ -30,7 +30,7 @@ from protocol import (
     finish_values,
 )
 
-from .engine import ENGINE_NAME, EngineContext, EngineError, in_abort_tail
+from .engine import ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail
 from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
@@ -79,12 +79,19 @@ class Deadlines:
         signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
 
     def _on_alarm(self, signum, frame) -> None:
+        # A stop is only ever raised while an engine op runs. dukpy checks
+        # signals around each host callback and turns a raise there into a
+        # *catchable* InternalError("interrupted"); the bridge answers that by
+        # spinning, and the re-armed timer raises again inside the engine,
+        # where the interrupt cannot be caught.
         if self.pending_interrupt:
-            if in_abort_tail(frame):
-                self.redeliver_soon()
+            if not engine_running():
+                self.pending_interrupt = False
+                self._arm()
                 return
-            self.pending_interrupt = False
-            self._arm()
+            self.redeliver_soon()
+            if in_abort_tail(frame):
+                return
             raise ScriptInterrupted()
         now = time.monotonic()
         expired = [(d, token) for d, token in self._active if d <= now]
@@ -92,9 +99,11 @@ class Deadlines:
             # A stale timer (its deadline was removed) or an early tick: re-arm.
             self._arm()
             return
+        if not engine_running():
+            return  # the op already ended; its deadline is being removed
+        self.redeliver_soon()
         if in_abort_tail(frame):
-            self.redeliver_soon()  # raise once back in the engine
-            return
+            return  # raise once back in the engine
         raise ScriptTimeout(min(expired, key=lambda e: e[0])[1])
 
     @contextlib.contextmanager
@@ -130,10 +139,10 @@ class Interrupts:
         signal.signal(signal.SIGUSR1, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
-        if self._armed:
+        if self._armed and engine_running():
+            self.redeliver()  # in case dukpy turns this raise into a catchable error
             if in_abort_tail(frame):
-                self.redeliver()  # raise once back in the engine
-                return
+                return  # raise once back in the engine
             raise ScriptInterrupted()
 
     def redeliver(self) -> None:
@@ -242,6 +251,11 @@ class Worker:
                     traceback.print_exc(file=sys.stderr)
             return
         handler = None if message.method in _NOTIFICATIONS else getattr(self, f"_on_{message.method}", None)
+        options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else None
+        if options is not None and options.get("timeout"):
+            # The host's kill deadline counts from this acknowledgement, so time
+            # spent queued behind other calls is not charged to this one.
+            self.stream.write(Notification("started", [message.msgid]))
         self._executing.append(message.msgid)
         try:
             if handler is None:
