@@ -32,9 +32,15 @@ from .errors import (
     JSError, JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError,
     JSSyntaxError, JSTypeError, JSURIError, NestingTooDeepError, OutOfRangeError, PoolClosedError,
     PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError,
-    UnencodableValueError, WorkerCrashedError,
+    UnencodableValueError, UnsupportedError, WorkerCrashedError, WorkerMemoryError,
 )
+from .futures import Future
 from .pool import Limits, Pool
+
+
+def measure_memory(mode: str = "summary", execution: str = "default", /, **options) -> Future:
+    """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
+    return default_pool().measure_memory(mode, execution, **options)
 
 __all__ = [
     "Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
@@ -47,4 +53,5 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
+    "UnsupportedError", "WorkerMemoryError", "Future", "measure_memory",
 ]

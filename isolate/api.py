@@ -105,7 +105,8 @@ def _create_context(pool: Pool, context_object: Any, options: Any, kwargs: dict)
     opts = normalize_options(options, kwargs)
     ctx_opts = context_options(opts)
     finish(opts, "create_context()")
-    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
+                              memory_limit=ctx_opts.memory_limit)
     if obj is not None:
         _register(obj, context, strong=True)
     return context
@@ -156,7 +157,8 @@ class Script:
         pool = default_pool()
         context = _lookup(context_object) if isinstance(context_object, Context) else None
         if context is None:
-            context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+            context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
+                                      memory_limit=ctx_opts.memory_limit)
             if obj is not None:
                 _register(obj, context, strong=False)
         return context._run(self.code, self._compile, run_opts)
@@ -210,7 +212,8 @@ def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
     finish(opts, "run_in_new_context()")
-    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin)
+    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
+                              memory_limit=ctx_opts.memory_limit)
     if obj is not None:
         _register(obj, context, strong=False)
     return context._run(code, compile_opts, run_opts)

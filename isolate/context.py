@@ -44,7 +44,7 @@ class Context(MutableMapping):
 
     @classmethod
     def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
-                globals_: dict | None = None) -> "Context":
+                globals_: dict | None = None, memory_limit: int | None = None) -> "Context":
         self = object.__new__(cls)
         self._pool = pool
         self._object = context_object
@@ -52,20 +52,28 @@ class Context(MutableMapping):
         self._host_function_ids: list[int] = []
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
         self.origin = origin
-        params = [{"name": self.name, "origin": self.origin,
+        self.memory_limit = memory_limit
+        params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
                    "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
+        from .errors import PoolClosedError
         from .pool import RerouteCall
 
         for attempt in range(3):
             worker = pool._pick_worker()
+            worker.live_contexts += 1  # counted from now on, so recycling cannot retire it under us
             try:
                 self._id = worker.request("create_context", params)
                 break
-            except RerouteCall:
+            except (RerouteCall, PoolClosedError):
+                worker.live_contexts -= 1
+                # The worker was lost or retired between pick and send: pick again
+                # (a closed pool fails the next pick with PoolClosedError).
                 if attempt == 2:
                     raise
+            except BaseException:
+                worker.live_contexts -= 1
+                raise
         self._worker = worker
-        worker.live_contexts += 1
         worker.contexts.add(self)
         pool._contexts[(id(worker), self._id)] = self
         weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
@@ -191,6 +199,12 @@ class Context(MutableMapping):
 
     __hash__ = object.__hash__
 
+    def memory_usage(self) -> dict:
+        """This context's engine memory (QuickJS's own accounting): ``used``, ``allocated``,
+        ``limit`` in bytes and ``objects``, plus every raw ``JSMemoryUsage`` field under ``engine``."""
+        usage = self._pool._worker_memory(self._worker, eager=False).get(str(self._id))  # JS object keys are strings
+        return _usage_summary(usage)
+
     @property
     def worker_pid(self) -> int:
         """Pid of the worker process hosting this context."""
@@ -198,6 +212,15 @@ class Context(MutableMapping):
 
 
 _context_numbers = itertools.count(1)
+
+
+def _usage_summary(usage: dict | None) -> dict:
+    if usage is None:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError("the engine's memory accounting is unavailable in this installation")
+    return {"used": usage["memory_used_size"], "allocated": usage["malloc_size"],
+            "limit": usage["malloc_limit"], "objects": usage.get("obj_count", 0), "engine": usage}
 
 
 @contextlib.contextmanager

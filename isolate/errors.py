@@ -29,6 +29,7 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
+    "WorkerMemoryError", "UnsupportedError",
     "js_error_class", "describe_exit",
 ]
 
@@ -195,6 +196,18 @@ def describe_exit(exitcode: int | None) -> str:
         except ValueError:
             return f"signal {-exitcode}({exitcode})"
     return f"exit code {exitcode}"
+
+
+class WorkerMemoryError(WorkerCrashedError, MemoryError):
+    """The worker was killed for exceeding the pool's ``worker_memory_limit``."""
+
+    code = "ERR_WORKER_MEMORY_LIMIT"
+
+
+class UnsupportedError(IsolateError):
+    """The engine in this installation cannot do what an option asked (the message says why)."""
+
+    code = "ERR_ISOLATE_UNSUPPORTED"
 
 
 class ContextLostError(IsolateError):

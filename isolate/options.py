@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 
 __all__ = ["RunOptions", "ContextOptions", "normalize_options", "describe", "check_code",
-           "DEFAULT_FILENAME"]
+           "DEFAULT_FILENAME", "parse_size"]
 
 DEFAULT_FILENAME = "evalmachine.<anonymous>"
 
@@ -197,6 +197,32 @@ class ContextOptions:
     origin: str = ""
     code_generation: dict | None = None
     microtask_mode: str | None = None
+    memory_limit: int | None = None
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+               "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+# Below this a QuickJS runtime cannot even build its exceptions.
+MIN_MEMORY_LIMIT = 1024 * 1024
+
+
+def parse_size(value: Any, name: str, minimum: int = MIN_MEMORY_LIMIT) -> int | None:
+    """Bytes from an int or a string like ``"64MB"`` (units are binary: 1 MB = 1024 KB)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidArgTypeError(
+            f'The "{name}" option must be an int (bytes) or a str like "64MB". Received {describe(value)}')
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _SIZE_UNITS:
+            raise InvalidArgValueError(
+                f'The "{name}" option must be a size like "64MB", "512KB" or "1GB". Received {value!r}')
+        value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    if value < minimum:
+        raise OutOfRangeError(
+            f'The value of "{name}" is out of range. It must be >= {minimum} bytes. Received {value}')
+    return value
 
 
 _INT32 = 2**31 - 1
@@ -229,12 +255,13 @@ def context_options(opts: dict, prefix: str = "") -> ContextOptions:
     origin = _check_str(opts, f"{prefix}origin", "")
     code_generation = _check_code_generation(opts, f"{prefix}code_generation")
     microtask_mode = _check_microtask_mode(opts, "microtask_mode")
+    memory_limit = parse_size(opts.pop("memory_limit", None), "options.memoryLimit")
     if origin and not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*$", origin):
         raise InvalidArgValueError(
             f"The property 'options.{prefix}origin' must be an origin like 'https://example.com' "
             f"(scheme, host and port only). Received {origin!r}")
     return ContextOptions(name=name, origin=origin, code_generation=code_generation,
-                          microtask_mode=microtask_mode)
+                          microtask_mode=microtask_mode, memory_limit=memory_limit)
 
 
 def finish(opts: dict, what: str) -> None:

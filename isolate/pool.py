@@ -51,7 +51,7 @@ from protocol import (
 
 from .errors import (
     ContextLostError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
-    ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError, WorkerCrashedError,
+    ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnsupportedError, WorkerMemoryError, UnencodableValueError, WorkerCrashedError,
     js_error_class,
 )
 
@@ -79,6 +79,10 @@ class Limits:
     # machine (scheduling delays of tens of ms), and keeps "timeout + grace"
     # well under half a second for the common 100 ms timeouts.
     kill_grace_s: float = 0.1
+    # How often the supervisor samples worker RSS against worker_memory_limit.
+    # The OS cap (RLIMIT_DATA) acts at once; the sample catches what it cannot
+    # see (e.g. memory a native library maps some other way) within this delay.
+    rss_check_interval_s: float = 0.1
 
 
 class WorkerState(enum.Enum):
@@ -172,6 +176,9 @@ class WorkerHandle:
         self._msgids = itertools.count(1)
         self._failure: IsolateError | None = None
         self._overrun: tuple[int, int] | None = None  # (msgid, timeout) of a call killed at stage 2
+        self._memory_kill: int | None = None  # the RSS that got this worker killed
+        self.tasks = 0          # calls answered, for max_tasks_per_worker
+        self.draining = False   # recycling: no new contexts; retired once idle
         # Releases of handles and contexts, queued by GC finalizers (which may
         # run inside any code, even while this thread holds _lock: so they
         # only enqueue) and flushed before the next request is written.
@@ -192,7 +199,8 @@ class WorkerHandle:
         ctx = multiprocess.get_context("fork")
         process = ctx.Process(
             target=workers.main, name=f"isolate-worker-{self.index}",
-            args=(to_worker_r, from_worker_w, os.getpid(), dict(self.pool._env)), daemon=True)
+            args=(to_worker_r, from_worker_w, os.getpid(), dict(self.pool._env),
+                  self.pool.worker_memory_limit), daemon=True)
         try:
             process.start()
         finally:
@@ -268,7 +276,12 @@ class WorkerHandle:
         if error is None:
             self._wait_exit(self.pool.limits.reap_timeout_s)
             detail = f"protocol error: {cause}" if cause is not None else ""
-            error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
+            if self._memory_kill is not None:
+                error = WorkerMemoryError(self.pid, self.process.exitcode,
+                                          f"its RSS reached {self._memory_kill} bytes, over the pool's "
+                                          f"worker_memory_limit of {self.pool.worker_memory_limit}")
+            else:
+                error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
             reason = (f"its worker {self.pid} was killed: a script on it overran its timeout"
                       if overrun else f"its worker {self.pid} died ({describe_exit(self.process.exitcode)})")
             # Mark the contexts lost before failing the calls, so that a caller
@@ -379,7 +392,12 @@ class WorkerHandle:
                 kill_deadline = None
                 continue  # the reader delivers the outcome once the worker is gone
             if isinstance(item, Response):
-                return self._outcome(item, decode)
+                self.tasks += 1
+                try:
+                    return self._outcome(item, decode)
+                finally:
+                    if not stack:
+                        self.pool._after_call(self)
             if isinstance(item, _Dead):
                 raise item.error
             if isinstance(item, _Started):
@@ -394,6 +412,16 @@ class WorkerHandle:
                 # returns keeps its thread; Python threads cannot be killed.)
                 threading.Thread(target=self._serve_host_call, args=(item,), daemon=True,
                                  name=f"isolate-host-call-{item.msgid}").start()
+
+    def kill_for_memory(self, rss: int) -> None:
+        with self._lock:
+            if self.state is not WorkerState.READY:
+                return
+            self._memory_kill = rss
+        try:
+            self.process.kill()
+        except OSError:
+            pass
 
     def _kill_overrun(self, msgid: int, timeout_ms: int) -> None:
         """Stage 2: the call outlived deadline + grace; kill its worker."""
@@ -520,7 +548,9 @@ class Pool:
     """
 
     def __init__(self, size: int | None = None, *, env: dict[str, str] | None = None,
-                 spare_workers: int = 1, limits: Limits | None = None):
+                 spare_workers: int = 1, worker_memory_limit: int | str | None = None,
+                 max_tasks_per_worker: int | None = None, max_worker_rss: int | str | None = None,
+                 default_loader_root: str | None = None, limits: Limits | None = None):
         from .options import describe
         from .errors import InvalidArgTypeError, OutOfRangeError
 
@@ -539,6 +569,22 @@ class Pool:
         if env is not None and not (isinstance(env, dict) and all(
                 isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
             raise InvalidArgTypeError(f'The "env" argument must be a dict of str to str. Received {describe(env)}')
+        from .options import parse_size
+
+        if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(
+                max_tasks_per_worker, int) or max_tasks_per_worker < 1):
+            raise (OutOfRangeError if isinstance(max_tasks_per_worker, int) and not isinstance(
+                max_tasks_per_worker, bool) else InvalidArgTypeError)(
+                f'The "max_tasks_per_worker" argument must be an int >= 1. Received {describe(max_tasks_per_worker)}')
+        if default_loader_root is not None:
+            from .errors import InvalidArgValueError
+
+            raise InvalidArgValueError(
+                "The \"default_loader_root\" argument is not supported yet: it arrives with ES modules")
+        self.worker_memory_limit = parse_size(worker_memory_limit, "worker_memory_limit",
+                                              minimum=64 * 1024 * 1024)
+        self.max_worker_rss = parse_size(max_worker_rss, "max_worker_rss", minimum=16 * 1024 * 1024)
+        self.max_tasks_per_worker = max_tasks_per_worker
         self.size = size
         self.limits = limits or Limits()
         self._env = dict(env or {})
@@ -565,6 +611,9 @@ class Pool:
             raise
         _live_pools.add(self)
         _register_atexit()
+        self._watchdog_stop = threading.Event()
+        if self.worker_memory_limit or self.max_worker_rss:
+            threading.Thread(target=self._watch_memory, name="isolate-rss-watchdog", daemon=True).start()
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> "Pool":
@@ -580,6 +629,8 @@ class Pool:
                 return
             self._closed = True
             workers_ = list(self._workers) + list(self._spares)
+        if hasattr(self, "_watchdog_stop"):
+            self._watchdog_stop.set()
         for worker in workers_:
             worker.close()
         self._spawner.stop()
@@ -641,10 +692,148 @@ class Pool:
         if stale is not None:
             stale.close()
 
+    # -- memory and recycling ----------------------------------------------------
+    def _watch_memory(self) -> None:
+        """Sample worker RSS: kill a worker over worker_memory_limit, mark one over
+        max_worker_rss for recycling (drained between calls, never killed mid-call)."""
+        while not self._watchdog_stop.wait(self.limits.rss_check_interval_s):
+            with self._lock:
+                workers_ = [w for w in self._workers if w.state is WorkerState.READY]
+            for worker in workers_:
+                try:
+                    rss = psutil.Process(worker.pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                if self.worker_memory_limit and rss > self.worker_memory_limit:
+                    worker.kill_for_memory(rss)
+                elif self.max_worker_rss and rss > self.max_worker_rss and not worker.draining:
+                    worker.draining = True
+                    self._retire_if_idle(worker)
+
+    def _after_call(self, worker: WorkerHandle) -> None:
+        """Recycling check between calls (never mid-call)."""
+        if self.max_tasks_per_worker and worker.tasks >= self.max_tasks_per_worker:
+            worker.draining = True
+        if worker.draining:
+            self._retire_if_idle(worker)
+
+    def _retire_if_idle(self, worker: WorkerHandle) -> None:
+        """Retire a draining worker once it hosts no live context and runs no call.
+
+        A worker with live contexts is drained, not killed: it keeps serving
+        them and gets no new ones until they are released.
+        """
+        with self._lock:
+            if (self._closed or worker not in self._workers or worker.live_contexts > 0
+                    or worker._pending or getattr(worker, "retiring", False)):
+                return
+            worker.retiring = True
+            spare = self._spares.pop(0) if self._spares else None
+            if spare is not None:
+                spare.index = worker.index
+                self._workers[self._workers.index(worker)] = spare
+        threading.Thread(target=self._finish_retirement, args=(worker, spare is not None),
+                         name=f"isolate-retire-{worker.pid}", daemon=True).start()
+
+    def _finish_retirement(self, worker: WorkerHandle, replaced: bool) -> None:
+        """Off the caller's path: start what takes the worker's place, then close it."""
+        if replaced:
+            worker.close()
+            self._refill(None)  # a new spare
+            return
+        try:
+            fresh = WorkerHandle(self, worker.index)
+        except IsolateError:
+            return  # keep the draining worker: better than no worker
+        with self._lock:
+            if self._closed or worker not in self._workers:
+                stale = fresh
+            else:
+                self._workers[self._workers.index(worker)] = fresh
+                stale = worker
+        stale.close()
+
+    def _worker_memory(self, worker: WorkerHandle, eager: bool) -> dict:
+        return worker.request("memory", [bool(eager)])
+
+    def measure_memory(self, mode: str = "summary", execution: str = "default", /, **kwargs) -> "Future":
+        """``vm.measureMemory``: an :class:`isolate.Future` of Node's result shape.
+
+        ``{"total": {"jsMemoryEstimate": n, "jsMemoryRange": [lo, hi]}}`` over
+        every context of the pool (QuickJS's own accounting: bytes in use, and
+        bytes allocated as the upper end of the range); ``mode="detailed"``
+        adds ``"current"`` (the main context) and ``"other"`` (one entry per
+        other context). ``execution="eager"`` collects garbage first. Beyond
+        Node: ``"workers"``, each worker's pid, RSS and USS (from psutil) and
+        the contexts it hosts.
+        """
+        from .errors import InvalidArgTypeError, InvalidArgValueError
+        from .futures import run_in_thread
+        from .options import describe
+
+        options = dict(kwargs)
+        mode = options.pop("mode", mode)
+        execution = options.pop("execution", execution)
+        for name, value, allowed in (("mode", mode, ("summary", "detailed")),
+                                     ("execution", execution, ("default", "eager"))):
+            if not isinstance(value, str):
+                raise InvalidArgTypeError(f'The "options.{name}" property must be of type str. Received {describe(value)}')
+            if value not in allowed:
+                raise InvalidArgValueError(
+                    f"The property 'options.{name}' must be one of: {', '.join(map(repr, allowed))}. Received {value!r}")
+        if options:
+            raise InvalidArgValueError(f"The property 'options.{next(iter(options))}' is not a known option of measure_memory()")
+        self._check_open()
+        return run_in_thread(lambda: self._measure(mode == "detailed", execution == "eager"),
+                             "isolate-measure-memory")
+
+    def _measure(self, detailed: bool, eager: bool) -> dict:
+        with self._lock:
+            workers_ = [w for w in self._workers if w.state is WorkerState.READY]
+        main = self._main_context
+        total_used = total_alloc = 0
+        current = {"jsMemoryEstimate": 0, "jsMemoryRange": [0, 0]}
+        other = []
+        worker_reports = []
+        for worker in workers_:
+            figures = self._worker_memory(worker, eager)
+            try:
+                mem = psutil.Process(worker.pid).memory_full_info()
+                rss, uss = mem.rss, getattr(mem, "uss", None)
+            except psutil.Error:
+                rss = uss = None
+            contexts = []
+            for context_id, usage in figures.items():
+                if usage is None:
+                    raise UnsupportedError("the engine's memory accounting is unavailable in this installation")
+                used, alloc = usage["memory_used_size"], max(usage["malloc_size"], usage["memory_used_size"])
+                total_used += used
+                total_alloc += alloc
+                entry = {"jsMemoryEstimate": used, "jsMemoryRange": [used, alloc]}
+                context = self._contexts.get((id(worker), int(context_id)))
+                if main is not None and context is main:
+                    current = entry
+                else:
+                    other.append(entry)
+                contexts.append({"name": context.name if context is not None else None, **entry})
+            worker_reports.append({"pid": worker.pid, "rss": rss, "uss": uss, "contexts": contexts})
+        result = {"total": {"jsMemoryEstimate": total_used, "jsMemoryRange": [total_used, total_alloc]}}
+        if detailed:
+            result["current"] = current
+            result["other"] = other
+        result["workers"] = worker_reports
+        return result
+
     def _pick_worker(self) -> WorkerHandle:
         with self._lock:
             self._check_open()
-            ready = [w for w in self._workers if w.state is WorkerState.READY]
+            # A draining worker whose last context went away retires now (its
+            # contexts are released by GC, so this is where we notice).
+            for worker in [w for w in self._workers if w.draining]:
+                self._retire_if_idle(worker)
+            ready = [w for w in self._workers if w.state is WorkerState.READY and not w.draining]
+            if not ready:
+                ready = [w for w in self._workers if w.state is WorkerState.READY]
             if not ready:
                 raise WorkerCrashedError(-1, None, "no live worker in the pool")
             return min(ready, key=lambda w: w.load())
@@ -680,6 +869,8 @@ class Pool:
             return ContextLostError(f"the context can no longer run code: {message}")
         if code == WireError.UNKNOWN_CONTEXT.value:
             return ContextLostError(str(message))
+        if code == WireError.UNSUPPORTED.value:
+            return UnsupportedError(str(message))
         if code == WireError.UNENCODABLE.value:
             return UnencodableValueError(str(message))
         if code == WireError.NESTING_TOO_DEEP.value:

@@ -336,6 +336,12 @@ class Worker:
         self._next_context_id += 1
         engine = EngineContext(lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged),
                                self._reraise_later)
+        memory_limit = options.get("memory_limit")
+        if memory_limit:
+            try:
+                engine.set_memory_limit(int(memory_limit))
+            except EngineError as exc:
+                raise WorkerError(WireError.UNSUPPORTED, f"memory_limit cannot be enforced: {exc}") from None
         self.contexts[context_id] = ContextState(
             context_id, engine, options.get("name", ""), options.get("origin", ""))
         globals_ = options.get("globals")
@@ -412,6 +418,18 @@ class Worker:
 
     def _on_stats(self) -> dict:
         return {"pid": os.getpid(), "contexts": len(self.contexts)}
+
+    def _on_memory(self, eager: bool) -> dict:
+        """Engine figures of every context here: ``{context_id: JSMemoryUsage fields}``.
+
+        ``eager`` collects garbage first (dukpy also collects around every eval).
+        """
+        out = {}
+        for context_id, state in self.contexts.items():
+            if eager:
+                state.engine.run_gc()
+            out[context_id] = state.engine.memory_usage()
+        return out
 
     def _on_context_stats(self, context_id: int) -> dict:
         """Live handles and host functions of one context (how tests see releases work)."""
@@ -520,9 +538,19 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | None = None) -> None:
+def _limit_memory(max_bytes: int | None) -> None:
+    """The OS cap behind the engine's own: allocations past it fail in this worker only."""
+    if max_bytes:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (max_bytes, max_bytes))
+
+
+def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | None = None,
+         max_memory: int | None = None) -> None:
     """Entry point of a worker process forked by the supervisor."""
     _die_with_parent()
+    _limit_memory(max_memory)
     if host_pid is not None and os.getppid() != host_pid:
         os._exit(0)  # the host died before we could ask to follow it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
