@@ -89,7 +89,9 @@ class Context(MutableMapping):
 
     def _request(self, method: str, *params: Any, timeout_ms: int | None = None) -> Any:
         self._check()
-        return self._worker.request(method, [self._id, *params], self._decode, timeout_ms)
+        options = params[-1] if params and isinstance(params[-1], dict) else {}
+        return self._worker.request(method, [self._id, *params], self._decode, timeout_ms,
+                                    interruptible=bool(options.get("break_on_sigint")))
 
     def _encode(self, value: Any) -> Any:
         try:
@@ -239,10 +241,7 @@ def _relay_sigint(worker):
             "Python delivers SIGINT to, and installs signal handlers in, the main thread only")
 
     def relay(signum, frame):
-        try:
-            os.kill(worker.pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            pass
+        worker.interrupt()
 
     previous = signal.signal(signal.SIGINT, relay)
     try:

@@ -164,8 +164,10 @@ class ScriptTimeoutError(IsolateError, TimeoutError):
 class ScriptInterruptedError(IsolateError):
     code = "ERR_SCRIPT_EXECUTION_INTERRUPTED"
 
-    def __init__(self, message: str = "Script execution was interrupted by `SIGINT`"):
+    def __init__(self, message: str = "Script execution was interrupted by `SIGINT`",
+                 stage: str = "interrupt"):
         super().__init__(message)
+        self.stage = stage
 
 
 def _fmt_ms(ms: float) -> str:

@@ -32,6 +32,7 @@ import itertools
 import os
 import queue
 import select
+import signal
 import time
 import threading
 import weakref
@@ -160,6 +161,15 @@ class _Started:
         self.at = at
 
 
+class _Interrupted:
+    """The host relayed a SIGINT to the worker for this call (break_on_sigint)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float):
+        self.at = at
+
+
 class RerouteCall(WorkerCrashedError):
     """A call that targeted no context was lost with its worker: send it elsewhere."""
 
@@ -172,10 +182,12 @@ class WorkerHandle:
         self.index = index
         self.state = WorkerState.STARTING
         self._lock = threading.Lock()          # guards state, _pending, writes
+        self._fd_lock = threading.Lock()       # guards closing the pipe ends (see _close_fd)
         self._pending: dict[int, CallSlot] = {}
         self._msgids = itertools.count(1)
         self._failure: IsolateError | None = None
-        self._overrun: tuple[int, int] | None = None  # (msgid, timeout) of a call killed at stage 2
+        self._overrun: tuple[int, Any] | None = None  # (msgid, timeout or "interrupt") killed at stage 2
+        self._interruptible_slot: CallSlot | None = None
         self._memory_kill: int | None = None  # the RSS that got this worker killed
         self.tasks = 0          # calls answered, for max_tasks_per_worker
         self.draining = False   # recycling: no new contexts; retired once idle
@@ -327,6 +339,8 @@ class WorkerHandle:
         if overrun is not None:
             msgid, timeout_ms = overrun
             if slot.msgid == msgid:
+                if timeout_ms == "interrupt":
+                    return ScriptInterruptedError(stage="kill")
                 return ScriptTimeoutError(timeout_ms, stage="kill")
             if slot.method == "create_context":
                 return RerouteCall(self.pid, self.process.exitcode, "killed under a queued call")
@@ -334,7 +348,19 @@ class WorkerHandle:
         return error
 
     def _close_fds(self) -> None:
-        for fd in (self._stream.read_fd, self._stream.write_fd):
+        self._close_fd("read_fd")
+        self._close_fd("write_fd")
+
+    def _close_fd(self, which: str) -> None:
+        """Close one end of the pipe exactly once.
+
+        A second close could hit the same number reused by a newer worker's
+        pipe, so the number is forgotten (set to -1) before it is closed.
+        """
+        with self._fd_lock:
+            fd = getattr(self._stream, which)
+            setattr(self._stream, which, -1)
+        if fd >= 0:
             try:
                 os.close(fd)
             except OSError:
@@ -358,7 +384,7 @@ class WorkerHandle:
             self._write(Notification(method, params))
 
     def request(self, method: str, params: list, decode: Callable[[Any, bool], Any] | None = None,
-                timeout_ms: int | None = None) -> Any:
+                timeout_ms: int | None = None, interruptible: bool = False) -> Any:
         """Send a request and wait for its result, serving nested host calls meanwhile.
 
         ``params`` must already be wire-encoded. ``decode(value, needs_finish)``
@@ -376,6 +402,8 @@ class WorkerHandle:
                 raise self._failure or PoolClosedError("the worker is closed")
             msgid = next(self._msgids)
             slot = self._pending[msgid] = CallSlot(msgid, method)
+            if interruptible:
+                self._interruptible_slot = slot
             try:
                 self._flush_releases()
                 self._write(Request(msgid, method, [parent, *params]))
@@ -383,12 +411,13 @@ class WorkerHandle:
                 del self._pending[msgid]
                 raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
         kill_deadline = None
+        interrupted = False
         while True:
             try:
                 item = slot.inbox.get(timeout=None if kill_deadline is None
                                       else max(0.0, kill_deadline - time.monotonic()))
             except queue.Empty:
-                self._kill_overrun(msgid, timeout_ms)
+                self._kill_overrun(msgid, timeout_ms, interrupted=interrupted)
                 kill_deadline = None
                 continue  # the reader delivers the outcome once the worker is gone
             if isinstance(item, Response):
@@ -401,8 +430,14 @@ class WorkerHandle:
             if isinstance(item, _Dead):
                 raise item.error
             if isinstance(item, _Started):
-                if timeout_ms is not None:
+                if timeout_ms is not None and not interrupted:
                     kill_deadline = item.at + timeout_ms / 1000 + self.pool.limits.kill_grace_s
+                continue
+            if isinstance(item, _Interrupted):
+                # The same ladder as a timeout: a script stuck in native code
+                # that ignores the interrupt is killed after the grace.
+                interrupted = True
+                kill_deadline = item.at + self.pool.limits.kill_grace_s
                 continue
             if kill_deadline is None:
                 self._serve_host_call(item)
@@ -423,12 +458,22 @@ class WorkerHandle:
         except OSError:
             pass
 
-    def _kill_overrun(self, msgid: int, timeout_ms: int) -> None:
+    def interrupt(self) -> None:
+        """break_on_sigint: stop the interruptible call running here (SIGUSR1, then the ladder)."""
+        slot = self._interruptible_slot
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return
+        if slot is not None:
+            slot.inbox.put(_Interrupted(time.monotonic()))
+
+    def _kill_overrun(self, msgid: int, timeout_ms: int | None, interrupted: bool = False) -> None:
         """Stage 2: the call outlived deadline + grace; kill its worker."""
         with self._lock:
             if self.state is not WorkerState.READY:
                 return
-            self._overrun = (msgid, timeout_ms)
+            self._overrun = (msgid, "interrupt" if interrupted else timeout_ms)
         try:
             self.process.kill()
         except OSError:
@@ -476,20 +521,18 @@ class WorkerHandle:
                 return
             was_ready = self.state is WorkerState.READY
             self.state = WorkerState.CLOSED
-            if was_ready:
-                # End of input: the worker's loop reads EOF and exits.
-                try:
-                    os.close(self._stream.write_fd)
-                except OSError:
-                    pass
+        if was_ready:
+            # End of input: the worker's loop reads EOF and exits.
+            self._close_fd("write_fd")
         if not self._wait_exit(self.pool.limits.close_grace_s):
             self.process.kill()
             self._wait_exit(self.pool.limits.reap_timeout_s)
         if threading.current_thread() is not self._reader:
             self._reader.join(self.pool.limits.reap_timeout_s)
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        with self._fd_lock:
+            pidfd, self._pidfd = self._pidfd, None
+        if pidfd is not None:
+            os.close(pidfd)
 
     def load(self) -> int:
         return self.live_contexts + len(self._pending)
@@ -589,6 +632,7 @@ class Pool:
         self.limits = limits or Limits()
         self._env = dict(env or {})
         self._lock = threading.RLock()
+        self._workers_changed = threading.Condition(self._lock)  # notified when a slot gets a worker
         self._closed = False
         self._spawner = _Spawner()
         self._workers: list[WorkerHandle] = []
@@ -596,6 +640,10 @@ class Pool:
         # a replacement costs the caller nothing.
         self._spares: list[WorkerHandle] = []
         self.spare_workers = spare_workers
+        # Recycling: workers out of rotation, closed once their contexts are gone,
+        # and draining workers whose replacement is starting.
+        self._retired: list[WorkerHandle] = []
+        self._replacing: set[WorkerHandle] = set()
         self._host_functions: dict[int, Callable] = {}
         self._host_function_ids = itertools.count(1)
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
@@ -628,7 +676,8 @@ class Pool:
             if self._closed:
                 return
             self._closed = True
-            workers_ = list(self._workers) + list(self._spares)
+            workers_ = list(self._workers) + list(self._spares) + list(self._retired)
+            self._workers_changed.notify_all()
         if hasattr(self, "_watchdog_stop"):
             self._watchdog_stop.set()
         for worker in workers_:
@@ -667,6 +716,7 @@ class Pool:
                     spare = self._spares.pop(0)
                     spare.index = worker.index
                     self._workers[index] = spare
+                    self._workers_changed.notify_all()
                     slot_to_fill = None      # the spare took the slot: refill the spares
                 else:
                     slot_to_fill = index
@@ -688,6 +738,7 @@ class Pool:
                 stale = None
             else:
                 self._workers[index] = fresh
+                self._workers_changed.notify_all()
                 stale = None
         if stale is not None:
             stale.close()
@@ -718,40 +769,60 @@ class Pool:
             self._retire_if_idle(worker)
 
     def _retire_if_idle(self, worker: WorkerHandle) -> None:
-        """Retire a draining worker once it hosts no live context and runs no call.
+        """Replace a draining worker once it hosts no live context and runs no call.
 
         A worker with live contexts is drained, not killed: it keeps serving
-        them and gets no new ones until they are released.
+        them and gets no new ones. Its replacement takes its slot first (a
+        spare at once, else a fresh worker started off the caller's path);
+        the old worker is closed only once idle (see _close_idle_retired).
         """
         with self._lock:
             if (self._closed or worker not in self._workers or worker.live_contexts > 0
-                    or worker._pending or getattr(worker, "retiring", False)):
+                    or worker._pending or worker in self._replacing):
                 return
-            worker.retiring = True
-            spare = self._spares.pop(0) if self._spares else None
-            if spare is not None:
+            if self._spares:
+                spare = self._spares.pop(0)
                 spare.index = worker.index
                 self._workers[self._workers.index(worker)] = spare
-        threading.Thread(target=self._finish_retirement, args=(worker, spare is not None),
-                         name=f"isolate-retire-{worker.pid}", daemon=True).start()
+                self._workers_changed.notify_all()
+                self._retired.append(worker)
+                refill = True
+            else:
+                self._replacing.add(worker)
+                refill = False
+        target = self._refill if refill else self._replace_retiring
+        threading.Thread(target=target, args=(None,) if refill else (worker,),
+                         name=f"isolate-recycle-{worker.pid}", daemon=True).start()
+        self._close_idle_retired()
 
-    def _finish_retirement(self, worker: WorkerHandle, replaced: bool) -> None:
-        """Off the caller's path: start what takes the worker's place, then close it."""
-        if replaced:
-            worker.close()
-            self._refill(None)  # a new spare
-            return
+    def _replace_retiring(self, worker: WorkerHandle) -> None:
         try:
             fresh = WorkerHandle(self, worker.index)
         except IsolateError:
+            with self._lock:
+                self._replacing.discard(worker)
             return  # keep the draining worker: better than no worker
         with self._lock:
+            self._replacing.discard(worker)
             if self._closed or worker not in self._workers:
                 stale = fresh
             else:
                 self._workers[self._workers.index(worker)] = fresh
-                stale = worker
-        stale.close()
+                self._workers_changed.notify_all()
+                self._retired.append(worker)
+                stale = None
+        if stale is not None:
+            stale.close()
+        self._close_idle_retired()
+
+    def _close_idle_retired(self) -> None:
+        """Close retired workers whose last context is gone (they take no new ones)."""
+        with self._lock:
+            idle = [w for w in self._retired if w.live_contexts <= 0 and not w._pending]
+            for w in idle:
+                self._retired.remove(w)
+        for w in idle:
+            threading.Thread(target=w.close, name=f"isolate-retire-{w.pid}", daemon=True).start()
 
     def _worker_memory(self, worker: WorkerHandle, eager: bool) -> dict:
         return worker.request("memory", [bool(eager)])
@@ -831,12 +902,22 @@ class Pool:
             # contexts are released by GC, so this is where we notice).
             for worker in [w for w in self._workers if w.draining]:
                 self._retire_if_idle(worker)
-            ready = [w for w in self._workers if w.state is WorkerState.READY and not w.draining]
-            if not ready:
-                ready = [w for w in self._workers if w.state is WorkerState.READY]
-            if not ready:
-                raise WorkerCrashedError(-1, None, "no live worker in the pool")
-            return min(ready, key=lambda w: w.load())
+            if self._retired:
+                self._close_idle_retired()
+            deadline = time.monotonic() + self.limits.handshake_timeout_s
+            while True:
+                ready = [w for w in self._workers if w.state is WorkerState.READY and not w.draining]
+                if not ready:
+                    ready = [w for w in self._workers if w.state is WorkerState.READY]
+                if ready:
+                    return min(ready, key=lambda w: w.load())
+                # Every worker just died: wait for a replacement (they are started
+                # at once), not longer than a worker takes to start.
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise WorkerCrashedError(-1, None, "no live worker in the pool")
+                self._workers_changed.wait(remaining)
+                self._check_open()
 
     # -- host functions ------------------------------------------------------
     def _register_host_function(self, fn: Callable) -> HostFunctionRef:

@@ -417,7 +417,13 @@ class Worker:
         return self._value_of(self._run_op(self._context(context_id), None, "promise_state", handle_id))
 
     def _on_stats(self) -> dict:
-        return {"pid": os.getpid(), "contexts": len(self.contexts)}
+        """Process facts the host can check: no inherited environment or descriptors."""
+        try:
+            fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+        except OSError:
+            fds = []
+        return {"pid": os.getpid(), "contexts": len(self.contexts),
+                "env_keys": sorted(os.environ), "fds": fds}
 
     def _on_memory(self, eager: bool) -> dict:
         """Engine figures of every context here: ``{context_id: JSMemoryUsage fields}``.

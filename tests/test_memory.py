@@ -1,0 +1,120 @@
+"""Memory guarantees on real workers: engine limits, accounting, the OS cap, recycling."""
+
+import asyncio
+
+import psutil
+import pytest
+
+import isolate
+
+pytestmark = pytest.mark.timeout(90)
+
+UNBOUNDED = "const a = []; for (;;) a.push(new Array(1e5).fill(1))"
+
+
+def test_memory_limit_raises_js_memory_error_and_context_survives(pool):
+    ctx = pool.create_context(memory_limit="32MB")
+    with pytest.raises(isolate.JSMemoryError) as info:
+        pool.run_in_context(UNBOUNDED, ctx)
+    assert isinstance(info.value, MemoryError) and info.value.code == "ERR_SCRIPT_MEMORY_LIMIT"
+    assert pool.run_in_context("1+1", ctx) == 2
+    assert ctx.memory_usage()["limit"] == 32 * 1024 * 1024
+
+
+def test_memory_limit_on_run_in_new_context(pool):
+    with pytest.raises(isolate.JSMemoryError):
+        pool.run_in_new_context(UNBOUNDED, memory_limit=16 * 1024 * 1024)
+    assert pool.run_in_new_context("1+1") == 2
+
+
+@pytest.mark.parametrize("value, exc, code", [
+    ("lots", ValueError, "ERR_INVALID_ARG_VALUE"),
+    (1024, ValueError, "ERR_OUT_OF_RANGE"),
+    (1.5, TypeError, "ERR_INVALID_ARG_TYPE"),
+])
+def test_memory_limit_validation(pool, value, exc, code):
+    with pytest.raises(exc) as info:
+        pool.create_context(memory_limit=value)
+    assert info.value.code == code and "memoryLimit" in str(info.value)
+
+
+def test_measure_memory_sees_growth_and_workers(pool):
+    ctx = pool.create_context()
+    before = pool.measure_memory("detailed", "eager").result(30)
+    pool.run_in_context("globalThis.big = new Array(1.3e6).fill(0).map((_, i) => i + 0.5)", ctx)  # ~10 MB
+
+    async def measure():
+        return await pool.measure_memory(mode="detailed", execution="eager")
+
+    after = asyncio.run(measure())
+    grown = after["total"]["jsMemoryEstimate"] - before["total"]["jsMemoryEstimate"]
+    assert grown >= 8 * 1024 * 1024, grown
+    lo, hi = after["total"]["jsMemoryRange"]
+    assert lo == after["total"]["jsMemoryEstimate"] <= hi
+    assert {"current", "other", "workers"} <= set(after)
+    pids = {w["pid"] for w in after["workers"]}
+    assert pids == set(pool.worker_pids())
+    assert all(w["rss"] > 0 for w in after["workers"])
+    mine = next(w for w in after["workers"] if w["pid"] == ctx.worker_pid)
+    assert any(c["name"] == ctx.name and c["jsMemoryEstimate"] > 10 * 1024 * 1024 for c in mine["contexts"])
+    assert ctx.memory_usage()["used"] > 10 * 1024 * 1024
+
+
+def test_measure_memory_validation(pool):
+    with pytest.raises(ValueError) as info:
+        pool.measure_memory("everything")
+    assert info.value.code == "ERR_INVALID_ARG_VALUE"
+    with pytest.raises(TypeError):
+        pool.measure_memory(execution=1)
+
+
+def test_fallback_without_engine_memory_api_fails_loudly():
+    # The engine reads this switch on first use; workers see only the pool's env.
+    with isolate.Pool(size=1, spare_workers=0, env={"ISOLATE_DISABLE_QUICKJS_CTYPES": "1"}) as pool:
+        with pytest.raises(isolate.UnsupportedError, match="memory_limit"):
+            pool.create_context(memory_limit="32MB")
+        ctx = pool.create_context()
+        assert pool.run_in_context("1+1", ctx) == 2
+        with pytest.raises(isolate.UnsupportedError):
+            ctx.memory_usage()
+
+
+def test_worker_memory_limit_contains_a_blow_up():
+    with isolate.Pool(size=1, worker_memory_limit="256MB") as pool:
+        victims = [pool.create_context() for _ in range(3)]
+        errors = []
+        for ctx in victims:  # 3 x ~120 MB: the engine limit (128 MB each) is not what stops it
+            try:
+                pool.run_in_context("globalThis.k = []; for (let i = 0; i < 120; i++) k.push(new Uint8Array(1e6).fill(1))", ctx)
+            except isolate.IsolateError as exc:
+                errors.append(exc)
+        assert errors, "the worker cap never triggered"
+        assert all(isinstance(e, (isolate.WorkerMemoryError, isolate.JSMemoryError, isolate.WorkerCrashedError,
+                                  isolate.ContextLostError)) for e in errors), errors
+        assert pool.run_in_new_context("1+1") == 2
+        assert psutil.Process().memory_info().rss < 2 * 1024**3  # the host is untouched
+
+
+def test_max_tasks_per_worker_recycles_between_calls():
+    with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
+        seen = set()
+        for _ in range(30):
+            assert pool.run_in_new_context("1") == 1
+            seen.update(pool.worker_pids())
+        assert len(seen) >= 3
+
+
+def test_recycling_drains_a_worker_with_live_contexts():
+    with isolate.Pool(size=1, max_tasks_per_worker=3) as pool:
+        keep = pool.create_context()  # a Context, not a contextified dict (those live as long as the pool)
+        keep["n"] = 0
+        for _ in range(10):
+            pool.run_in_context("n += 1", keep)  # never killed mid-use
+        assert keep["n"] == 10
+        pid = keep.worker_pid
+        del keep
+        import gc
+        gc.collect()
+        pool.run_in_new_context("1")
+        pool.run_in_new_context("1")
+        assert pid not in pool.worker_pids()
