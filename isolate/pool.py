@@ -31,8 +31,10 @@ import enum
 import itertools
 import os
 import queue
+import mmap
 import select
 import signal
+import struct
 import time
 import threading
 import weakref
@@ -197,6 +199,9 @@ class WorkerHandle:
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.contexts: "weakref.WeakSet" = weakref.WeakSet()
         self.live_contexts = 0
+        # Shared with the worker (an anonymous MAP_SHARED page survives fork):
+        # the msgid an interrupt is meant for. See workers.worker.Interrupts.
+        self._cancel_cell = mmap.mmap(-1, 8)
         self.process, self._stream = pool._spawner.spawn(self._fork)
         self.pid = self.process.pid
         self._pidfd = _pidfd_open(self.pid)
@@ -212,7 +217,7 @@ class WorkerHandle:
         process = ctx.Process(
             target=workers.main, name=f"isolate-worker-{self.index}",
             args=(to_worker_r, from_worker_w, os.getpid(), dict(self.pool._env),
-                  self.pool.worker_memory_limit), daemon=True)
+                  self.pool.worker_memory_limit, self._cancel_cell), daemon=True)
         try:
             process.start()
         finally:
@@ -410,6 +415,20 @@ class WorkerHandle:
             except OSError:
                 del self._pending[msgid]
                 raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
+        try:
+            return self._await(slot, decode, timeout_ms, stack)
+        except BaseException as exc:
+            # KeyboardInterrupt (or SystemExit) while the script still runs: stop it.
+            if not isinstance(exc, Exception) and method in ("run", "call"):
+                with self._lock:
+                    still_pending = msgid in self._pending
+                if still_pending:
+                    self._abandon(slot)
+            raise
+
+    def _await(self, slot: CallSlot, decode, timeout_ms: int | None, stack: list) -> Any:
+        """Wait for a call's outcome, serving its nested host calls; run the kill ladder."""
+        msgid = slot.msgid
         kill_deadline = None
         interrupted = False
         while True:
@@ -461,12 +480,35 @@ class WorkerHandle:
     def interrupt(self) -> None:
         """break_on_sigint: stop the interruptible call running here (SIGUSR1, then the ladder)."""
         slot = self._interruptible_slot
+        if slot is not None and self.cancel(slot.msgid):
+            slot.inbox.put(_Interrupted(time.monotonic()))
+
+    def cancel(self, msgid: int) -> bool:
+        """Ask the worker to stop request ``msgid`` (ignored there if it is not running)."""
+        struct.pack_into("<q", self._cancel_cell, 0, msgid)
         try:
             os.kill(self.pid, signal.SIGUSR1)
         except ProcessLookupError:
-            return
-        if slot is not None:
-            slot.inbox.put(_Interrupted(time.monotonic()))
+            return False
+        return True
+
+    def _abandon(self, slot: CallSlot) -> None:
+        """The caller gave up waiting (KeyboardInterrupt): stop the script, or the worker.
+
+        The script is interrupted at once; one stuck in native code is killed
+        after the grace, so an abandoned call never wedges its worker.
+        """
+        self.cancel(slot.msgid)
+
+        def kill_if_still_running():
+            with self._lock:
+                running = slot.msgid in self._pending and self.state is WorkerState.READY
+            if running:
+                self._kill_overrun(slot.msgid, None, interrupted=True)
+
+        timer = threading.Timer(self.pool.limits.kill_grace_s, kill_if_still_running)
+        timer.daemon = True
+        timer.start()
 
     def _kill_overrun(self, msgid: int, timeout_ms: int | None, interrupted: bool = False) -> None:
         """Stage 2: the call outlived deadline + grace; kill its worker."""

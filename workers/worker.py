@@ -18,6 +18,7 @@ import contextlib
 import math
 import os
 import signal
+import struct
 import sys
 import time
 import traceback
@@ -65,7 +66,8 @@ class Deadlines:
         self._active: list[tuple[float, object]] = []
         # Set when an interrupt had to be re-delivered (see Worker._reraise_later):
         # the next alarm raises it instead of a timeout.
-        self.pending_interrupt = False
+        self.pending_interrupt = 0  # msgid of an interrupt to re-deliver, 0 for none
+        self.executing: list[int] = []
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def redeliver_soon(self) -> None:
@@ -85,14 +87,15 @@ class Deadlines:
         # spinning, and the re-armed timer raises again inside the engine,
         # where the interrupt cannot be caught.
         if self.pending_interrupt:
-            if not engine_running():
-                self.pending_interrupt = False
+            target = self.pending_interrupt
+            if not engine_running() or target not in self.executing:
+                self.pending_interrupt = 0
                 self._arm()
                 return
             self.redeliver_soon()
             if in_abort_tail(frame):
                 return
-            raise ScriptInterrupted()
+            raise ScriptInterrupted(target)
         now = time.monotonic()
         expired = [(d, token) for d, token in self._active if d <= now]
         if not expired:
@@ -123,46 +126,49 @@ class Deadlines:
 
 
 class ScriptInterrupted(BaseException):
-    """Raised by the SIGUSR1 handler: the host relayed a SIGINT (break_on_sigint)."""
+    """Raised by the SIGUSR1 handler: the host asked to stop request ``target``.
+
+    A BaseException, like ScriptTimeout, so no ``except Exception`` stops it
+    on its way to the request it targets.
+    """
+
+    def __init__(self, target: int):
+        super().__init__(f"interrupt of request {target}")
+        self.target = target
 
 
 class Interrupts:
-    """SIGUSR1 from the host stops the running script, if that script asked to be interruptible.
+    """SIGUSR1 from the host stops one request: the one named in the shared cancel cell.
 
-    A signal that arrives when no interruptible script runs (it finished
-    just before) is ignored, so it can never hit the wrong call.
+    The host writes the msgid to stop into an 8-byte shared mapping, then
+    signals. A signal whose msgid is not executing here (that request just
+    finished) is ignored, so an interrupt can never hit the wrong call.
     """
 
-    def __init__(self, deadlines: "Deadlines"):
-        self._armed = 0
+    def __init__(self, deadlines: "Deadlines", cell, executing: list[int]):
         self._deadlines = deadlines
+        self._cell = cell
+        self._executing = executing
         signal.signal(signal.SIGUSR1, self._on_signal)
 
+    def _target(self) -> int:
+        if self._cell is None:
+            return 0
+        return struct.unpack_from("<q", self._cell, 0)[0]
+
     def _on_signal(self, signum, frame) -> None:
-        if self._armed and engine_running():
-            self.redeliver()  # in case dukpy turns this raise into a catchable error
+        target = self._target()
+        if target and target in self._executing and engine_running():
+            self.redeliver(target)  # in case dukpy turns this raise into a catchable error
             if in_abort_tail(frame):
                 return  # raise once back in the engine
-            raise ScriptInterrupted()
+            raise ScriptInterrupted(target)
 
-    def redeliver(self) -> None:
+    def redeliver(self, target: int) -> None:
         """Raise the interrupt again shortly, through the timer (a signal sent to
         ourselves would be handled at once, still inside the host call)."""
-        self._deadlines.pending_interrupt = True
+        self._deadlines.pending_interrupt = target
         self._deadlines.redeliver_soon()
-
-    @contextlib.contextmanager
-    def interruptible(self, enabled: bool):
-        if not enabled:
-            yield
-            return
-        self._armed += 1
-        try:
-            yield
-        finally:
-            self._armed -= 1
-            if not self._armed:
-                self._deadlines.pending_interrupt = False
 
 
 @contextlib.contextmanager
@@ -206,7 +212,7 @@ class WorkerError(Exception):
 
 
 class Worker:
-    def __init__(self, stream: MessageStream):
+    def __init__(self, stream: MessageStream, cancel_cell=None):
         self.stream = stream
         self.contexts: dict[int, ContextState] = {}
         self._next_context_id = 1
@@ -214,7 +220,8 @@ class Worker:
         self._backlog: deque = deque()
         self._executing: list[int] = []  # msgids of host requests being served, innermost last
         self._deadlines = Deadlines()
-        self._interrupts = Interrupts(self._deadlines)
+        self._deadlines.executing = self._executing
+        self._interrupts = Interrupts(self._deadlines, cancel_cell, self._executing)
         self._scratch: ContextState | None = None
 
     # -- main loop ---------------------------------------------------------
@@ -270,6 +277,15 @@ class Worker:
             response = Response(message.msgid, None, result)
         except WorkerError as exc:
             response = Response(message.msgid, error_triple(exc.code, str(exc), exc.data), None)
+        except (ScriptTimeout, ScriptInterrupted) as exc:
+            # An enclosing request is being stopped and unwinds through this
+            # nested one: answer it, so that nobody waits for it, then go on.
+            code = WireError.SCRIPT_TIMEOUT if isinstance(exc, ScriptTimeout) else WireError.SCRIPT_INTERRUPTED
+            self._executing.pop()
+            self._respond(Response(message.msgid, error_triple(
+                code, "the enclosing call was stopped", None), None))
+            self._executing.append(message.msgid)  # popped again by the finally below
+            raise
         except Exception as exc:  # a bug in the worker: report it, keep serving
             response = Response(message.msgid, error_triple(
                 WireError.INTERNAL, f"{type(exc).__name__}: {exc}", traceback.format_exc()), None)
@@ -293,12 +309,16 @@ class Worker:
         except KeyError:
             raise WorkerError(WireError.UNKNOWN_CONTEXT, f"no context {context_id} on this worker") from None
 
-    def _run_op(self, state: ContextState, timeout_ms, *request, interruptible: bool = False) -> dict:
+    def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
+        me = self._executing[-1] if self._executing else 0
         with self._deadlines.deadline(timeout_ms) as token:
             try:
-                with self._interrupts.interruptible(interruptible):
-                    return state.engine.op(*request)
-            except ScriptInterrupted:
+                return state.engine.op(*request)
+            except ScriptInterrupted as exc:
+                if exc.target != me:
+                    raise  # meant for an enclosing request: let it unwind to it
+                if self._deadlines.pending_interrupt == me:
+                    self._deadlines.pending_interrupt = 0
                 raise WorkerError(WireError.SCRIPT_INTERRUPTED,
                                   "Script execution was interrupted by `SIGINT`") from None
             except ScriptTimeout as exc:
@@ -355,8 +375,7 @@ class Worker:
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
-                             options.get("display_errors", True),
-                             interruptible=bool(options.get("break_on_sigint")))
+                             options.get("display_errors", True))
         return self._result(reply, mirror)
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
@@ -384,8 +403,7 @@ class Worker:
         state = self._context(context_id)
         mirror = bool(options.get("mirror"))
         op = "construct" if options.get("construct") else "call"
-        reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror,
-                             interruptible=bool(options.get("break_on_sigint")))
+        reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror)
         return self._result(reply, mirror)
 
     def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
@@ -459,7 +477,7 @@ class Worker:
         if isinstance(exc, ScriptTimeout):
             self._deadlines.redeliver_soon()
         elif isinstance(exc, ScriptInterrupted):
-            self._interrupts.redeliver()
+            self._interrupts.redeliver(exc.target)
         else:
             raise exc
 
@@ -553,7 +571,7 @@ def _limit_memory(max_bytes: int | None) -> None:
 
 
 def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | None = None,
-         max_memory: int | None = None) -> None:
+         max_memory: int | None = None, cancel_cell=None) -> None:
     """Entry point of a worker process forked by the supervisor."""
     _die_with_parent()
     _limit_memory(max_memory)
@@ -563,7 +581,7 @@ def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | N
     _close_inherited_fds({read_fd, write_fd})
     os.environ.clear()
     os.environ.update(env or {})
-    worker = Worker(_CriticalStream(read_fd, write_fd))
+    worker = Worker(_CriticalStream(read_fd, write_fd), cancel_cell)
     try:
         worker.serve()
     except (StreamClosed, ProtocolError, BrokenPipeError):
