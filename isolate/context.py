@@ -131,9 +131,10 @@ class Context(MutableMapping):
         fn = self._pool._host_functions.get(ref.function_id)
         return fn if fn is not None else ref
 
-    def _run(self, code: str, compile_opts, run_opts) -> Any:
+    def _run(self, code: str, compile_opts, run_opts, stats: bool = False) -> Any:
         """Run a script in this context and return its completion value."""
         options = {"filename": compile_opts.filename, "mirror": self._object is not None,
+                   "stats": stats,
                    "line_offset": compile_opts.line_offset, "column_offset": compile_opts.column_offset,
                    "display_errors": run_opts.display_errors}
         if run_opts.timeout is not None:
@@ -147,13 +148,15 @@ class Context(MutableMapping):
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = params[-1]
         try:
-            value, globals_ = self._request(method, *params, timeout_ms=options.get("timeout"))
+            value, globals_, *stats = self._request(method, *params, timeout_ms=options.get("timeout"))
         except JSError as exc:
             mirrored = getattr(exc, "_mirror", None)
             if mirrored is not None:
                 self._apply_mirror(mirrored)
+            self._last_stats = getattr(exc, "_stats", None)
             raise
         self._apply_mirror(globals_)
+        self._last_stats = stats[0] if stats else None
         return value
 
     def _apply_mirror(self, globals_: dict | None) -> None:

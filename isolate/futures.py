@@ -16,8 +16,38 @@ __all__ = ["Future", "run_in_thread"]
 
 
 class Future(concurrent.futures.Future):
+    """A concurrent.futures.Future that is also awaitable, and that can be cancelled while running.
+
+    Cancelling a running call stops it in its worker (interrupt, then the
+    kill ladder) and resolves the future as cancelled at once; awaiting it
+    from asyncio and cancelling the awaiting task does the same.
+    """
+
+    _stop_running = None  # set while a dispatcher thread runs this future's call
+
     def __await__(self):
         return asyncio.wrap_future(self).__await__()
+
+    def cancel(self) -> bool:
+        if super().cancel():
+            return True
+        # Running: stop its call, then resolve as cancelled. This reaches into
+        # concurrent.futures.Future's state (stable since Python 3.8) because
+        # the public API only cancels futures that have not started.
+        with self._condition:
+            if self._state != "RUNNING":
+                return self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED")
+            stop = self._stop_running
+            self._state = "CANCELLED_AND_NOTIFIED"
+            self._condition.notify_all()
+        if stop is not None:
+            stop()
+        # else: the job is between requests; its next request sees the
+        # cancellation and sends nothing (WorkerHandle.request).
+        for waiter in self._waiters:
+            waiter.add_cancelled(self)
+        self._invoke_callbacks()
+        return True
 
 
 def run_in_thread(fn: Callable[[], Any], name: str) -> Future:

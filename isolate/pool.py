@@ -38,7 +38,8 @@ import struct
 import time
 import threading
 import weakref
-from concurrent.futures import Future
+import concurrent.futures
+from concurrent.futures import Future as _PlainFuture
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -116,7 +117,7 @@ class _Spawner:
                     future.set_exception(exc)
 
     def spawn(self, fn: Callable[[], Any]) -> Any:
-        future: Future = Future()
+        future: _PlainFuture = _PlainFuture()
         self._requests.put((fn, future))
         return future.result()
 
@@ -409,6 +410,14 @@ class WorkerHandle:
             slot = self._pending[msgid] = CallSlot(msgid, method)
             if interruptible:
                 self._interruptible_slot = slot
+            owner = _dispatch_current()
+            if owner is not None and not stack:
+                if owner.cancelled():
+                    # Cancelled between two requests of the same job: send nothing more.
+                    del self._pending[msgid]
+                    raise concurrent.futures.CancelledError()
+                if method in ("run", "call"):
+                    owner._stop_running = lambda: self._abandon(slot)
             try:
                 self._flush_releases()
                 self._write(Request(msgid, method, [parent, *params]))
@@ -580,6 +589,12 @@ class WorkerHandle:
         return self.live_contexts + len(self._pending)
 
 
+def _dispatch_current():
+    from .batch import current_future
+
+    return current_future()
+
+
 def _pidfd_open(pid: int) -> int | None:
     """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
     try:
@@ -691,6 +706,11 @@ class Pool:
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
         self._main_context = None
         self._context_counter = itertools.count(1)
+        from .batch import Dispatcher
+
+        # Threads for submit/map/run_batch and the a* twins: two per worker, so
+        # each worker has one call queued while it answers another.
+        self._dispatcher = Dispatcher(max(2, 2 * size))
         try:
             for index in range(size):
                 self._workers.append(WorkerHandle(self, index))
@@ -725,6 +745,8 @@ class Pool:
         for worker in workers_:
             worker.close()
         self._spawner.stop()
+        if hasattr(self, "_dispatcher"):
+            self._dispatcher.stop()
 
     @property
     def closed(self) -> bool:
@@ -979,10 +1001,12 @@ class Pool:
     # -- errors from the wire --------------------------------------------------
     def _error_from_wire(self, code, message, data, needs_finish, decode) -> IsolateError:
         if code == WireError.JS_EXCEPTION.value:
-            # data is [thrown value, the context's globals after the failed run or None]
-            thrown, globals_ = decode(data, needs_finish)
+            # data is [thrown value, the context's globals after the failed run or None,
+            # and (when asked for) the call's stats]
+            thrown, globals_, *stats = decode(data, needs_finish)
             error = _thrown(thrown)
             error._mirror = globals_
+            error._stats = stats[0] if stats else None
             return error
         if code == WireError.SCRIPT_INTERRUPTED.value:
             return ScriptInterruptedError()
@@ -1030,6 +1054,82 @@ class Pool:
     def compile_function(self, code, params=(), options=None, /, **kwargs):
         from .api import _compile_function
         return _compile_function(self, code, params, options, kwargs)
+
+    # -- futures and asyncio ------------------------------------------------------
+    # One shape: every call that can take a while has a twin that returns an
+    # isolate.Future at once. A Future is a concurrent.futures.Future (wait on
+    # it, pass it to concurrent.futures.wait/as_completed) and is awaitable
+    # (`await pool.arun_in_new_context(...)` never blocks the event loop);
+    # cancelling it, or the asyncio task awaiting it, stops the call.
+
+    def submit(self, code_or_script, context_object=None, options=None, /, **kwargs) -> "Future":
+        """Run ``code_or_script`` in a fresh context on any worker (as run_in_new_context)."""
+        from .api import Script, _run_in_new_context
+
+        self._check_open()
+        if isinstance(code_or_script, Script):
+            script = code_or_script
+            return self._dispatcher.submit(
+                lambda: _run_script_in_new_context(self, script, context_object, options, kwargs))
+        return self._dispatcher.submit(
+            lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs))
+
+    def arun_in_new_context(self, code, context_object=None, options=None, /, **kwargs) -> "Future":
+        """The awaitable twin of run_in_new_context (same as submit)."""
+        return self.submit(code, context_object, options, **kwargs)
+
+    def arun_in_context(self, code, context, options=None, /, **kwargs) -> "Future":
+        """The awaitable twin of run_in_context."""
+        self._check_open()
+        return self._dispatcher.submit(lambda: self.run_in_context(code, context, options, **kwargs))
+
+    def arun_in_this_context(self, code, options=None, /, **kwargs) -> "Future":
+        """The awaitable twin of run_in_this_context."""
+        self._check_open()
+        return self._dispatcher.submit(lambda: self.run_in_this_context(code, options, **kwargs))
+
+    def acall(self, fn, *args, timeout=None) -> "Future":
+        """The awaitable twin of calling a JSFunction: ``await pool.acall(fn, 1, 2)``."""
+        self._check_open()
+        return self._dispatcher.submit(lambda: fn(*args, timeout=timeout))
+
+    def map(self, code_or_script, context_objects, *, timeout=None, ordered=True,
+            max_in_flight=None, **options):
+        """Run the script once per context object; yield the completion values.
+
+        Streams: input is consumed lazily and at most ``max_in_flight``
+        (default twice the pool size) calls are in flight, so memory stays
+        bounded however long the input is. ``ordered=False`` yields as calls
+        complete. ``timeout`` is each script's timeout in milliseconds (as
+        everywhere in isolate). A failed call raises its error when its turn
+        comes, like ``concurrent.futures.Executor.map``; the rest are cancelled.
+        """
+        from .batch import check_in_flight, stream
+
+        in_flight = check_in_flight(max_in_flight, 2 * self.size)
+        if timeout is not None:
+            options["timeout"] = timeout
+        for future in stream(lambda obj: self.submit(code_or_script, obj, **options), context_objects,
+                             ordered=ordered, max_in_flight=in_flight):
+            yield future.result()
+
+    def run_batch(self, jobs, **options):
+        """One record per job; see :func:`isolate.batch.run_batch`."""
+        from .batch import run_batch
+
+        return run_batch(self, jobs, **options)
+
+
+def _run_script_in_new_context(pool, script, context_object, options, kwargs):
+    from .api import _run_in_new_context
+
+    opts = dict(kwargs)
+    if isinstance(options, dict):
+        opts.update(options)
+    opts.setdefault("filename", script.filename)
+    opts.setdefault("line_offset", script.line_offset)
+    opts.setdefault("column_offset", script.column_offset)
+    return _run_in_new_context(pool, script.code, context_object, None, opts)
 
 
 def _thrown(value: Any) -> IsolateError:

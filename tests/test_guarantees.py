@@ -17,6 +17,7 @@ import collections
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,30 @@ def test_timeout_during_host_callback_is_uncatchable(pool):
         never.set()
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (worker): a timeout that lands during a host callback fails ~0.2-0.3% of calls with "
+    "ProtocolViolationError('INTERNAL: SystemError: <built-in function monotonic> returned a "
+    "result with an exception set') instead of ScriptTimeoutError: the 50 us re-delivery alarm "
+    "runs Deadlines._on_alarm while dukpy still holds the first ScriptTimeout as the pending "
+    "exception"))
+def test_timeout_during_host_callback_is_always_a_timeout():
+    # The same guarantee as the two tests above, many times over: the bug is a race.
+    with isolate.Pool(size=1) as pool:
+        slow = threading.Event()
+        ctx = pool.create_context({"hostFn": lambda: slow.wait(0.005)})
+        outcomes = collections.Counter()
+        for _ in range(4000):
+            error, _, _ = _timed(lambda: pool.run_in_context("hostFn(); while (true) {}", ctx, timeout=2))
+            outcomes[type(error).__name__ + ("(kill)" if getattr(error, "stage", "") == "kill" else "")] += 1
+            if isinstance(error, isolate.ScriptTimeoutError):
+                if error.stage == "kill":  # a stage-2 kill of a slow worker: legitimate, go on
+                    ctx = pool.create_context({"hostFn": lambda: slow.wait(0.005)})
+                continue
+            break
+        assert set(outcomes) <= {"ScriptTimeoutError", "ScriptTimeoutError(kill)"}, (dict(outcomes), error)
+
+
 # -- 6: crashes from outside -------------------------------------------------------
 
 @pytest.mark.timeout(30)
@@ -225,6 +250,40 @@ def test_next_call_after_back_to_back_crashes_waits_for_the_replacement(spare_wo
             error, value, took = _timed(lambda: pool.run_in_new_context("1+1"))
             assert error is None and value == 2, error
             assert took < 5.0, took
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG: WorkerHandle._broken sets state BROKEN first but _failure only after reaping the "
+    "process and marking the contexts lost; a request in between raises "
+    "`self._failure or PoolClosedError('the worker is closed')`, i.e. PoolClosedError on an open "
+    "pool (seen in the storm under load)"))
+def test_call_racing_a_worker_death_is_not_told_the_pool_closed(monkeypatch):
+    from isolate.pool import WorkerHandle
+
+    with isolate.Pool(size=1, spare_workers=0) as pool:
+        ctx = pool.create_context()
+        worker = ctx._worker
+        in_window, release = threading.Event(), threading.Event()
+        wait_exit = WorkerHandle._wait_exit
+
+        def slow_reap(self, timeout):
+            # Holds the reader between "state = BROKEN" and "_failure = ...": what
+            # a loaded machine does by itself, for a moment, now and then.
+            if self is worker and not in_window.is_set():
+                in_window.set()
+                release.wait(10)
+            return wait_exit(self, timeout)
+
+        monkeypatch.setattr(WorkerHandle, "_wait_exit", slow_reap)
+        os.kill(worker.pid, signal.SIGKILL)
+        assert in_window.wait(10)
+        try:
+            error, _, _ = _timed(lambda: pool.run_in_context("1", ctx))
+        finally:
+            release.set()
+        assert not pool.closed
+        assert isinstance(error, (isolate.WorkerCrashedError, isolate.ContextLostError)), repr(error)
 
 
 # -- 7: SIGINT to a host process -------------------------------------------------------
@@ -400,8 +459,10 @@ def test_storm_of_calls_and_kills_resolves_every_call():
     outcomes = collections.Counter()
     problems = []          # wrong results, unexpected errors
     latencies = []
+    samples = collections.defaultdict(collections.Counter)  # error kind -> normalized messages
     kill_tokens: queue.SimpleQueue = queue.SimpleQueue()
     killed_pids = []
+    owed = 0               # kills due (one per STORM_KILL_EVERY calls) and not yet done
 
     def plan(i):
         """(kind, callable, expected value) for call i."""
@@ -416,7 +477,7 @@ def test_storm_of_calls_and_kills_resolves_every_call():
         return "ok", lambda: pool.run_in_new_context(f"[{i}, {i} * 2]"), [i, 2 * i]
 
     def caller(indices):
-        nonlocal completed
+        nonlocal completed, owed
         for i in indices:
             kind, fn, expected = plan(i)
             error, value, took = _timed(fn)
@@ -435,15 +496,28 @@ def test_storm_of_calls_and_kills_resolves_every_call():
                 elif isinstance(error, isolate.WorkerCrashedError):
                     outcomes["WorkerCrashedError" + (
                         "(no live worker)" if "no live worker" in str(error) else "")] += 1
+                elif isinstance(error, isolate.PoolClosedError) and not pool.closed:
+                    # Known bug, pinned by test_call_racing_a_worker_death_is_not_told_the_pool_closed:
+                    # a call that reaches a worker in the instant it is found dead. Rare
+                    # (seen about once per storm on a loaded 2-core machine); counted apart.
+                    outcomes["PoolClosedError(pool open: known bug)"] += 1
                 else:
                     outcomes[type(error).__name__] += 1
                     problems.append((i, kind, error))
+                if error is not None:
+                    samples[type(error).__name__][re.sub(r"\d+", "N", str(error))[:160]] += 1
                 completed += 1
                 if completed % STORM_KILL_EVERY == 0:
+                    owed += 1
+                if owed:  # a kill that found no live worker is retried after the next call
                     kill_tokens.put(True)
 
     def killer():
+        nonlocal owed
         while kill_tokens.get():
+            with lock:
+                if not owed:
+                    continue
             pids = pool.worker_pids()
             if not pids:
                 outcomes_killer["no live pid"] += 1
@@ -451,9 +525,12 @@ def test_storm_of_calls_and_kills_resolves_every_call():
             pid = rng.choice(pids)
             try:
                 os.kill(pid, signal.SIGKILL)
-                killed_pids.append(pid)
             except ProcessLookupError:
                 outcomes_killer["already gone"] += 1
+                continue
+            killed_pids.append(pid)
+            with lock:
+                owed -= 1
 
     outcomes_killer = collections.Counter()
     start = time.monotonic()
@@ -474,13 +551,17 @@ def test_storm_of_calls_and_kills_resolves_every_call():
         lost = STORM_CALLS - resolved
         errors = {k: v for k, v in sorted(outcomes.items()) if k != "ok"}
         print(f"\nstorm: {STORM_CALLS} calls from {STORM_THREADS} threads on Pool(size=2) in "
-              f"{elapsed:.1f}s; kills {len(killed_pids)} (missed: {dict(outcomes_killer) or 0}); "
+              f"{elapsed:.1f}s; kills {len(killed_pids)} (attempts retried: {dict(outcomes_killer) or 0}); "
               f"resolved ok {outcomes['ok']}; with error {sum(errors.values())} {errors}; lost {lost}; "
               f"max latency {max(latencies, default=0):.2f}s", flush=True)
+        for kind, messages in sorted(samples.items()):
+            for message, n in messages.most_common(4):
+                print(f"  {n:5d} {kind}: {message}", flush=True)
 
         assert lost == 0 and not any(t.is_alive() for t in callers), "calls left unresolved"
         assert not problems, problems[:10]
-        assert len(killed_pids) >= STORM_CALLS // STORM_KILL_EVERY - 5
+        # Every kill was done, but perhaps the one due after the very last call.
+        assert len(killed_pids) >= STORM_CALLS // STORM_KILL_EVERY - 1, outcomes_killer
         assert max(latencies) < 10.0
 
         for pid in killed_pids:

@@ -54,7 +54,9 @@
   const StringCtor = String, BigIntCtor = BigInt, SymbolCtor = Symbol;
   const Uint8ArrayCtor = Uint8Array, ArrayBufferCtor = ArrayBuffer, DataViewCtor = DataView;
 
-  const callPython = G.call_python;
+  // dukpy defines call_python afresh before every eval; installed from
+  // bytecode there is none yet, so each entry takes the current one.
+  let callPython = G.call_python;
   const TAG = '\u0000';
 
   function removeHostHooks() {
@@ -397,7 +399,7 @@
   }
   function cleanStack(stack) {
     const lines = stack.split('\n');
-    while (lines.length && (lines[lines.length - 1] === '' || /\(<dukpy>:\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
+    while (lines.length && (lines[lines.length - 1] === '' || /\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
       lines.pop();
     }
     let out = lines.join('\n');
@@ -412,7 +414,7 @@
   // A compile error of the script itself has exactly one frame, "at <input>:L:C".
   function compileErrorPosition(err) {
     if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return null;
-    const frames = err.stack.split('\n').filter((l) => l.trim() !== '' && !/\(<dukpy>:\d+:\d+\)$|\(native\)$/.test(l));
+    const frames = err.stack.split('\n').filter((l) => l.trim() !== '' && !/\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(l));
     if (frames.length !== 1) return null;
     const m = /^\s+at <input>:(\d+):(\d+)$/.exec(frames[0]);
     return m ? [+m[1], +m[2]] : null;
@@ -608,6 +610,7 @@
 
   function enter() {
     const request = G.dukpy;
+    if (typeof G.call_python === 'function') callPython = G.call_python;
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];

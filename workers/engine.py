@@ -75,6 +75,17 @@ class EngineContext:
     """A QuickJS context with the bridge installed. Single-threaded, like QuickJS."""
 
     def __init__(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None):
+        self._init_raw(on_host_call, on_abort)
+        bytecode = _get_bridge_bytecode()
+        if bytecode.available:
+            try:
+                bytecode.install(self)
+                return
+            except Exception:  # fall back to the source, on a fresh runtime
+                self._init_raw(on_host_call, on_abort)
+        _dukpy.eval_string(self, _BRIDGE_SOURCE, b"null", False, "<isolate-bridge>")
+
+    def _init_raw(self, on_host_call: HostCall, on_abort) -> None:
         # dukpy reads `_ctx` and calls `_check_exported_function_exists` and
         # `_call_python` on the object passed to eval_string: this object.
         self._ctx = _dukpy.create_context()
@@ -82,7 +93,6 @@ class EngineContext:
         self._on_abort = on_abort
         self._aborting = False
         self.usable = True
-        _dukpy.eval_string(self, _BRIDGE_SOURCE, b"null", False, "<isolate-bridge>")
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
@@ -410,3 +420,154 @@ def _run_gc(engine: EngineContext) -> bool:
         return False
     api.gc(engine._ctx)
     return True
+
+
+# ======================================================================
+# Installing the bridge from bytecode
+# ----------------------------------------------------------------------
+# Parsing bridge.js costs ~1.7 ms per context, ten times the context itself.
+# QuickJS can serialize compiled code (JS_WriteObject) and load it into any
+# runtime of the same build (JS_ReadObject + JS_EvalFunction), so the bridge
+# is compiled once per process and each new context loads the bytecode.
+# Bytecode is only ever loaded from what this process compiled from the
+# bridge source itself. The same guarded ctypes layer as above; on any
+# failure (symbols, layout, or the loaded bridge not answering) contexts fall
+# back to evaluating the source through dukpy, slower but equivalent.
+# ======================================================================
+
+_JS_EVAL_TYPE_GLOBAL = 0
+_JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
+_JS_WRITE_OBJ_BYTECODE = 1 << 0
+_JS_READ_OBJ_BYTECODE = 1 << 0
+_JS_TAG_EXCEPTION = 6
+
+
+class _JSValue(ctypes.Structure):
+    """QuickJS-ng's JSValue on 64-bit targets (no NaN boxing): a union and a tag."""
+    _fields_ = [("u", ctypes.c_int64), ("tag", ctypes.c_int64)]
+
+
+class _BridgeBytecode:
+    def __init__(self):
+        self.available = False
+        self.reason = "not probed"
+        self.bytecode: bytes = b""
+
+    def load(self) -> "_BridgeBytecode":
+        if os.environ.get(_DISABLE_ENV, "").strip() not in ("", "0"):
+            self.reason = f"disabled by the environment ({_DISABLE_ENV})"
+            return self
+        try:
+            self._bind()
+            self.bytecode = self._compile(_BRIDGE_SOURCE)
+            probe = EngineContext.__new__(EngineContext)
+            probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
+            self.install(probe)
+            if probe.op("stats").get("ok") is not True:
+                raise RuntimeError("the bridge loaded from bytecode does not answer")
+        except Exception as exc:  # degrade to source installation, never crash
+            self.available = False
+            self.reason = f"bridge bytecode unavailable: {type(exc).__name__}: {exc}"
+            return self
+        self.available = True
+        self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
+        return self
+
+    def _bind(self) -> None:
+        lib = ctypes.PyDLL(_dukpy.__file__)
+        vp, sz = ctypes.c_void_p, ctypes.c_size_t
+        self._eval = lib.JS_Eval
+        self._eval.argtypes = [vp, ctypes.c_char_p, sz, ctypes.c_char_p, ctypes.c_int]
+        self._eval.restype = _JSValue
+        self._write = lib.JS_WriteObject
+        self._write.argtypes = [vp, ctypes.POINTER(sz), _JSValue, ctypes.c_int]
+        self._write.restype = ctypes.POINTER(ctypes.c_uint8)
+        self._read = lib.JS_ReadObject
+        self._read.argtypes = [vp, ctypes.c_char_p, sz, ctypes.c_int]
+        self._read.restype = _JSValue
+        self._eval_function = lib.JS_EvalFunction
+        self._eval_function.argtypes = [vp, _JSValue]
+        self._eval_function.restype = _JSValue
+        self._free_value = lib.JS_FreeValue
+        self._free_value.argtypes = [vp, _JSValue]
+        self._free_value.restype = None
+        self._get_exception = lib.JS_GetException
+        self._get_exception.argtypes = [vp]
+        self._get_exception.restype = _JSValue
+        self._js_free = lib.js_free
+        self._js_free.argtypes = [vp, vp]
+        self._js_free.restype = None
+        self._update_stack_top = lib.JS_UpdateStackTop
+        self._update_stack_top.argtypes = [vp]
+        self._update_stack_top.restype = None
+
+    def _pointers(self, capsule) -> tuple[int, int]:
+        api = _get_memory_api()
+        if not api.available:
+            raise RuntimeError(api.reason)
+        head = _DukPyContextHead.from_address(api._capsule_pointer(capsule, _CAPSULE_NAME))
+        return head.runtime, head.context
+
+    def _check(self, ctx, value: _JSValue, what: str) -> _JSValue:
+        if value.tag == _JS_TAG_EXCEPTION:
+            self._free_value(ctx, self._get_exception(ctx))
+            raise RuntimeError(f"{what} failed in the engine")
+        return value
+
+    def _compile(self, source: bytes) -> bytes:
+        capsule = _dukpy.create_context()
+        rt, ctx = self._pointers(capsule)
+        self._update_stack_top(rt)
+        fn = self._check(ctx, self._eval(ctx, source, len(source), b"<isolate-bridge>",
+                                         _JS_EVAL_TYPE_GLOBAL | _JS_EVAL_FLAG_COMPILE_ONLY), "compiling the bridge")
+        size = ctypes.c_size_t(0)
+        buf = self._write(ctx, ctypes.byref(size), fn, _JS_WRITE_OBJ_BYTECODE)
+        self._free_value(ctx, fn)
+        if not buf:
+            raise RuntimeError("JS_WriteObject returned nothing")
+        data = ctypes.string_at(buf, size.value)
+        self._js_free(ctx, ctypes.cast(buf, ctypes.c_void_p))
+        return data
+
+    def install(self, engine: "EngineContext") -> None:
+        rt, ctx = self._pointers(engine._ctx)
+        self._update_stack_top(rt)
+        fn = self._check(ctx, self._read(ctx, self.bytecode, len(self.bytecode), _JS_READ_OBJ_BYTECODE),
+                         "loading the bridge bytecode")
+        result = self._check(ctx, self._eval_function(ctx, fn), "running the bridge")  # consumes fn
+        self._free_value(ctx, result)
+
+
+_bridge_bytecode: _BridgeBytecode | None = None
+_bridge_lock = threading.Lock()
+
+
+def _get_bridge_bytecode() -> _BridgeBytecode:
+    global _bridge_bytecode
+    with _bridge_lock:
+        if _bridge_bytecode is None:
+            _bridge_bytecode = _BridgeBytecode()  # set first: the probe's own context uses the source
+            _bridge_bytecode = _bridge_bytecode.load()
+        return _bridge_bytecode
+
+
+def bridge_install_status() -> tuple[bool, str]:
+    """``(from_bytecode, reason)``: how new contexts get their bridge in this process."""
+    bc = _get_bridge_bytecode()
+    return bc.available, bc.reason
+
+
+__all__ += ["bridge_install_status"]
+
+
+def reset_for_new_process() -> None:
+    """Forget what was probed in the parent: a forked worker probes again under its own
+    environment (which may disable the ctypes layer)."""
+    global _memory_api, _bridge_bytecode
+    with _memory_api_lock:
+        _memory_api = None
+    with _bridge_lock:
+        _bridge_bytecode = None
+
+
+__all__ += ["reset_for_new_process"]

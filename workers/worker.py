@@ -31,7 +31,9 @@ from protocol import (
     finish_values,
 )
 
-from .engine import ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail
+from .engine import (
+    ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
+)
 from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
@@ -371,6 +373,30 @@ class Worker:
 
     def _on_run(self, context_id: int, code: str, options: dict) -> list:
         state = self._context(context_id)
+        if options.get("stats"):
+            return self._measured(state, lambda: self._run_script(state, code, options))
+        return self._run_script(state, code, options)
+
+    def _measured(self, state: ContextState, run) -> list:
+        """Run and append ``{"cpu_ms", "memory"}``: this process's CPU time for the
+        call (the worker runs one call at a time) and the context's engine bytes after."""
+        start = time.process_time()
+        try:
+            result = run()
+        except WorkerError as exc:
+            if exc.code is WireError.JS_EXCEPTION:
+                exc.data.append(self._stats_since(state, start))
+            raise
+        result.append(self._stats_since(state, start))
+        return result
+
+    @staticmethod
+    def _stats_since(state: ContextState, start: float) -> dict:
+        usage = state.engine.memory_usage() if state.engine.usable else None
+        return {"cpu_ms": (time.process_time() - start) * 1000.0,
+                "memory": usage["memory_used_size"] if usage else None}
+
+    def _run_script(self, state: ContextState, code: str, options: dict) -> list:
         mirror = bool(options.get("mirror"))
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
@@ -581,6 +607,7 @@ def main(read_fd: int, write_fd: int, host_pid: int | None = None, env: dict | N
     _close_inherited_fds({read_fd, write_fd})
     os.environ.clear()
     os.environ.update(env or {})
+    reset_for_new_process()
     worker = Worker(_CriticalStream(read_fd, write_fd), cancel_cell)
     try:
         worker.serve()

@@ -1,0 +1,312 @@
+"""Work in bulk: futures, streaming map, asyncio twins and job records.
+
+Sits on top of the pool's blocking calls. A small set of dispatcher threads
+(twice the pool size, so each worker has a call queued while it answers
+another) runs submitted calls; each call's :class:`isolate.Future` can be
+waited on, awaited, passed to ``concurrent.futures.wait``/``as_completed``,
+and cancelled — a running call is then stopped in its worker (interrupt, then
+the kill ladder), so cancelling always resolves the future promptly.
+
+``run_batch`` turns each job into a record (``id``, ``status``, ``value`` or
+``error``, ``wall_ms``, ``cpu_ms``, ``memory``, ``pid``); a job's failure never
+stops the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import concurrent.futures
+import datetime as _dt
+import math
+import queue
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+from protocol.values import (
+    BigInt, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+)
+
+from .errors import (
+    ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSMemoryError, OutOfRangeError,
+    ScriptInterruptedError, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
+)
+from .futures import Future
+from .options import describe
+
+__all__ = ["Dispatcher", "run_batch", "jsonable", "JOB_STATUSES"]
+
+JOB_STATUSES = ("ok", "error", "timeout", "memory", "crashed", "invalid")
+
+# The call a dispatcher thread is running for a Future, so that cancel() can stop it.
+_current = threading.local()
+
+
+def current_future() -> Future | None:
+    return getattr(_current, "future", None)
+
+
+class Dispatcher:
+    """Threads that run submitted calls against a pool (started on first use)."""
+
+    def __init__(self, threads: int):
+        self._threads = threads
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        future = Future()
+        with self._lock:
+            if not self._started:
+                for i in range(self._threads):
+                    threading.Thread(target=self._run, name=f"isolate-dispatch-{i}", daemon=True).start()
+                self._started = True
+        self._queue.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._started:
+                for _ in range(self._threads):
+                    self._queue.put(None)
+                self._started = False
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            _current.future = future
+            try:
+                result = fn()
+            except BaseException as exc:  # delivered through the future
+                _settle(future, exception=exc)
+            else:
+                _settle(future, result=result)
+            finally:
+                _current.future = None
+
+
+def _settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
+    # A future cancelled while running is already resolved (as cancelled).
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+def stream(submit: Callable[[Any], Future], items: Iterable[Any], *, ordered: bool,
+           max_in_flight: int) -> Iterator[Future]:
+    """Yield settled futures for ``items``, keeping at most ``max_in_flight`` running.
+
+    Input is consumed lazily, so memory stays bounded however long it is.
+    On close (or an exception in the consumer) the futures still in flight
+    are cancelled.
+    """
+    source = iter(items)
+    window: collections.deque[Future] = collections.deque()
+    exhausted = False
+
+    def refill():
+        nonlocal exhausted
+        while not exhausted and len(window) < max_in_flight:
+            try:
+                item = next(source)
+            except StopIteration:
+                exhausted = True
+                return
+            window.append(submit(item))
+
+    try:
+        refill()
+        while window:
+            if ordered:
+                future = window.popleft()
+                concurrent.futures.wait([future])
+            else:
+                done, _ = concurrent.futures.wait(window, return_when=concurrent.futures.FIRST_COMPLETED)
+                future = next(f for f in window if f in done)
+                window.remove(future)
+            refill()
+            yield future
+    finally:
+        for future in window:
+            future.cancel()
+
+
+def check_in_flight(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgTypeError(f'The "max_in_flight" argument must be of type int. Received {describe(value)}')
+    if not 1 <= value <= 100_000:
+        raise OutOfRangeError(f'The value of "max_in_flight" is out of range. It must be >= 1 && <= 100000. '
+                              f"Received {value}")
+    return value
+
+
+# -- job records ------------------------------------------------------------------
+
+def status_of(exc: BaseException) -> str:
+    """The job status a failure maps to (see JOB_STATUSES)."""
+    if isinstance(exc, ScriptTimeoutError):
+        return "timeout"
+    if isinstance(exc, (JSMemoryError, WorkerMemoryError, MemoryError)):
+        return "memory"
+    if isinstance(exc, (WorkerCrashedError, ContextLostError)):
+        return "crashed"
+    return "error"
+
+
+def error_of(exc: BaseException) -> dict:
+    if isinstance(exc, JSError):
+        return {"name": exc.name, "message": exc.message, "stack": exc.stack}
+    name = getattr(exc, "code", None) or type(exc).__name__
+    return {"name": type(exc).__name__, "message": str(exc), "stack": "", "code": name}
+
+
+def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = None,
+              memory_limit: int | str | None = None, retries: int = 0, ordered: bool = False,
+              max_in_flight: int | None = None, filename: str | None = None) -> Iterator[dict]:
+    """One record per job, as jobs complete (or in input order with ``ordered=True``).
+
+    A job is ``{"id": ..., "code": "..."}``, or with ``script`` (a ``Script``
+    or source string run over every job) ``{"id": ..., "context": {...}}``
+    whose context becomes the globals. Each runs in a fresh context. A
+    record: ``id``, ``status`` (``ok``, ``error``, ``timeout``, ``memory``,
+    ``crashed``, or ``invalid`` for a malformed job), ``value`` or ``error``
+    (``name``, ``message``, ``stack``), ``wall_ms``, ``cpu_ms`` (the worker's
+    CPU time for the job), ``memory`` (engine bytes at the end), ``pid``.
+    ``retries`` re-runs a job whose worker crashed (off by default: a script
+    that crashes its worker may do it again).
+    """
+    from .api import Script
+    from .context import Context
+    from .options import compile_options, parse_size, run_options
+
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidArgTypeError(f'The "retries" argument must be an int >= 0. Received {describe(retries)}')
+    limit = parse_size(memory_limit, "memory_limit")
+    run_opts = run_options({"timeout": timeout})
+    if script is not None and not isinstance(script, Script):
+        script = Script(script, filename=filename or "script.js")
+    default_compile = compile_options({"filename": filename} if filename else {})
+    in_flight = check_in_flight(max_in_flight, 2 * pool.size)
+
+    def run_job(job: Any) -> dict:
+        record: dict = {"id": job.get("id") if isinstance(job, dict) else None}
+        problem = _invalid(job, script is not None)
+        if problem:
+            record.update(status="invalid", error={"name": "InvalidJob", "message": problem, "stack": ""})
+            return record
+        if script is not None:
+            code, compile_opts, sandbox = script.code, script._compile, dict(job.get("context") or {})
+        else:
+            code, compile_opts, sandbox = job["code"], default_compile, dict(job.get("context") or {})
+        for attempt in range(retries + 1):
+            start = time.monotonic()
+            context = None
+            try:
+                context = Context._create(pool, sandbox, name=f"job {record['id']}", origin="",
+                                          memory_limit=limit)
+                value = context._run(code, compile_opts, run_opts, stats=True)
+                record.update(status="ok", value=value)
+            except IsolateError as exc:
+                record.update(status=status_of(exc), error=error_of(exc))
+                record.pop("value", None)
+            record["wall_ms"] = round((time.monotonic() - start) * 1000.0, 3)
+            stats = getattr(context, "_last_stats", None) if context is not None else None
+            record["cpu_ms"] = round(stats["cpu_ms"], 3) if stats else None
+            record["memory"] = stats["memory"] if stats else None
+            record["pid"] = context.worker_pid if context is not None else None
+            if record["status"] != "crashed" or attempt == retries:
+                break
+            record["retried"] = attempt + 1
+        return record
+
+    for future in stream(lambda job: pool._dispatcher.submit(lambda: run_job(job)), jobs,
+                         ordered=ordered, max_in_flight=in_flight):
+        yield future.result()
+
+
+def _invalid(job: Any, with_script: bool) -> str | None:
+    if not isinstance(job, dict):
+        return f"a job must be an object, got {type(job).__name__}"
+    if "id" not in job:
+        return 'a job needs an "id"'
+    if with_script:
+        if "context" in job and not isinstance(job["context"], dict):
+            return '"context" must be an object'
+        return None
+    if not isinstance(job.get("code"), str):
+        return 'a job needs "code" (a string), or run the batch with a script'
+    if "context" in job and not isinstance(job["context"], dict):
+        return '"context" must be an object'
+    return None
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready form of a value from JS, as ``JSON.stringify`` would see it where it can.
+
+    ``undefined``, NaN and ±Infinity become null; BigInt a decimal string;
+    Dates ISO strings; Maps objects; Sets and typed arrays lists; bytes
+    base64; functions and other handles a ``"[Function name]"``-style string.
+    """
+    seen: set[int] = set()
+
+    def conv(v):
+        if v is None or isinstance(v, (bool, str)):
+            return v
+        if isinstance(v, BigInt):
+            return str(int(v))
+        if isinstance(v, int):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else None
+        if isinstance(v, UndefinedType):
+            return None
+        if id(v) in seen:
+            return "[Circular]"
+        if isinstance(v, (dict, list, JSSet, set)):
+            seen.add(id(v))
+        try:
+            if isinstance(v, dict):
+                return {str(k.value if isinstance(k, Unhashable) else k): conv(x) for k, x in v.items()
+                        if not isinstance(x, UndefinedType)}
+            if isinstance(v, (list, tuple)):
+                return [conv(x) for x in v]
+            if isinstance(v, (set, JSSet)):
+                return [conv(x.value if isinstance(x, Unhashable) else x) for x in v]
+        finally:
+            seen.discard(id(v))
+        if isinstance(v, _dt.datetime):
+            return v.isoformat().replace("+00:00", "Z")
+        if isinstance(v, JSDate):
+            return None
+        if isinstance(v, JSRegExp):
+            return {}
+        if isinstance(v, JSTypedArray):
+            return v.tolist() if v.kind != "BigInt64Array" and v.kind != "BigUint64Array" else [str(x) for x in v.tolist()]
+        if isinstance(v, (bytes, bytearray)):
+            return base64.b64encode(bytes(v)).decode()
+        if isinstance(v, JSSymbol):
+            return None
+        if isinstance(v, JSError):
+            return {"name": v.name, "message": v.message}
+        from .context import JSFunction, JSHandle
+
+        if isinstance(v, JSFunction):
+            return f"[Function {v.name}]" if v.name else "[Function]"
+        if isinstance(v, JSHandle):
+            return f"[object {v._ref.class_name}]"
+        return repr(v)
+
+    return conv(value)
