@@ -212,11 +212,17 @@ def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
     finish(opts, "run_in_new_context()")
-    context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
-                              memory_limit=ctx_opts.memory_limit)
-    if obj is not None:
+    if run_opts.break_on_sigint:
+        # The SIGINT relay needs the worker before the call: create, then run.
+        context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
+                                  memory_limit=ctx_opts.memory_limit)
+        if obj is not None:
+            _register(obj, context, strong=False)
+        return context._run(code, compile_opts, run_opts)
+    value, context = Context._run_new(pool, obj, ctx_opts, code, compile_opts, run_opts)
+    if obj is not None and context is not None:
         _register(obj, context, strong=False)
-    return context._run(code, compile_opts, run_opts)
+    return value
 
 
 def run_in_new_context(code: str, context_object: dict | None = None, options: Any = None, /,

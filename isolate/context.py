@@ -21,6 +21,7 @@ from collections.abc import MutableMapping
 from typing import Any, Iterator
 
 from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values, undefined
+from protocol.codec import peek
 
 from .errors import (
     ContextLostError, JSError, JSReferenceError, PromisePendingError, UnencodableValueError,
@@ -79,6 +80,60 @@ class Context(MutableMapping):
         weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
         return self
 
+    @classmethod
+    def _run_new(cls, pool, context_object: dict | None, ctx_opts, code: str, compile_opts, run_opts,
+                 stats: bool = False):
+        """run_in_new_context in one round trip (the worker's ``run_new``).
+
+        Returns ``(value, context)``: the context is None when the worker
+        disposed of it (the outcome held no handles), else a live Context.
+        """
+        self = object.__new__(cls)
+        self._pool = pool
+        self._object = context_object
+        self._lost_reason = None
+        self._host_function_ids = []
+        self._id = 0
+        self.name = ctx_opts.name if ctx_opts.name is not None else f"VM Context {next(_context_numbers)}"
+        self.origin = ctx_opts.origin
+        self.memory_limit = ctx_opts.memory_limit
+        context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
+                          "globals": self._encode(context_object or {})}
+        options = self._run_options(compile_opts, run_opts, stats)
+        from .errors import PoolClosedError
+        from .pool import RerouteCall
+
+        def decode(raw, needs_finish):
+            # The context id comes first, so that handles decode against it.
+            self._id = peek(raw, 0)
+            return self._decode(raw, needs_finish)
+
+        for attempt in range(3):
+            worker = pool._pick_worker()
+            self._worker = worker
+            try:
+                context_id, value, globals_, *rest = worker.request(
+                    "run_new", [context_params, code, options], decode, options.get("timeout"),
+                    interruptible=bool(options.get("break_on_sigint")), owner=self)
+                break
+            except (RerouteCall, PoolClosedError):
+                if attempt == 2:
+                    raise
+            except JSError as exc:
+                self._apply_mirror(getattr(exc, "_mirror", None))
+                self._last_stats = getattr(exc, "_stats", None)
+                raise
+        self._apply_mirror(globals_)
+        self._last_stats = rest[0] if rest else None
+        if not context_id:
+            pool._release_host_functions(self._host_function_ids)
+            return value, None
+        worker.live_contexts += 1
+        worker.contexts.add(self)
+        pool._contexts[(id(worker), self._id)] = self
+        weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
+        return value, self
+
     # -- plumbing ----------------------------------------------------------
     def _check(self) -> None:
         if self._lost_reason is not None:
@@ -91,7 +146,7 @@ class Context(MutableMapping):
         self._check()
         options = params[-1] if params and isinstance(params[-1], dict) else {}
         return self._worker.request(method, [self._id, *params], self._decode, timeout_ms,
-                                    interruptible=bool(options.get("break_on_sigint")))
+                                    interruptible=bool(options.get("break_on_sigint")), owner=self)
 
     def _encode(self, value: Any) -> Any:
         try:
@@ -131,8 +186,7 @@ class Context(MutableMapping):
         fn = self._pool._host_functions.get(ref.function_id)
         return fn if fn is not None else ref
 
-    def _run(self, code: str, compile_opts, run_opts, stats: bool = False) -> Any:
-        """Run a script in this context and return its completion value."""
+    def _run_options(self, compile_opts, run_opts, stats: bool) -> dict:
         options = {"filename": compile_opts.filename, "mirror": self._object is not None,
                    "stats": stats,
                    "line_offset": compile_opts.line_offset, "column_offset": compile_opts.column_offset,
@@ -141,6 +195,12 @@ class Context(MutableMapping):
             options["timeout"] = run_opts.timeout
         if run_opts.break_on_sigint:
             options["break_on_sigint"] = True
+        return options
+
+    def _run(self, code: str, compile_opts, run_opts, stats: bool = False) -> Any:
+        """Run a script in this context and return its completion value."""
+        options = self._run_options(compile_opts, run_opts, stats)
+        if run_opts.break_on_sigint:
             with _relay_sigint(self._worker):
                 return self._with_mirror("run", code, options)
         return self._with_mirror("run", code, options)

@@ -147,11 +147,12 @@ class _Dead:
 class CallSlot:
     """Where one pending request's response (or nested requests) is delivered."""
 
-    __slots__ = ("msgid", "method", "inbox")
+    __slots__ = ("msgid", "method", "inbox", "owner")
 
-    def __init__(self, msgid: int, method: str):
+    def __init__(self, msgid: int, method: str, owner=None):
         self.msgid = msgid
         self.method = method
+        self.owner = owner  # the Context making the call, for host calls nested in it
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
 
 
@@ -390,7 +391,7 @@ class WorkerHandle:
             self._write(Notification(method, params))
 
     def request(self, method: str, params: list, decode: Callable[[Any, bool], Any] | None = None,
-                timeout_ms: int | None = None, interruptible: bool = False) -> Any:
+                timeout_ms: int | None = None, interruptible: bool = False, owner=None) -> Any:
         """Send a request and wait for its result, serving nested host calls meanwhile.
 
         ``params`` must already be wire-encoded. ``decode(value, needs_finish)``
@@ -407,7 +408,7 @@ class WorkerHandle:
             if self.state is not WorkerState.READY:
                 raise self._failure or PoolClosedError("the worker is closed")
             msgid = next(self._msgids)
-            slot = self._pending[msgid] = CallSlot(msgid, method)
+            slot = self._pending[msgid] = CallSlot(msgid, method, owner)
             if interruptible:
                 self._interruptible_slot = slot
             owner = _dispatch_current()
@@ -416,7 +417,7 @@ class WorkerHandle:
                     # Cancelled between two requests of the same job: send nothing more.
                     del self._pending[msgid]
                     raise concurrent.futures.CancelledError()
-                if method in ("run", "call"):
+                if method in ("run", "call", "run_new"):
                     owner._stop_running = lambda: self._abandon(slot)
             try:
                 self._flush_releases()
@@ -428,7 +429,7 @@ class WorkerHandle:
             return self._await(slot, decode, timeout_ms, stack)
         except BaseException as exc:
             # KeyboardInterrupt (or SystemExit) while the script still runs: stop it.
-            if not isinstance(exc, Exception) and method in ("run", "call"):
+            if not isinstance(exc, Exception) and method in ("run", "call", "run_new"):
                 with self._lock:
                     still_pending = msgid in self._pending
                 if still_pending:
@@ -468,12 +469,12 @@ class WorkerHandle:
                 kill_deadline = item.at + self.pool.limits.kill_grace_s
                 continue
             if kill_deadline is None:
-                self._serve_host_call(item)
+                self._serve_host_call(item, slot.owner)
             else:
                 # A host callable could block past the deadline: run it aside so
                 # that this thread keeps the deadline. (A callable that never
                 # returns keeps its thread; Python threads cannot be killed.)
-                threading.Thread(target=self._serve_host_call, args=(item,), daemon=True,
+                threading.Thread(target=self._serve_host_call, args=(item, slot.owner), daemon=True,
                                  name=f"isolate-host-call-{item.msgid}").start()
 
     def kill_for_memory(self, rss: int) -> None:
@@ -537,13 +538,16 @@ class WorkerHandle:
         code, message, data = (list(response.error) + [None, None, None])[:3]
         raise self.pool._error_from_wire(code, message, data, response.needs_finish, decode)
 
-    def _serve_host_call(self, request: Request) -> None:
+    def _serve_host_call(self, request: Request, owner=None) -> None:
         """Run a host callable for JS, in this (the calling) thread."""
         stack = _serving_stack(self)
         stack.append(request.msgid)
         try:
             _, context_id, function_id, args = request.params
             context = self.pool._context_by_id(self, context_id)
+            if context is None and owner is not None and owner._id in (0, context_id):
+                owner._id = context_id  # a context the worker made within this call (run_new)
+                context = owner
             fn = self.pool._host_functions.get(function_id)
             if fn is None:
                 raise ContextLostError(f"host function {function_id} was released")

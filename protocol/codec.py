@@ -24,7 +24,8 @@ from .values import (
     JSTypedArray, Unhashable, UndefinedType, undefined,
 )
 
-__all__ = ["ExtType", "encode_value", "decode_value", "ExtDecoder", "UnencodableValue", "MAX_SAFE_INTEGER"]
+__all__ = ["ExtType", "encode_value", "decode_value", "peek", "ExtDecoder", "UnencodableValue",
+           "MAX_SAFE_INTEGER"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -344,6 +345,16 @@ def _hashable(v):
         return v
     except TypeError:
         return Unhashable(v)
+
+
+def peek(obj: Any, index: int) -> Any:
+    """Item ``index`` of an unpacked (not yet finished) list, through a GRAPH wrapper.
+
+    For plain leading items (an id before the values) that a receiver needs
+    before it can finish the rest.
+    """
+    root = obj.root if isinstance(obj, _Graph) else obj
+    return root[index]
 
 
 def decode_value(obj: Any, make_error=None, make_handle=None, make_host_function=None) -> Any:

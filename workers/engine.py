@@ -438,6 +438,8 @@ def _run_gc(engine: EngineContext) -> bool:
 _JS_EVAL_TYPE_GLOBAL = 0
 _JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
 _JS_WRITE_OBJ_BYTECODE = 1 << 0
+# Drop the source text from the serialized bridge (nothing reads it back).
+_JS_WRITE_OBJ_STRIP_SOURCE = 1 << 4
 _JS_READ_OBJ_BYTECODE = 1 << 0
 _JS_TAG_EXCEPTION = 6
 
@@ -521,7 +523,7 @@ class _BridgeBytecode:
         fn = self._check(ctx, self._eval(ctx, source, len(source), b"<isolate-bridge>",
                                          _JS_EVAL_TYPE_GLOBAL | _JS_EVAL_FLAG_COMPILE_ONLY), "compiling the bridge")
         size = ctypes.c_size_t(0)
-        buf = self._write(ctx, ctypes.byref(size), fn, _JS_WRITE_OBJ_BYTECODE)
+        buf = self._write(ctx, ctypes.byref(size), fn, _JS_WRITE_OBJ_BYTECODE | _JS_WRITE_OBJ_STRIP_SOURCE)
         self._free_value(ctx, fn)
         if not buf:
             raise RuntimeError("JS_WriteObject returned nothing")

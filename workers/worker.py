@@ -371,6 +371,28 @@ class Worker:
             self._value_of(engine.op("set_globals", to_tagged(globals_)))
         return context_id
 
+    def _on_run_new(self, context_options: dict, code: str, options: dict) -> list:
+        """create_context + run (+ release) in one round trip: ``[ctx, value, globals, stats?]``.
+
+        The context is disposed after the run unless the outcome holds handles
+        (a function, a promise...), which need it alive; then ``ctx`` names it
+        and the host releases it as usual. On a JS exception the context is
+        always disposed and the error data is ``[thrown, globals, stats?]``.
+        """
+        context_id = self._on_create_context(context_options)
+        try:
+            result = self._on_run(context_id, code, options)
+        except WorkerError:
+            self.contexts.pop(context_id, None)
+            raise
+        except BaseException:
+            self.contexts.pop(context_id, None)
+            raise
+        if _holds_handles(result[:2]):
+            return [context_id, *result]
+        self.contexts.pop(context_id, None)
+        return [0, *result]
+
     def _on_run(self, context_id: int, code: str, options: dict) -> list:
         state = self._context(context_id)
         if options.get("stats"):
@@ -540,6 +562,29 @@ class Worker:
 
 
 _NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_release_context}
+
+
+def _holds_handles(value: Any) -> bool:
+    """Whether a decoded value contains a HandleRef anywhere (cycles allowed)."""
+    from protocol import HandleRef
+
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, HandleRef):
+            return True
+        if isinstance(v, (list, tuple, dict, set, frozenset)) and id(v) not in seen:
+            seen.add(id(v))
+            if isinstance(v, dict):
+                stack.extend(v.keys())
+                stack.extend(v.values())
+            else:
+                stack.extend(v)
+        elif isinstance(v, ErrorValue) and id(v) not in seen:
+            seen.add(id(v))
+            stack.extend(v.props.values())
+    return False
 
 
 def _no_host_calls(function_id, tagged_args, tagged) -> dict:

@@ -1,0 +1,662 @@
+"""The ``isolate`` command: run one script, or many jobs from a JSONL file.
+
+``isolate run FILE.js`` runs a file in a fresh context and prints its
+completion value as JSON. ``isolate batch JOBS.jsonl -o RESULTS.jsonl`` runs
+one job per input line on a pool of workers and writes one record per line
+as each job completes (see :func:`isolate.batch.run_batch`), with progress,
+a summary, ``--resume`` and a clean Ctrl+C.
+
+Output files are written whole lines at a time (one ``write`` per line, on
+an unbuffered descriptor), so an interrupted run leaves complete lines only;
+after a SIGKILL at most the last line can be torn, and ``--resume`` drops it.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import queue
+import signal
+import stat
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+import click
+
+from .batch import JOB_STATUSES, jsonable
+
+__all__ = ["main"]
+
+# Exit codes of `isolate run` (documented in its --help).
+EXIT_JS_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_MEMORY = 4
+EXIT_CRASHED = 5
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+# After Ctrl+C, how long jobs already running get to finish (and be recorded)
+# before they are abandoned. A second Ctrl+C abandons them at once.
+STOP_GRACE_S = 5.0
+# Plain (non-terminal) progress: a line per 10 % of the jobs (not more often
+# than MIN, so a short batch prints only its summary), or every EVERY seconds.
+PLAIN_PROGRESS_EVERY_S = 5.0
+PLAIN_PROGRESS_MIN_S = 1.0
+
+
+# -- shared helpers -----------------------------------------------------------------
+
+def _dumps(obj: Any) -> str:
+    """One line of JSON: UTF-8 text where possible, escapes where it must (lone surrogates)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj)
+    return text
+
+
+def _size(ctx, param, value):
+    if value is None:
+        return None
+    from .errors import IsolateError
+    from .options import parse_size
+
+    try:
+        return parse_size(value, param.name)
+    except (IsolateError, ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _worker_size(ctx, param, value):
+    if value is None:
+        return None
+    from .errors import IsolateError
+    from .options import parse_size
+
+    try:
+        return parse_size(value, param.name, minimum=64 * 1024 * 1024)
+    except (IsolateError, ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _read_source(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.FileError(path, str(exc)) from None
+
+
+def _error_text(exc: BaseException) -> str:
+    """What to print for a failure: the JS stack for a JS error, else the message."""
+    from .errors import JSError
+
+    if isinstance(exc, JSError):
+        return exc.stack or f"{exc.name}: {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+TIMEOUT = click.option("--timeout", type=click.IntRange(1, 4294967295), metavar="MS",
+                       help="Stop a script that runs longer than MS milliseconds.")
+MEMORY_LIMIT = click.option("--memory-limit", callback=_size, metavar="SIZE",
+                            help="Cap each context's JavaScript heap, e.g. 64MB (binary units; "
+                                 "at least 1MB).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="isolate-vm", prog_name="isolate")
+def main():
+    """Run JavaScript in isolated QuickJS worker processes (Node's vm, for Python).
+
+    Every script runs in a fresh context on a supervised worker process: it
+    sees only the standard JavaScript globals and what you pass in, a
+    timeout always returns control, and a crash or a memory blow-up costs
+    only that worker.
+    """
+
+
+# -- isolate run ----------------------------------------------------------------------
+
+@main.command(short_help="Run one file and print its value as JSON.", epilog="""\b
+Examples:
+  isolate run script.js
+  isolate run script.js --context '{"x": 2}' --timeout 1000
+  echo '[1, 2, 3].map(n => n * n)' | isolate run -
+
+\b
+Exit codes:
+  0    the script completed; its value was printed as JSON
+  1    the script threw (its JavaScript stack is on stderr)
+  2    bad usage: unknown option, missing file, --context not a JSON object
+  3    the script ran past --timeout
+  4    the script went over --memory-limit
+  5    the worker process crashed
+  130  interrupted (Ctrl+C)
+""")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--context", "context_json", metavar="JSON", default=None,
+              help="A JSON object whose properties become the script's globals.")
+@TIMEOUT
+@MEMORY_LIMIT
+def run(file, context_json, timeout, memory_limit):
+    """Run FILE (- for stdin) in a fresh context and print its completion value as JSON.
+
+    The completion value is the value of the last expression statement, as
+    with eval. undefined, NaN and Infinity print as null; a promise prints
+    the value it settled with (a rejected one is an error).
+    """
+    from . import errors
+    from .context import JSPromise
+    from .pool import Pool
+
+    sandbox: dict = {}
+    if context_json is not None:
+        try:
+            sandbox = json.loads(context_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="'--context'") from None
+        if not isinstance(sandbox, dict):
+            raise click.BadParameter(f"must be a JSON object, got {type(sandbox).__name__}",
+                                     param_hint="'--context'")
+    code = _read_source(file)
+    filename = "stdin" if file == "-" else file
+    options: dict = {"filename": filename}
+    if timeout is not None:
+        options["timeout"] = timeout
+    if memory_limit is not None:
+        options["memory_limit"] = memory_limit
+    # Ctrl+C stops the script (ScriptInterruptedError) instead of raising in Python.
+    options["break_on_sigint"] = threading.current_thread() is threading.main_thread()
+
+    code_out = 0
+    with Pool(size=1, spare_workers=0) as pool:
+        try:
+            value = pool.run_in_new_context(code, sandbox, **options)
+            if isinstance(value, JSPromise):
+                value = value.result()
+            line = _dumps(jsonable(value))
+        except errors.PromisePendingError:
+            click.echo("isolate: the script's promise never settled", err=True)
+            code_out = EXIT_JS_ERROR
+        except errors.ScriptTimeoutError as exc:
+            click.echo(f"isolate: {exc}", err=True)
+            code_out = EXIT_TIMEOUT
+        except (errors.JSMemoryError, errors.WorkerMemoryError) as exc:
+            click.echo(_error_text(exc), err=True)
+            click.echo("isolate: the script went over its memory limit", err=True)
+            code_out = EXIT_MEMORY
+        except (errors.WorkerCrashedError, errors.ContextLostError) as exc:
+            click.echo(f"isolate: {exc}", err=True)
+            code_out = EXIT_CRASHED
+        except errors.ScriptInterruptedError as exc:
+            click.echo(f"isolate: {exc}", err=True)
+            code_out = EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            code_out = EXIT_INTERRUPTED
+        except errors.IsolateError as exc:
+            click.echo(_error_text(exc), err=True)
+            code_out = EXIT_JS_ERROR
+        else:
+            click.echo(line)
+    sys.exit(code_out)
+
+
+# -- isolate batch --------------------------------------------------------------------
+
+def _id_key(job_id: Any) -> str:
+    return json.dumps(job_id, sort_keys=True)
+
+
+def _scan_results(path: str) -> tuple[set[str], int, int]:
+    """Ids recorded in an existing results file; drops a torn last line.
+
+    Returns (ids, torn bytes dropped, corrupt complete lines seen).
+    """
+    done: set[str] = set()
+    good_end = 0
+    corrupt = 0
+    torn = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                torn = len(line)  # the last line, cut short (e.g. by SIGKILL)
+                break
+            good_end += len(line)
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                corrupt += 1
+                continue
+            if isinstance(record, dict) and "id" in record:
+                done.add(_id_key(record["id"]))
+            else:
+                corrupt += 1
+    if torn:
+        os.truncate(path, good_end)
+    return done, torn, corrupt
+
+
+def _count_lines(path: str) -> int | None:
+    """Non-blank lines of a regular file (streamed), or None for a pipe or stdin."""
+    if path == "-":
+        return None
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        n = 0
+        with open(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    n += 1
+        return n
+    except OSError:
+        return None
+
+
+def _percentile(sorted_values, q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, int(round(q * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[index]
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class _Progress:
+    """A tqdm bar on a terminal; plain periodic lines otherwise."""
+
+    def __init__(self, total: int | None, counts: dict, enabled: bool):
+        self.total = total
+        self.counts = counts
+        self.done = 0
+        self.start = time.monotonic()
+        self.bar = None
+        self.enabled = enabled
+        self.last_line = self.start
+        self.last_decile = 0
+        self.last_postfix = 0.0
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=True,
+                            smoothing=0.05, mininterval=0.2, desc="isolate batch")
+
+    def _status_text(self) -> str:
+        return " ".join(f"{s} {n}" for s, n in self.counts.items() if n or s == "ok")
+
+    def update(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(1)
+            if now - self.last_postfix >= 0.5:
+                self.last_postfix = now
+                self.bar.set_postfix_str(self._status_text(), refresh=False)
+            return
+        decile = (10 * self.done // self.total) if self.total else 0
+        since = now - self.last_line
+        if (decile > self.last_decile and since >= PLAIN_PROGRESS_MIN_S) or since >= PLAIN_PROGRESS_EVERY_S:
+            self.last_decile = decile
+            self.plain_line(now)
+
+    def tick(self) -> None:
+        """Called while waiting: keeps plain lines coming on a slow batch."""
+        if self.enabled and self.bar is None and time.monotonic() - self.last_line >= PLAIN_PROGRESS_EVERY_S:
+            self.plain_line(time.monotonic())
+        elif self.bar is not None:
+            self.bar.refresh()
+
+    def plain_line(self, now: float) -> None:
+        self.last_line = now
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        if self.total:
+            pct = min(100.0, 100.0 * self.done / self.total)
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            eta_text = _fmt_duration(eta) if eta != float("inf") else "?"
+            head = f"[{pct:3.0f}%] {self.done}/{self.total} jobs"
+            tail = f", ETA {eta_text}"
+        else:
+            head, tail = f"{self.done} jobs", ""
+        self.write(f"isolate batch: {head}, {rate:.0f} jobs/s{tail} ({self._status_text()})")
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            click.echo(text, err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._status_text(), refresh=False)
+            self.bar.close()
+            self.bar = None
+
+
+class _Output:
+    """The results file: one unbuffered write per line, so lines are never split by us."""
+
+    def __init__(self, path: str, append: bool):
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
+        except OSError as exc:
+            raise click.FileError(path, exc.strerror or str(exc)) from None
+
+    def write_record(self, record: dict) -> None:
+        if "value" in record:
+            record = dict(record, value=jsonable(record["value"]))
+        data = (_dumps(record) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Signals:
+    """SIGINT/SIGTERM set flags instead of raising, so nothing is torn mid-write.
+
+    The first signal asks to stop (no new jobs; running ones get a grace),
+    the second to abandon the running jobs at once.
+    """
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.abandon = threading.Event()
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.stop.is_set():
+            self.abandon.set()
+        else:
+            self.signum = signum
+            self.stop.set()
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+_DONE = object()
+
+
+class _Failed:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+@main.command(short_help="Run many jobs from a JSONL file, one record per job.", epilog="""\b
+Examples:
+  # one job per line: {"id": 1, "code": "6 * 7"}
+  isolate batch jobs.jsonl -o results.jsonl --timeout 1000
+  # the same script over many inputs: {"id": 1, "context": {"order": {...}}}
+  isolate batch orders.jsonl --script transform.js -o out.jsonl --workers 4
+  # continue an interrupted run where it stopped
+  isolate batch orders.jsonl --script transform.js -o out.jsonl --resume
+
+\b
+Each output line is a record:
+  {"id": ..., "status": "ok", "value": ..., "wall_ms": 1.2, "cpu_ms": 0.9,
+   "memory": 160234, "pid": 4242}
+status is one of ok, error (the script threw; "error" holds name, message
+and stack), timeout, memory, crashed (the worker died), invalid (the line
+is not JSON or lacks a field; its id is "line N" when it has none).
+
+\b
+Exit codes:
+  0    every job has a record (whatever its status)
+  1    the run could not start (--script does not compile, unwritable output)
+  2    bad usage
+  130  interrupted by Ctrl+C (143 for SIGTERM): the output holds complete
+       lines only; run again with --resume to finish
+""")
+@click.argument("jobs_file", metavar="JOBS.jsonl", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("-o", "--output", required=True, metavar="RESULTS.jsonl",
+              type=click.Path(dir_okay=False, writable=True),
+              help="Where the records go, one JSON line per job, in completion order.")
+@click.option("--script", "script_path", metavar="FILE.js", type=click.Path(exists=True, dir_okay=False),
+              help='Run this script for every job; each job is {"id", "context"} and its context '
+                   "becomes the script's globals.")
+@click.option("-w", "--workers", type=click.IntRange(1, 1024), metavar="N",
+              help="Worker processes (default: one per CPU).")
+@TIMEOUT
+@MEMORY_LIMIT
+@click.option("--worker-memory-limit", callback=_worker_size, metavar="SIZE",
+              help="Kill a worker whose RSS passes SIZE (its job is recorded as memory); at least 64MB.")
+@click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True, metavar="N",
+              help="Run a job again when its worker crashed, up to N times.")
+@click.option("--resume", is_flag=True,
+              help="Keep the records already in the output and skip their ids "
+                   "(without it the output is overwritten).")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Progress on stderr: a bar on a terminal, a line per 10% otherwise.")
+@click.pass_context
+def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_limit,
+          worker_memory_limit, retries, resume, progress):
+    """Run every job of JOBS.jsonl (- for stdin) and write one record per job to RESULTS.jsonl.
+
+    Each job runs in a fresh context on a pool of worker processes. The input
+    is read as the jobs are started (it is never loaded whole); records are
+    written and flushed as the jobs complete. A job's failure never stops the
+    batch. At the end a summary goes to stderr: counts per status, p50/p95
+    wall time, jobs per second.
+
+    Ctrl+C stops cleanly: no new job starts, running jobs get a few seconds
+    to finish (Ctrl+C again abandons them), and the output keeps complete
+    lines only. --resume then finishes the work, each id exactly once.
+    """
+    from .errors import IsolateError
+    from .pool import Pool
+
+    started = time.monotonic()
+    if jobs_file != "-" and os.path.exists(output) and os.path.samefile(jobs_file, output):
+        raise click.BadParameter("the output would overwrite the jobs file", param_hint="'-o'")
+    source = _read_source(script_path) if script_path else None
+
+    done: set[str] = set()
+    if resume and os.path.exists(output):
+        try:
+            done, torn, corrupt = _scan_results(output)
+        except OSError as exc:
+            raise click.FileError(output, str(exc)) from None
+        note = f"isolate batch: resuming: {len(done)} ids already in {output}"
+        if torn:
+            note += f"; dropped a torn last line ({torn} bytes)"
+        if corrupt:
+            note += f"; {corrupt} unreadable lines kept as they are"
+        click.echo(note, err=True)
+    lines = _count_lines(jobs_file)
+    total = max(0, lines - len(done)) if lines is not None else None
+
+    counts = {status: 0 for status in JOB_STATUSES}
+    walls = array.array("d")
+    skipped = 0
+    retried = 0
+    interrupted = False
+    abandoned = 0
+
+    with _Signals() as signals:
+        out = _Output(output, append=resume)
+        try:
+            pool = Pool(size=workers, worker_memory_limit=worker_memory_limit)
+        except IsolateError as exc:
+            out.close()
+            click.echo(f"isolate: could not start the workers: {exc}", err=True)
+            click_ctx.exit(1)
+        records: queue.Queue = queue.Queue(maxsize=10_000)
+        with pool:
+            if source is not None:
+                problem = _check_script(pool, source, script_path)
+                if problem:
+                    out.close()
+                    click.echo(problem, err=True)
+                    click_ctx.exit(1)
+
+            def invalid(line_no: int, message: str) -> dict:
+                return {"id": f"line {line_no}", "status": "invalid", "line": line_no,
+                        "error": {"name": "InvalidJob", "message": message, "stack": ""}}
+
+            def jobs() -> Iterator[dict]:
+                nonlocal skipped
+                stream = sys.stdin.buffer if jobs_file == "-" else open(jobs_file, "rb")
+                try:
+                    for line_no, raw in enumerate(stream, 1):
+                        if signals.stop.is_set():
+                            return
+                        if not raw.strip():
+                            continue
+                        try:
+                            job = json.loads(raw)
+                        except (ValueError, RecursionError) as exc:
+                            if _id_key(f"line {line_no}") in done:
+                                skipped += 1
+                            else:
+                                records.put(invalid(line_no, f"line {line_no} is not JSON: {exc}"))
+                            continue
+                        if not isinstance(job, dict) or "id" not in job:
+                            if _id_key(f"line {line_no}") in done:
+                                skipped += 1
+                            elif not isinstance(job, dict):
+                                records.put(invalid(line_no, f"a job must be a JSON object, got {type(job).__name__}"))
+                            else:
+                                records.put(invalid(line_no, 'a job needs an "id"'))
+                            continue
+                        if done and _id_key(job["id"]) in done:
+                            skipped += 1
+                            continue
+                        if source is not None:
+                            job = {"id": job["id"], "code": source, "context": job.get("context")}
+                            if job["context"] is None:
+                                del job["context"]
+                        yield job
+                finally:
+                    if stream is not sys.stdin.buffer:
+                        stream.close()
+
+            def produce() -> None:
+                try:
+                    for record in pool.run_batch(jobs(), timeout=timeout, memory_limit=memory_limit,
+                                                 retries=retries, ordered=False, filename=script_path):
+                        records.put(record)
+                except BaseException as exc:  # reported by the main thread
+                    records.put(_Failed(exc))
+                else:
+                    records.put(_DONE)
+
+            prog = _Progress(total, counts, progress)
+            producer = threading.Thread(target=produce, name="isolate-batch-producer", daemon=True)
+            producer.start()
+            stop_deadline = None
+            failure = None
+            while True:
+                if signals.abandon.is_set():
+                    break
+                if signals.stop.is_set():
+                    if stop_deadline is None:
+                        interrupted = True
+                        stop_deadline = time.monotonic() + STOP_GRACE_S
+                        prog.write("isolate batch: stopping: no new jobs; waiting for running jobs "
+                                   f"(up to {STOP_GRACE_S:.0f} s; Ctrl+C again to abandon them)")
+                    elif time.monotonic() >= stop_deadline:
+                        break
+                try:
+                    item = records.get(timeout=0.1)
+                except queue.Empty:
+                    prog.tick()
+                    continue
+                if item is _DONE:
+                    break
+                if isinstance(item, _Failed):
+                    failure = item.exc
+                    break
+                out.write_record(item)
+                counts[item.get("status", "invalid")] = counts.get(item.get("status", "invalid"), 0) + 1
+                if item.get("retried"):
+                    retried += 1
+                if isinstance(item.get("wall_ms"), (int, float)):
+                    walls.append(item["wall_ms"])
+                prog.update()
+            if producer.is_alive():
+                abandoned = -1  # unknown: jobs were running or queued when we stopped waiting
+            prog.close()
+            out.close()
+            # Leaving `with pool` closes it: running jobs are abandoned, workers end.
+        if failure is not None:
+            click.echo(f"isolate batch: the run failed: {_error_text(failure)}", err=True)
+
+    elapsed = time.monotonic() - started
+    _summary(counts, walls, elapsed, skipped, output, interrupted, abandoned, retried)
+    if failure is not None:
+        click_ctx.exit(1)
+    if interrupted:
+        click_ctx.exit(EXIT_TERMINATED if signals.signum == signal.SIGTERM else EXIT_INTERRUPTED)
+
+
+def _check_script(pool, source: str, path: str) -> str | None:
+    """A syntax check of the batch script on the batch's own pool, without running it.
+
+    ``throw 0`` on a line of its own runs before any of the script, and
+    ``line_offset=-1`` keeps the script's own line numbers in a SyntaxError.
+    """
+    from .errors import IsolateError, JSError, JSSyntaxError
+
+    try:
+        pool.run_in_new_context("throw 0;\n" + source, filename=path, line_offset=-1)
+    except JSSyntaxError as exc:
+        return f"isolate batch: {path} does not compile:\n{_error_text(exc)}"
+    except JSError:
+        return None
+    except IsolateError as exc:
+        return f"isolate batch: could not check {path}: {exc}"
+    return None
+
+
+def _summary(counts, walls, elapsed, skipped, output, interrupted, abandoned, retried) -> None:
+    n = sum(counts.values())
+    rate = n / elapsed if elapsed > 0 else 0.0
+    state = "interrupted after" if interrupted else "done:"
+    lines = [f"isolate batch: {state} {n} jobs in {elapsed:.1f} s ({rate:.0f} jobs/s)"]
+    lines.append("  status   " + "  ".join(f"{s} {c}" for s, c in counts.items()))
+    if walls:
+        ordered = sorted(walls)
+        lines.append(f"  wall_ms  p50 {_percentile(ordered, 0.5):.1f}  p95 {_percentile(ordered, 0.95):.1f}"
+                     f"  max {ordered[-1]:.1f}")
+    if retried:
+        lines.append(f"  retried  {retried} jobs after a worker crash")
+    if skipped:
+        lines.append(f"  skipped  {skipped} ids already in the output")
+    if interrupted:
+        note = "running jobs were abandoned; " if abandoned else ""
+        lines.append(f"  {note}run again with --resume to finish")
+    lines.append(f"  output   {output}")
+    click.echo("\n".join(lines), err=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
