@@ -292,7 +292,14 @@ class _Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=True,
+            try:
+                sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+            except OSError:
+                sized = False
+            # A terminal that reports no size (a bare pty) gets a fixed one:
+            # tqdm would otherwise draw nothing.
+            self.bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=sized,
+                            ncols=None if sized else 80, nrows=None if sized else 24,
                             smoothing=0.05, mininterval=0.2, desc="isolate batch")
 
     def _status_text(self) -> str:
@@ -305,7 +312,7 @@ class _Progress:
         now = time.monotonic()
         if self.bar is not None:
             self.bar.update(1)
-            if now - self.last_postfix >= 0.5:
+            if now - self.last_postfix >= 0.2:
                 self.last_postfix = now
                 self.bar.set_postfix_str(self._status_text(), refresh=False)
             return
@@ -499,14 +506,12 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
     skipped = 0
     retried = 0
     interrupted = False
-    abandoned = 0
+    abandoned = False  # stopped waiting for jobs still running (they get no record)
 
     with _Signals() as signals:
-        out = _Output(output, append=resume)
         try:
             pool = Pool(size=workers, worker_memory_limit=worker_memory_limit)
         except IsolateError as exc:
-            out.close()
             click.echo(f"isolate: could not start the workers: {exc}", err=True)
             click_ctx.exit(1)
         records: queue.Queue = queue.Queue(maxsize=10_000)
@@ -514,9 +519,10 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
             if source is not None:
                 problem = _check_script(pool, source, script_path)
                 if problem:
-                    out.close()
                     click.echo(problem, err=True)
                     click_ctx.exit(1)
+            # Opened (and, without --resume, emptied) only once the run can start.
+            out = _Output(output, append=resume)
 
             def invalid(line_no: int, message: str) -> dict:
                 return {"id": f"line {line_no}", "status": "invalid", "line": line_no,
@@ -576,6 +582,7 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
             failure = None
             while True:
                 if signals.abandon.is_set():
+                    abandoned = True
                     break
                 if signals.stop.is_set():
                     if stop_deadline is None:
@@ -584,6 +591,7 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
                         prog.write("isolate batch: stopping: no new jobs; waiting for running jobs "
                                    f"(up to {STOP_GRACE_S:.0f} s; Ctrl+C again to abandon them)")
                     elif time.monotonic() >= stop_deadline:
+                        abandoned = True
                         break
                 try:
                     item = records.get(timeout=0.1)
@@ -602,8 +610,7 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
                 if isinstance(item.get("wall_ms"), (int, float)):
                     walls.append(item["wall_ms"])
                 prog.update()
-            if producer.is_alive():
-                abandoned = -1  # unknown: jobs were running or queued when we stopped waiting
+            interrupted = signals.stop.is_set()
             prog.close()
             out.close()
             # Leaving `with pool` closes it: running jobs are abandoned, workers end.

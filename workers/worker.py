@@ -69,6 +69,8 @@ class Deadlines:
         # Set when an interrupt had to be re-delivered (see Worker._reraise_later):
         # the next alarm raises it instead of a timeout.
         self.pending_interrupt = 0  # msgid of an interrupt to re-deliver, 0 for none
+        self.fired: object = None   # token of the last deadline whose stop was raised
+        self.fired_interrupt = 0    # msgid of the last interrupt raised
         self.executing: list[int] = []
         signal.signal(signal.SIGALRM, self._on_alarm)
 
@@ -83,6 +85,8 @@ class Deadlines:
         signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
 
     def _on_alarm(self, signum, frame) -> None:
+        if _stopping():
+            return  # a stop is already unwinding (we are in its except/finally): one is enough
         # A stop is only ever raised while an engine op runs. dukpy checks
         # signals around each host callback and turns a raise there into a
         # *catchable* InternalError("interrupted"); the bridge answers that by
@@ -97,6 +101,7 @@ class Deadlines:
             self.redeliver_soon()
             if in_abort_tail(frame):
                 return
+            self.fired_interrupt = target
             raise ScriptInterrupted(target)
         now = time.monotonic()
         expired = [(d, token) for d, token in self._active if d <= now]
@@ -109,7 +114,9 @@ class Deadlines:
         self.redeliver_soon()
         if in_abort_tail(frame):
             return  # raise once back in the engine
-        raise ScriptTimeout(min(expired, key=lambda e: e[0])[1])
+        token = min(expired, key=lambda e: e[0])[1]
+        self.fired = token
+        raise ScriptTimeout(token)
 
     @contextlib.contextmanager
     def deadline(self, timeout_ms: float | None):
@@ -125,6 +132,11 @@ class Deadlines:
         finally:
             self._active.remove(entry)
             self._arm()
+
+
+def _stopping() -> bool:
+    """Whether the interrupted code is handling a stop (inside its except or finally)."""
+    return isinstance(sys.exc_info()[1], (ScriptTimeout, ScriptInterrupted))
 
 
 class ScriptInterrupted(BaseException):
@@ -159,11 +171,14 @@ class Interrupts:
         return struct.unpack_from("<q", self._cell, 0)[0]
 
     def _on_signal(self, signum, frame) -> None:
+        if _stopping():
+            return
         target = self._target()
         if target and target in self._executing and engine_running():
             self.redeliver(target)  # in case dukpy turns this raise into a catchable error
             if in_abort_tail(frame):
                 return  # raise once back in the engine
+            self._deadlines.fired_interrupt = target
             raise ScriptInterrupted(target)
 
     def redeliver(self, target: int) -> None:
@@ -329,6 +344,18 @@ class Worker:
                 raise WorkerError(WireError.SCRIPT_TIMEOUT,
                                   f"Script execution timed out after {_ms(timeout_ms)}ms",
                                   timeout_ms) from None
+            except SystemError:
+                # A re-delivered stop whose handler ran while dukpy had a Python
+                # error set (at a callback boundary) surfaces as SystemError; it
+                # still stopped the script. Report the stop that fired.
+                if token is not None and self._deadlines.fired is token:
+                    raise WorkerError(WireError.SCRIPT_TIMEOUT,
+                                      f"Script execution timed out after {_ms(timeout_ms)}ms",
+                                      timeout_ms) from None
+                if me and self._deadlines.fired_interrupt == me:
+                    raise WorkerError(WireError.SCRIPT_INTERRUPTED,
+                                      "Script execution was interrupted by `SIGINT`") from None
+                raise
             except EngineError as exc:
                 if exc.unusable:
                     raise WorkerError(WireError.CONTEXT_UNUSABLE, str(exc)) from None
