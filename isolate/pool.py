@@ -288,6 +288,9 @@ class WorkerHandle:
                 error: IsolateError = PoolClosedError("the pool was closed during the call")
             else:
                 self.state = WorkerState.BROKEN
+                # Set with the state, so a call made meanwhile is told the truth
+                # (refined below once the exit status is known).
+                self._failure = self._failure or WorkerCrashedError(self.pid, None, "it is gone")
                 if cause is not None and not isinstance(cause, OSError):
                     self.process.kill()
                 error = None  # type: ignore[assignment]
@@ -339,8 +342,8 @@ class WorkerHandle:
         self.process.join()
         return True
 
-    def _error_for(self, slot: CallSlot, error: IsolateError, overrun) -> IsolateError:
-        """What a pending call fails with when its worker is gone."""
+    def _error_for(self, slot: CallSlot, error: IsolateError | None, overrun) -> IsolateError:
+        """What a pending call fails with when its worker is gone (or is being killed)."""
         if isinstance(error, PoolClosedError):
             return error
         if overrun is not None:
@@ -349,7 +352,7 @@ class WorkerHandle:
                 if timeout_ms == "interrupt":
                     return ScriptInterruptedError(stage="kill")
                 return ScriptTimeoutError(timeout_ms, stage="kill")
-            if slot.method == "create_context":
+            if slot.method in ("create_context", "run_new"):
                 return RerouteCall(self.pid, self.process.exitcode, "killed under a queued call")
             return ContextLostError(f"its worker {self.pid} was killed: a script on it overran its timeout")
         return error
@@ -423,7 +426,13 @@ class WorkerHandle:
                 self._flush_releases()
                 self._write(Request(msgid, method, [parent, *params]))
             except OSError:
+                # The worker died and its reader has not noticed yet: take it out
+                # of rotation now, and send calls that target no context elsewhere.
                 del self._pending[msgid]
+                self.state = WorkerState.BROKEN
+                self._failure = self._failure or WorkerCrashedError(self.pid, None, "its input pipe is closed")
+                if method in ("create_context", "run_new"):
+                    raise RerouteCall(self.pid, None, "its input pipe is closed") from None
                 raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
         try:
             return self._await(slot, decode, timeout_ms, stack)
@@ -521,11 +530,20 @@ class WorkerHandle:
         timer.start()
 
     def _kill_overrun(self, msgid: int, timeout_ms: int | None, interrupted: bool = False) -> None:
-        """Stage 2: the call outlived deadline + grace; kill its worker."""
+        """Stage 2: the call outlived deadline + grace; kill its worker.
+
+        The call is claimed first: an answer racing the kill is dropped, so
+        the caller's outcome (a stop at stage "kill") agrees with the lost
+        context. A call already answered is left alone.
+        """
         with self._lock:
             if self.state is not WorkerState.READY:
                 return
+            slot = self._pending.pop(msgid, None)
+            if slot is None:
+                return  # answered in time after all
             self._overrun = (msgid, "interrupt" if interrupted else timeout_ms)
+        slot.inbox.put(_Dead(self._error_for(slot, None, self._overrun)))
         try:
             self.process.kill()
         except OSError:
