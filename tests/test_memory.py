@@ -91,7 +91,14 @@ def test_worker_memory_limit_contains_a_blow_up():
         assert errors, "the worker cap never triggered"
         assert all(isinstance(e, (isolate.WorkerMemoryError, isolate.JSMemoryError, isolate.WorkerCrashedError,
                                   isolate.ContextLostError)) for e in errors), errors
-        assert pool.run_in_new_context("1+1") == 2
+        # A call may still land on the worker as it dies (WorkerCrashedError);
+        # the pool must serve one of the next few.
+        for attempt in range(3):
+            try:
+                assert pool.run_in_new_context("1+1") == 2
+                break
+            except isolate.WorkerCrashedError:
+                assert attempt < 2
         assert psutil.Process().memory_info().rss < 2 * 1024**3  # the host is untouched
 
 

@@ -212,11 +212,13 @@ class _CriticalStream(MessageStream):
 class ContextState:
     """A context hosted by this worker."""
 
-    def __init__(self, context_id: int, engine: EngineContext, name: str, origin: str):
+    def __init__(self, context_id: int, engine: EngineContext, name: str, origin: str,
+                 memory_limit: int | None = None):
         self.context_id = context_id
         self.engine = engine
         self.name = name
         self.origin = origin
+        self.memory_limit = memory_limit
 
 
 class WorkerError(Exception):
@@ -362,17 +364,24 @@ class Worker:
                 raise WorkerError(WireError.JS_EXCEPTION, str(exc), [_error_from_text(str(exc)), None]) from None
 
     @staticmethod
-    def _value_of(reply: dict) -> Any:
+    def _value_of(reply: dict, state: "ContextState | None" = None) -> Any:
         if reply.get("ok"):
             return from_tagged(reply["v"], reply.get("t", True))
         thrown = from_tagged(reply["e"], reply.get("t", True))
+        if thrown is None and state is not None and state.memory_limit:
+            # At its memory limit QuickJS may fail to allocate even the
+            # "out of memory" error and throws null instead. Under a limit,
+            # report that as what it almost surely is (a literal `throw null`
+            # in a memory-limited context would be reported the same way).
+            thrown = ErrorValue("InternalError", "out of memory",
+                                "InternalError: out of memory (the engine could not allocate the error)")
         message = thrown.message if isinstance(thrown, ErrorValue) else "Uncaught exception"
         raise WorkerError(WireError.JS_EXCEPTION, message, [thrown, None])
 
-    def _result(self, reply: dict, mirror: bool) -> list:
+    def _result(self, reply: dict, mirror: bool, state: "ContextState | None" = None) -> list:
         globals_ = from_tagged(reply["g"], reply.get("gt", True)) if mirror and "g" in reply else None
         try:
-            value = self._value_of(reply)
+            value = self._value_of(reply, state)
         except WorkerError as exc:
             if exc.code is WireError.JS_EXCEPTION:
                 exc.data[1] = globals_
@@ -392,7 +401,7 @@ class Worker:
             except EngineError as exc:
                 raise WorkerError(WireError.UNSUPPORTED, f"memory_limit cannot be enforced: {exc}") from None
         self.contexts[context_id] = ContextState(
-            context_id, engine, options.get("name", ""), options.get("origin", ""))
+            context_id, engine, options.get("name", ""), options.get("origin", ""), memory_limit)
         globals_ = options.get("globals")
         if globals_:
             self._value_of(engine.op("set_globals", to_tagged(globals_)))
@@ -451,7 +460,7 @@ class Worker:
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
                              options.get("display_errors", True))
-        return self._result(reply, mirror)
+        return self._result(reply, mirror, state)
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
         """Compile ``code`` without running it, in a scratch context nobody else uses.
@@ -479,7 +488,7 @@ class Worker:
         mirror = bool(options.get("mirror"))
         op = "construct" if options.get("construct") else "call"
         reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror)
-        return self._result(reply, mirror)
+        return self._result(reply, mirror, state)
 
     def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
         state = self._context(context_id)
