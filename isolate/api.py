@@ -131,8 +131,10 @@ class Script:
     ``filename``, ``line_offset``, ``column_offset``.
     """
 
-    def __init__(self, code: str, options: Any = None, /, **kwargs):
+    def __init__(self, code: str, options: Any = None, /, *, pool: Pool | None = None, **kwargs):
         self.code = check_code(code)
+        if pool is not None and not isinstance(pool, Pool):
+            raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
         opts = normalize_options(options, kwargs)
         self._compile = compile_options(opts)
         finish(opts, "Script()")
@@ -141,7 +143,8 @@ class Script:
         self.column_offset = self._compile.column_offset
         self.cached_data_rejected = None
         self.source_map_url = _source_map_url(self.code)
-        _check_syntax(self.code, self._compile)
+        # Compiled (checked) where asked: a pool of the caller's, else the default one.
+        _check_syntax(pool or default_pool(), self.code, self._compile)
 
     def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
         ctx = _require_context(context)
@@ -178,9 +181,9 @@ def _source_map_url(code: str) -> str | None:
     return matches[-1] if matches else None
 
 
-def _check_syntax(code: str, compile_opts: CompileOptions) -> None:
+def _check_syntax(pool: Pool, code: str, compile_opts: CompileOptions) -> None:
     """Compile without running, so that syntax errors raise where Node raises them."""
-    default_pool().main_context._request("check_syntax", code, {
+    pool.main_context._request("check_syntax", code, {
         "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
         "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors})
 

@@ -29,7 +29,7 @@ from protocol.values import (
 )
 
 from .errors import (
-    ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSMemoryError, OutOfRangeError,
+    ContextLostError, InvalidArgTypeError, IsolateError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
     ScriptInterruptedError, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .futures import Future
@@ -197,7 +197,7 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
     limit = parse_size(memory_limit, "memory_limit")
     run_opts = run_options({"timeout": timeout})
     if script is not None and not isinstance(script, Script):
-        script = Script(script, filename=filename or "script.js")
+        script = Script(script, filename=filename or "script.js", pool=pool)
     default_compile = compile_options({"filename": filename} if filename else {})
     in_flight = check_in_flight(max_in_flight, 2 * pool.size)
 
@@ -219,7 +219,9 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
                                           memory_limit=limit)
                 value = context._run(code, compile_opts, run_opts, stats=True)
                 record.update(status="ok", value=value)
-            except IsolateError as exc:
+            except PoolClosedError:
+                raise  # the batch is over: no record for a job that did not run
+            except Exception as exc:  # any failure is this job's, never the batch's
                 record.update(status=status_of(exc), error=error_of(exc))
                 record.pop("value", None)
             record["wall_ms"] = round((time.monotonic() - start) * 1000.0, 3)
@@ -232,7 +234,11 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
             record["retried"] = attempt + 1
         return record
 
-    for future in stream(lambda job: pool._dispatcher.submit(lambda: run_job(job)), jobs,
+    def submit(job):
+        pool._check_open()  # stop reading input once the pool is closed
+        return pool._dispatcher.submit(lambda: run_job(job))
+
+    for future in stream(submit, jobs,
                          ordered=ordered, max_in_flight=in_flight):
         yield future.result()
 

@@ -104,8 +104,11 @@ class Context(MutableMapping):
         from .pool import RerouteCall
 
         def decode(raw, needs_finish):
-            # The context id comes first, so that handles decode against it.
-            self._id = peek(raw, 0)
+            # A result starts with the context id, so that handles decode
+            # against it; error data starts with the thrown value instead.
+            first = peek(raw, 0) if isinstance(raw, list) or hasattr(raw, "root") else None
+            if isinstance(first, int) and not isinstance(first, bool):
+                self._id = first
             return self._decode(raw, needs_finish)
 
         for attempt in range(3):

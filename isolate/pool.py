@@ -589,15 +589,28 @@ class WorkerHandle:
                     pass
 
     def close(self) -> None:
+        self.begin_close()
+        self.finish_close(time.monotonic() + self.pool.limits.close_grace_s)
+
+    def begin_close(self) -> None:
+        """Ask the worker to exit (end of its input); returns at once."""
         with self._lock:
-            if self.state in (WorkerState.CLOSED,):
+            if self.state is WorkerState.CLOSED:
+                self._closing_done = getattr(self, "_closing_done", True)
                 return
             was_ready = self.state is WorkerState.READY
             self.state = WorkerState.CLOSED
+            self._closing_done = False
         if was_ready:
             # End of input: the worker's loop reads EOF and exits.
             self._close_fd("write_fd")
-        if not self._wait_exit(self.pool.limits.close_grace_s):
+
+    def finish_close(self, grace_deadline: float) -> None:
+        """Wait for the worker until ``grace_deadline``, then kill it; reap it."""
+        if getattr(self, "_closing_done", True):
+            return
+        self._closing_done = True
+        if not self._wait_exit(max(0.0, grace_deadline - time.monotonic())):
             self.process.kill()
             self._wait_exit(self.pool.limits.reap_timeout_s)
         if threading.current_thread() is not self._reader:
@@ -764,8 +777,12 @@ class Pool:
             self._workers_changed.notify_all()
         if hasattr(self, "_watchdog_stop"):
             self._watchdog_stop.set()
+        # All at once: every worker gets the same grace, not one grace each.
         for worker in workers_:
-            worker.close()
+            worker.begin_close()
+        grace_deadline = time.monotonic() + self.limits.close_grace_s
+        for worker in workers_:
+            worker.finish_close(grace_deadline)
         self._spawner.stop()
         if hasattr(self, "_dispatcher"):
             self._dispatcher.stop()

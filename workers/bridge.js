@@ -571,6 +571,7 @@
       return reply(() => ObjectKeys(obj), false);
     },
     promise_state(id) {
+      current = lastRun;  // a rejection's stack names the script that made it
       const p = handleValue(id);
       let state = 'pending', value;
       ReflectApply(promiseThen, p, [
