@@ -518,16 +518,33 @@ class WorkerHandle:
         after the grace, so an abandoned call never wedges its worker.
         """
         self.cancel(slot.msgid)
+        state = {"asked_while_running": False}
 
         def kill_if_still_running():
             with self._lock:
-                running = slot.msgid in self._pending and self.state is WorkerState.READY
-            if running:
+                if slot.msgid not in self._pending or self.state is not WorkerState.READY:
+                    return  # answered (or the worker is gone already)
+                # The worker runs requests in order: only the oldest pending one
+                # can be the script ignoring the interrupt. One still queued is
+                # answered at once when its turn comes (the worker checks the
+                # cancel cell first): look again later rather than kill.
+                running = next(iter(self._pending)) == slot.msgid
+            if running and state["asked_while_running"]:
                 self._kill_overrun(slot.msgid, None, interrupted=True)
+                return
+            if running:
+                # The cancel cell names one request at a time: ask again now
+                # that this one is running, then kill if it still ignores it.
+                self.cancel(slot.msgid)
+                state["asked_while_running"] = True
+            arm()
 
-        timer = threading.Timer(self.pool.limits.kill_grace_s, kill_if_still_running)
-        timer.daemon = True
-        timer.start()
+        def arm():
+            timer = threading.Timer(self.pool.limits.kill_grace_s, kill_if_still_running)
+            timer.daemon = True
+            timer.start()
+
+        arm()
 
     def _kill_overrun(self, msgid: int, timeout_ms: int | None, interrupted: bool = False) -> None:
         """Stage 2: the call outlived deadline + grace; kill its worker.

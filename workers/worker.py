@@ -165,6 +165,10 @@ class Interrupts:
         self._executing = executing
         signal.signal(signal.SIGUSR1, self._on_signal)
 
+    def targets(self, msgid: int) -> bool:
+        """Whether the host has asked to stop request ``msgid``."""
+        return self._target() == msgid
+
     def _target(self) -> int:
         if self._cell is None:
             return 0
@@ -277,6 +281,11 @@ class Worker:
                     traceback.print_exc(file=sys.stderr)
             return
         handler = None if message.method in _NOTIFICATIONS else getattr(self, f"_on_{message.method}", None)
+        if self._interrupts.targets(message.msgid):
+            # Cancelled while it waited in line: answer without running it.
+            self._respond(Response(message.msgid, error_triple(
+                WireError.SCRIPT_INTERRUPTED, "Script execution was interrupted by `SIGINT`"), None))
+            return
         options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else None
         if options is not None and options.get("timeout"):
             # The host's kill deadline counts from this acknowledgement, so time
