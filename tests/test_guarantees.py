@@ -523,7 +523,7 @@ STORM_KILL_EVERY = 50
 
 
 @pytest.mark.timeout(180)
-def test_storm_of_calls_and_kills_resolves_every_call():
+def test_storm_of_calls_and_kills_resolves_every_call(capsys):
     rng = random.Random(1234)
     pool = isolate.Pool(size=2, spare_workers=1)
     lock = threading.Lock()
@@ -622,13 +622,14 @@ def test_storm_of_calls_and_kills_resolves_every_call():
         resolved = sum(outcomes.values())
         lost = STORM_CALLS - resolved
         errors = {k: v for k, v in sorted(outcomes.items()) if k != "ok"}
-        print(f"\nstorm: {STORM_CALLS} calls from {STORM_THREADS} threads on Pool(size=2) in "
-              f"{elapsed:.1f}s; kills {len(killed_pids)} (attempts retried: {dict(outcomes_killer) or 0}); "
-              f"resolved ok {outcomes['ok']}; with error {sum(errors.values())} {errors}; lost {lost}; "
-              f"max latency {max(latencies, default=0):.2f}s", flush=True)
-        for kind, messages in sorted(samples.items()):
-            for message, n in messages.most_common(4):
-                print(f"  {n:5d} {kind}: {message}", flush=True)
+        with capsys.disabled():  # the figures belong in every run's output, CI's included
+            print(f"\nstorm: {STORM_CALLS} calls from {STORM_THREADS} threads on Pool(size=2) in "
+                  f"{elapsed:.1f}s; kills {len(killed_pids)} (attempts retried: {dict(outcomes_killer) or 0}); "
+                  f"resolved ok {outcomes['ok']}; with error {sum(errors.values())} {errors}; lost {lost}; "
+                  f"max latency {max(latencies, default=0):.2f}s", flush=True)
+            for kind, messages in sorted(samples.items()):
+                for message, n in messages.most_common(4):
+                    print(f"  {n:5d} {kind}: {message}", flush=True)
 
         assert lost == 0 and not any(t.is_alive() for t in callers), "calls left unresolved"
         assert not problems, problems[:10]
