@@ -125,3 +125,13 @@ def test_recycling_drains_a_worker_with_live_contexts():
         pool.run_in_new_context("1")
         pool.run_in_new_context("1")
         assert pid not in pool.worker_pids()
+
+
+def test_memory_bomb_without_any_limit_hits_the_engine_default_and_is_contained(pool):
+    # No memory_limit: dukpy's own per-runtime cap (128 MiB) stops it inside the
+    # engine; the worker, its other contexts and the host are untouched.
+    bystander = pool.create_context({"kept": 1})
+    with pytest.raises(isolate.JSMemoryError):
+        pool.run_in_new_context(UNBOUNDED, timeout=20000)
+    assert pool.run_in_context("kept + 1", bystander) == 2
+    assert pool.run_in_new_context("1+1") == 2
