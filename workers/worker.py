@@ -427,10 +427,7 @@ class Worker:
         context_id = self._on_create_context(context_options)
         try:
             result = self._on_run(context_id, code, options)
-        except WorkerError:
-            self.contexts.pop(context_id, None)
-            raise
-        except BaseException:
+        except BaseException:  # JS error, timeout, interrupt: the context goes, the error stays
             self.contexts.pop(context_id, None)
             raise
         if _holds_handles(result[:2]):
