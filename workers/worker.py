@@ -287,7 +287,7 @@ class Worker:
                 WireError.SCRIPT_INTERRUPTED, "Script execution was interrupted by `SIGINT`"), None))
             return
         options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else None
-        if options is not None and options.get("timeout"):
+        if options is not None and options.get("timeout") and options.get("ack", True):
             # The host's kill deadline counts from this acknowledgement, so time
             # spent queued behind other calls is not charged to this one.
             self.stream.write(Notification("started", [message.msgid]))
