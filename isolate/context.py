@@ -10,7 +10,6 @@ the context).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -428,4 +427,6 @@ class JSPromise(JSHandle):
                                   "it until more code runs there")
 
     def __await__(self):
+        import asyncio  # only when awaited: asyncio is a heavy import
+
         return asyncio.get_running_loop().run_in_executor(None, self.result).__await__()

@@ -7,7 +7,6 @@ from asyncio without blocking the event loop.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import threading
 from typing import Any, Callable
@@ -26,6 +25,8 @@ class Future(concurrent.futures.Future):
     _stop_running = None  # set while a dispatcher thread runs this future's call
 
     def __await__(self):
+        import asyncio  # only when awaited: asyncio is a heavy import
+
         return asyncio.wrap_future(self).__await__()
 
     def cancel(self) -> bool:

@@ -43,12 +43,10 @@ from concurrent.futures import Future as _PlainFuture
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import multiprocess
 import psutil
 
-import workers
 from protocol import (
-    PROTOCOL_VERSION, ErrorValue, HandleRef, HostFunctionRef, MessageStream, Notification,
+    MAX_NESTING, PROTOCOL_VERSION, ErrorValue, HandleRef, HostFunctionRef, MessageStream, Notification,
     ProtocolError, Request, Response, StreamClosed, UnencodableValue, WireError, encode_value,
     error_triple, finish_values,
 )
@@ -75,7 +73,7 @@ class Limits:
     # How long to wait for a dead worker's exit status, to name it in errors.
     reap_timeout_s: float = 1.0
     # Host-side bound on nested host <-> worker calls (the worker has its own).
-    max_nesting: int = workers.MAX_NESTING
+    max_nesting: int = MAX_NESTING
     # Stage 2 of a timeout: a worker that has not answered `grace` after the
     # call's deadline is killed. Stage 1 (the worker's own timer) lands within
     # a millisecond unless the script sits in one long native operation; the
@@ -215,6 +213,12 @@ class WorkerHandle:
     def _fork(self):
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
+        # Imported here, not at `import isolate`: the host needs the engine only
+        # to fork workers from (they inherit the loaded modules), and this runs
+        # on the spawner thread, off the import path.
+        import multiprocess
+        import workers
+
         ctx = multiprocess.get_context("fork")
         process = ctx.Process(
             target=workers.main, name=f"isolate-worker-{self.index}",

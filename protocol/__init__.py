@@ -13,7 +13,7 @@ Every method, ext type and error code is documented in ``protocol/SPEC.md``.
 from .codec import ExtDecoder, ExtType, UnencodableValue, decode_value, encode_value
 from .errors import WireError, error_triple
 from .messages import (
-    PROTOCOL_VERSION, Message, MessageKind, Notification, ProtocolError, Request, Response,
+    MAX_NESTING, PROTOCOL_VERSION, Message, MessageKind, Notification, ProtocolError, Request, Response,
     finish_values, pack_message, unpack_message,
 )
 from .stream import MAX_FRAME_BYTES, MessageStream, StreamClosed
@@ -25,7 +25,7 @@ from .values import (
 __all__ = [
     "ExtDecoder", "ExtType", "UnencodableValue", "decode_value", "encode_value",
     "WireError", "error_triple",
-    "PROTOCOL_VERSION", "Message", "MessageKind", "Notification", "ProtocolError", "Request",
+    "MAX_NESTING", "PROTOCOL_VERSION", "Message", "MessageKind", "Notification", "ProtocolError", "Request",
     "Response", "finish_values", "pack_message", "unpack_message",
     "MAX_FRAME_BYTES", "MessageStream", "StreamClosed",
     "BigInt", "ErrorValue", "HandleRef", "HostFunctionRef", "JSDate", "JSMap", "JSRegExp",

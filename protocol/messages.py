@@ -19,12 +19,17 @@ import msgpack
 from .codec import ExtDecoder, decode_value
 
 __all__ = [
-    "PROTOCOL_VERSION", "MessageKind", "Request", "Response", "Notification", "Message",
+    "PROTOCOL_VERSION", "MAX_NESTING", "MessageKind", "Request", "Response", "Notification", "Message",
     "pack_message", "unpack_message", "ProtocolError", "finish_values",
 ]
 
 # Bumped whenever a method, an ext type or a message field changes meaning.
 PROTOCOL_VERSION = 1
+
+# Nested host <-> worker calls beyond this depth fail with NESTING_TOO_DEEP:
+# deep enough for any real callback chain, shallow enough that Python's own
+# recursion limit (each level costs ~10 frames) is never the one that trips.
+MAX_NESTING = 32
 
 
 class MessageKind(enum.IntEnum):

@@ -26,7 +26,7 @@ from collections import deque
 from typing import Any
 
 from protocol import (
-    PROTOCOL_VERSION, ErrorValue, MessageStream, Notification, ProtocolError, Request,
+    MAX_NESTING, PROTOCOL_VERSION, ErrorValue, MessageStream, Notification, ProtocolError, Request,
     Response, StreamClosed, UnencodableValue, WireError, encode_value, error_triple,
     finish_values,
 )
@@ -38,10 +38,6 @@ from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
 
-# Nested host <-> worker calls beyond this depth fail with NESTING_TOO_DEEP:
-# deep enough for any real callback chain, shallow enough that Python's own
-# recursion limit (each level costs ~10 frames) is never the one that trips.
-MAX_NESTING = 32
 # A syntax check compiles; it only runs code when a body closes its wrapper
 # early. Compiling even megabytes of source takes well under this.
 SYNTAX_CHECK_TIMEOUT_MS = 2000
