@@ -183,7 +183,12 @@ class WorkerHandle:
         self.pool = pool
         self.index = index
         self.state = WorkerState.STARTING
-        self._lock = threading.Lock()          # guards state, _pending, writes
+        # Two locks, so that the reader thread never waits for a writer: a
+        # caller blocked writing a large request into a full pipe must not keep
+        # the reader from draining the worker's (large) answer, or both sides
+        # would wait on each other forever.
+        self._lock = threading.Lock()          # guards state, _pending, _failure
+        self._write_lock = threading.Lock()    # serializes writes to the worker
         self._fd_lock = threading.Lock()       # guards closing the pipe ends (see _close_fd)
         self._pending: dict[int, CallSlot] = {}
         self._msgids = itertools.count(1)
@@ -262,8 +267,12 @@ class WorkerHandle:
                 if isinstance(message, Response):
                     with self._lock:
                         slot = self._pending.pop(message.msgid, None)
+                        closed = self.state is WorkerState.CLOSED
                     if slot is not None:
-                        slot.inbox.put(message)
+                        # Once the pool closed, every call still in flight ends
+                        # with PoolClosedError, whatever the worker answers.
+                        slot.inbox.put(_Dead(PoolClosedError("the pool was closed during the call"))
+                                       if closed else message)
                 elif isinstance(message, Notification) and message.method == "started":
                     with self._lock:
                         slot = self._pending.get(message.params[0] if message.params else None)
@@ -276,8 +285,11 @@ class WorkerHandle:
                     if slot is not None:
                         slot.inbox.put(message)
                     else:
-                        self._write(Response(message.msgid, error_triple(
-                            WireError.INVALID_PARAMS, f"call_host nested in unknown call {parent}"), None))
+                        # Answered from another thread: the reader never writes,
+                        # so it can never block on a full pipe.
+                        threading.Thread(target=self._write_quietly, daemon=True, args=(Response(
+                            message.msgid, error_triple(WireError.INVALID_PARAMS,
+                                                        f"call_host nested in unknown call {parent}"), None),)).start()
                 else:
                     raise ProtocolError(f"unexpected message from worker: {message!r:.100}")
         except StreamClosed:
@@ -389,7 +401,7 @@ class WorkerHandle:
         self._releases.put((method, params))
 
     def _flush_releases(self) -> None:
-        # Called with _lock held and the worker READY.
+        # Called with _write_lock held.
         while True:
             try:
                 method, params = self._releases.get_nowait()
@@ -411,37 +423,39 @@ class WorkerHandle:
         if len(stack) >= self.pool.limits.max_nesting:
             raise NestingTooDeepError(f"nested calls deeper than {self.pool.limits.max_nesting}")
         parent = stack[-1] if stack else 0
-        with self._lock:
-            if self.state is not WorkerState.READY:
-                raise self._failure or PoolClosedError("the worker is closed")
-            msgid = next(self._msgids)
-            # An idle worker starts a call as soon as it arrives, so its kill
-            # deadline can count from now, and the worker need not acknowledge
-            # the start (a message and a context switch saved per timed call).
-            counts_from_send = timeout_ms is not None and not self._pending and not stack
-            if counts_from_send and params and isinstance(params[-1], dict):
-                params = [*params[:-1], {**params[-1], "ack": False}]
-            sent_at = time.monotonic()
-            slot = self._pending[msgid] = CallSlot(msgid, method, owner)
-            if interruptible:
-                self._interruptible_slot = slot
-            owner = _dispatch_current()
-            if owner is not None and not stack:
-                if owner.cancelled():
-                    # Cancelled between two requests of the same job: send nothing more.
-                    del self._pending[msgid]
-                    raise concurrent.futures.CancelledError()
-                if method in ("run", "call", "run_new"):
-                    owner._stop_running = lambda: self._abandon(slot)
+        with self._write_lock:  # taken first: requests reach the worker in msgid order
+            with self._lock:
+                if self.state is not WorkerState.READY:
+                    raise self._failure or PoolClosedError("the worker is closed")
+                msgid = next(self._msgids)
+                # An idle worker starts a call as soon as it arrives, so its kill
+                # deadline can count from now, and the worker need not acknowledge
+                # the start (a message and a context switch saved per timed call).
+                counts_from_send = timeout_ms is not None and not self._pending and not stack
+                if counts_from_send and params and isinstance(params[-1], dict):
+                    params = [*params[:-1], {**params[-1], "ack": False}]
+                sent_at = time.monotonic()
+                slot = self._pending[msgid] = CallSlot(msgid, method, owner)
+                if interruptible:
+                    self._interruptible_slot = slot
+                owner = _dispatch_current()
+                if owner is not None and not stack:
+                    if owner.cancelled():
+                        # Cancelled between two requests of the same job: send nothing more.
+                        del self._pending[msgid]
+                        raise concurrent.futures.CancelledError()
+                    if method in ("run", "call", "run_new"):
+                        owner._stop_running = lambda: self._abandon(slot)
             try:
                 self._flush_releases()
                 self._write(Request(msgid, method, [parent, *params]))
             except OSError:
                 # The worker died and its reader has not noticed yet: take it out
                 # of rotation now, and send calls that target no context elsewhere.
-                del self._pending[msgid]
-                self.state = WorkerState.BROKEN
-                self._failure = self._failure or WorkerCrashedError(self.pid, None, "its input pipe is closed")
+                with self._lock:
+                    self._pending.pop(msgid, None)
+                    self.state = WorkerState.BROKEN
+                    self._failure = self._failure or WorkerCrashedError(self.pid, None, "its input pipe is closed")
                 if method in ("create_context", "run_new"):
                     raise RerouteCall(self.pid, None, "its input pipe is closed") from None
                 raise WorkerCrashedError(self.pid, self.process.exitcode, "its input pipe is closed") from None
@@ -613,10 +627,14 @@ class WorkerHandle:
                 WireError.HOST_EXCEPTION, str(exc), encode_value(_error_value_of(exc))), None)
         finally:
             stack.pop()
-        with self._lock:
+        self._write_quietly(response)
+
+    def _write_quietly(self, message) -> None:
+        """Write if the worker is still there; a worker gone is reported by its reader."""
+        with self._write_lock:
             if self.state is WorkerState.READY:
                 try:
-                    self._write(response)
+                    self._write(message)
                 except OSError:
                     pass
 

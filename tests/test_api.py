@@ -486,3 +486,13 @@ def test_workers_inherit_no_environment_or_descriptors(tmp_path, monkeypatch):
             assert len(stats["fds"]) <= 6  # stdin/out/err, its two pipe ends, and at most the listing's own fd
     finally:
         leaked.close()
+
+
+@pytest.mark.timeout(60)
+def test_large_values_both_ways_while_pipelined_do_not_deadlock(pool):
+    # Requests and answers far larger than a pipe's buffer, several in flight
+    # per worker: a caller blocked writing must never stop the reader draining.
+    doc = {"items": [{"id": i, "name": "x" * 60, "tags": ["a", "b"]} for i in range(4000)]}
+    results = list(pool.map("({count: doc.items.length, items: doc.items})",
+                            ({"doc": doc} for _ in range(24)), max_in_flight=8))
+    assert all(r["count"] == 4000 and r["items"][-1]["id"] == 3999 for r in results)

@@ -564,6 +564,11 @@ class Worker:
             self._deadlines.redeliver_soon()
         elif isinstance(exc, ScriptInterrupted):
             self._interrupts.redeliver(exc.target)
+        elif isinstance(exc, (StreamClosed, ProtocolError, BrokenPipeError)):
+            # The host closed the stream (or it is corrupt) while JS waited on
+            # it: nobody is left to answer, so stop here rather than let the
+            # script see a JS error and carry on.
+            os._exit(0)
         else:
             raise exc
 
