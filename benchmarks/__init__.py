@@ -1,0 +1,1 @@
+"""isolate's benchmark suite: ``python -m benchmarks [--quick] [--out DIR]``. See README.md here."""
