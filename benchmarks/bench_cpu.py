@@ -23,7 +23,7 @@ import time
 
 import isolate
 
-from .harness import interleave, node_path, percentile, run_node
+from .harness import DukpyHost, interleave, node_path, percentile, run_node
 
 FIB_BODY = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); } "
 FIB = FIB_BODY + "fib(n)"
@@ -52,16 +52,6 @@ def make_document(target_bytes: int = 50_000, seed: int = 7) -> dict:
     return doc
 
 
-class _Host:
-    def __init__(self):
-        from dukpy import _dukpy
-        self._ctx = _dukpy.create_context()
-
-    def _check_exported_function_exists(self, name):
-        return False
-
-    def _call_python(self, name, args):
-        raise RuntimeError("no host functions")
 
 
 def _inproc_runner(code_with_dukpy_vars: str, sandbox: dict):
@@ -72,7 +62,7 @@ def _inproc_runner(code_with_dukpy_vars: str, sandbox: dict):
         t0 = time.perf_counter()
         for _ in range(n):
             jsvars = json.dumps(sandbox).encode()
-            json.loads(_dukpy.eval_string(_Host(), code, jsvars, False, "<bench>"))
+            json.loads(_dukpy.eval_string(DukpyHost(), code, jsvars, False, "<bench>"))
         return [n / (time.perf_counter() - t0)]
     return run
 

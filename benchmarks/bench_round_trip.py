@@ -20,23 +20,11 @@ import json
 
 import isolate
 
-from .harness import interleave, node_path, now_ns, run_node
+from .harness import DukpyHost, interleave, node_path, now_ns, run_node
 
 SECTION = "Round trip 1+1"
 
 
-class _DukpyHost:
-    """The minimal object ``_dukpy.eval_string`` needs (see workers/engine.py)."""
-
-    def __init__(self):
-        from dukpy import _dukpy
-        self._ctx = _dukpy.create_context()
-
-    def _check_exported_function_exists(self, name):
-        return False
-
-    def _call_python(self, name, args):
-        raise RuntimeError("no host functions")
 
 
 def _isolate_variant(pool, ctx, timeout):
@@ -56,7 +44,7 @@ def _isolate_variant(pool, ctx, timeout):
 
 def _dukpy_variant():
     from dukpy import _dukpy
-    host = _DukpyHost()
+    host = DukpyHost()
     code, jsvars = b"1+1", b"null"
 
     def run(n):

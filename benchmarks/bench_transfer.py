@@ -18,7 +18,7 @@ import time
 
 import isolate
 
-from .harness import interleave
+from .harness import DukpyHost, interleave
 
 SECTION_IN = "Transfer in"
 SECTION_OUT = "Transfer out"
@@ -42,16 +42,6 @@ def make_object(target_mb: float = 10.0, seed: int = 11):
     return obj
 
 
-class _Host:
-    def __init__(self):
-        from dukpy import _dukpy
-        self._ctx = _dukpy.create_context()
-
-    def _check_exported_function_exists(self, name):
-        return False
-
-    def _call_python(self, name, args):
-        raise RuntimeError("no host functions")
 
 
 def run(suite):
@@ -64,7 +54,7 @@ def run(suite):
     reps = suite.scale(3, 1)
     with isolate.Pool(size=1) as pool:
         ctx = pool.create_context()
-        host = _Host()
+        host = DukpyHost()
 
         def rate(fn):
             def run(n):

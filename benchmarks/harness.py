@@ -350,3 +350,18 @@ def cpu_seconds(pid: int) -> float:
     except psutil.Error:
         return 0.0
     return t.user + t.system
+
+
+class DukpyHost:
+    """The minimal object ``dukpy._dukpy.eval_string`` needs, for in-process baselines
+    (see workers/engine.py): a fresh QuickJS context and no host functions."""
+
+    def __init__(self):
+        from dukpy import _dukpy
+        self._ctx = _dukpy.create_context()
+
+    def _check_exported_function_exists(self, name):
+        return False
+
+    def _call_python(self, name, args):
+        raise RuntimeError("no host functions")
