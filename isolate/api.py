@@ -12,9 +12,9 @@ import threading
 from typing import Any, Iterable
 
 from .context import Context, JSFunction
-from .errors import InvalidArgTypeError, InvalidArgValueError
+from .errors import InvalidArgTypeError
 from .options import (
-    DEFAULT_FILENAME, CompileOptions, RunOptions, check_code, compile_options, context_options,
+    CompileOptions, RunOptions, check_code, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
 from .pool import Pool

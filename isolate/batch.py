@@ -25,12 +25,12 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from protocol.values import (
-    BigInt, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+    BigInt, JSDate, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
 )
 
 from .errors import (
-    ContextLostError, InvalidArgTypeError, IsolateError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
-    ScriptInterruptedError, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
+    ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
+    ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .futures import Future
 from .options import describe

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import signal
 import threading
 import weakref
 from collections.abc import MutableMapping
 from typing import Any, Iterator
 
-from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values, undefined
+from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
 from protocol.codec import peek
 
 from .errors import (
@@ -192,7 +191,8 @@ class Context(MutableMapping):
         options = {"filename": compile_opts.filename, "mirror": self._object is not None,
                    "stats": stats,
                    "line_offset": compile_opts.line_offset, "column_offset": compile_opts.column_offset,
-                   "display_errors": run_opts.display_errors}
+                   # Either place may turn it off: the script's compile options or this run's.
+                   "display_errors": compile_opts.display_errors and run_opts.display_errors}
         if run_opts.timeout is not None:
             options["timeout"] = run_opts.timeout
         if run_opts.break_on_sigint:

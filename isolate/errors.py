@@ -21,7 +21,6 @@ from __future__ import annotations
 import signal as _signal
 from typing import Any
 
-from protocol.values import undefined
 
 __all__ = [
     "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",

@@ -40,22 +40,24 @@ import threading
 import weakref
 import concurrent.futures
 from concurrent.futures import Future as _PlainFuture
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import psutil
 
 from protocol import (
-    MAX_NESTING, PROTOCOL_VERSION, ErrorValue, HandleRef, HostFunctionRef, MessageStream, Notification,
-    ProtocolError, Request, Response, StreamClosed, UnencodableValue, WireError, encode_value,
+    MAX_NESTING, PROTOCOL_VERSION, ErrorValue, HostFunctionRef, MessageStream, Notification,
+    ProtocolError, Request, Response, StreamClosed, WireError, encode_value,
     error_triple, finish_values,
 )
 
 from .errors import (
     ContextLostError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
     ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnsupportedError, WorkerMemoryError, UnencodableValueError, WorkerCrashedError,
-    js_error_class,
-)
+    )
+
+if TYPE_CHECKING:
+    from .futures import Future
 
 __all__ = ["Pool", "Limits", "WorkerHandle", "WorkerState"]
 

@@ -496,3 +496,16 @@ def test_large_values_both_ways_while_pipelined_do_not_deadlock(pool):
     results = list(pool.map("({count: doc.items.length, items: doc.items})",
                             ({"doc": doc} for _ in range(24)), max_in_flight=8))
     assert all(r["count"] == 4000 and r["items"][-1]["id"] == 3999 for r in results)
+
+
+def test_display_errors_false_leaves_the_stack_undecorated(pool):
+    ctx = pool.create_context()
+    with pytest.raises(isolate.JSSyntaxError) as shown:
+        pool.run_in_context("var x = ;", ctx, filename="a.js")
+    assert shown.value.stack.startswith("a.js:1\nvar x = ;\n")
+    with pytest.raises(isolate.JSSyntaxError) as plain:
+        pool.run_in_context("var x = ;", ctx, filename="a.js", display_errors=False)
+    assert plain.value.stack.startswith("SyntaxError:")
+    with pytest.raises(isolate.JSSyntaxError) as plain:
+        isolate.Script("var x = ;", filename="b.js", display_errors=False, pool=pool)
+    assert plain.value.stack.startswith("SyntaxError:")

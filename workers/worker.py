@@ -15,7 +15,6 @@ decoder, so a timeout can never cut a message in half.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import signal
 import struct
