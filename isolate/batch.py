@@ -50,8 +50,9 @@ def current_future() -> Future | None:
 class Dispatcher:
     """Threads that run submitted calls against a pool (started on first use)."""
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, name: str = "isolate-dispatch"):
         self._threads = threads
+        self._name = name
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
@@ -61,7 +62,7 @@ class Dispatcher:
         with self._lock:
             if not self._started:
                 for i in range(self._threads):
-                    threading.Thread(target=self._run, name=f"isolate-dispatch-{i}", daemon=True).start()
+                    threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True).start()
                 self._started = True
         self._queue.put((fn, future))
         return future

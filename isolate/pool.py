@@ -39,7 +39,6 @@ import time
 import threading
 import weakref
 import concurrent.futures
-from concurrent.futures import Future as _PlainFuture
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -94,35 +93,6 @@ class WorkerState(enum.Enum):
     READY = "ready"
     BROKEN = "broken"   # terminal: the process died or the stream is corrupt
     CLOSED = "closed"   # terminal: the pool closed it
-
-
-class _Spawner:
-    """Forks every worker of a pool from one thread that lives as long as the pool."""
-
-    def __init__(self):
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="isolate-spawner", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            fn, future = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # delivered to the requesting thread
-                    future.set_exception(exc)
-
-    def spawn(self, fn: Callable[[], Any]) -> Any:
-        future: _PlainFuture = _PlainFuture()
-        self._requests.put((fn, future))
-        return future.result()
-
-    def stop(self) -> None:
-        self._requests.put(None)
 
 
 # Each thread's stack of call_host requests it is serving, per worker:
@@ -209,7 +179,7 @@ class WorkerHandle:
         # Shared with the worker (an anonymous MAP_SHARED page survives fork):
         # the msgid an interrupt is meant for. See workers.worker.Interrupts.
         self._cancel_cell = mmap.mmap(-1, 8)
-        self.process, self._stream = pool._spawner.spawn(self._fork)
+        self.process, self._stream = pool._spawner.submit(self._fork).result()
         self.pid = self.process.pid
         self._pidfd = _pidfd_open(self.pid)
         self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
@@ -778,7 +748,11 @@ class Pool:
         self._lock = threading.RLock()
         self._workers_changed = threading.Condition(self._lock)  # notified when a slot gets a worker
         self._closed = False
-        self._spawner = _Spawner()
+        from .batch import Dispatcher
+
+        # Forks every worker from one thread that lives as long as the pool
+        # (PR_SET_PDEATHSIG follows the thread that forked, not the process).
+        self._spawner = Dispatcher(1, name="isolate-spawner")
         self._workers: list[WorkerHandle] = []
         # Started, handshaken workers waiting to replace one that dies, so that
         # a replacement costs the caller nothing.
@@ -793,8 +767,6 @@ class Pool:
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
         self._main_context = None
         self._context_counter = itertools.count(1)
-        from .batch import Dispatcher
-
         # Threads for submit/map/run_batch and the a* twins: two per worker, so
         # each worker has one call queued while it answers another.
         self._dispatcher = Dispatcher(max(2, 2 * size))

@@ -301,14 +301,22 @@ class Worker:
         except WorkerError as exc:
             response = Response(message.msgid, error_triple(exc.code, str(exc), exc.data), None)
         except (ScriptTimeout, ScriptInterrupted) as exc:
-            # An enclosing request is being stopped and unwinds through this
-            # nested one: answer it, so that nobody waits for it, then go on.
+            # A stop that reached this level outside _run_op (e.g. while run_new
+            # was still setting up its context). If it is for an enclosing
+            # request, answer this nested one so nobody waits for it and let
+            # the stop unwind on; otherwise it ends this request, like any stop.
             code = WireError.SCRIPT_TIMEOUT if isinstance(exc, ScriptTimeout) else WireError.SCRIPT_INTERRUPTED
-            self._executing.pop()
-            self._respond(Response(message.msgid, error_triple(
-                code, "the enclosing call was stopped", None), None))
-            self._executing.append(message.msgid)  # popped again by the finally below
-            raise
+            for_me = isinstance(exc, ScriptInterrupted) and exc.target == message.msgid
+            if for_me or len(self._executing) == 1:
+                text = ("Script execution was interrupted by `SIGINT`" if code is WireError.SCRIPT_INTERRUPTED
+                        else "Script execution timed out")
+                response = Response(message.msgid, error_triple(code, text, None), None)
+            else:
+                self._executing.pop()
+                self._respond(Response(message.msgid, error_triple(
+                    code, "the enclosing call was stopped", None), None))
+                self._executing.append(message.msgid)  # popped again by the finally below
+                raise
         except Exception as exc:  # a bug in the worker: report it, keep serving
             response = Response(message.msgid, error_triple(
                 WireError.INTERNAL, f"{type(exc).__name__}: {exc}", traceback.format_exc()), None)
