@@ -18,6 +18,7 @@ from .options import (
     describe, finish, normalize_options, run_options,
 )
 from .pool import Pool
+from .scripts import ScriptSource, make_cached_data, open_cached_data
 
 __all__ = [
     "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
@@ -128,7 +129,11 @@ class Script:
     """``vm.Script``: code compiled once, run in any number of contexts.
 
     Syntax errors raise at construction (``JSSyntaxError``). Options:
-    ``filename``, ``line_offset``, ``column_offset``.
+    ``filename``, ``line_offset``, ``column_offset``, ``display_errors``,
+    ``cached_data`` (bytes from :meth:`create_cached_data`: the script is
+    then loaded without compiling; ``cached_data_rejected`` says whether it
+    was refused) and ``produce_cached_data``. Compiled scripts are cached
+    per worker by content: running one again sends only its key.
     """
 
     def __init__(self, code: str, options: Any = None, /, *, pool: Pool | None = None, **kwargs):
@@ -138,18 +143,42 @@ class Script:
         opts = normalize_options(options, kwargs)
         self._compile = compile_options(opts)
         finish(opts, "Script()")
+        self._pool = pool
         self.filename = self._compile.filename
         self.line_offset = self._compile.line_offset
         self.column_offset = self._compile.column_offset
-        self.cached_data_rejected = None
         self.source_map_url = _source_map_url(self.code)
-        # Compiled (checked) where asked: a pool of the caller's, else the default one.
-        _check_syntax(pool or default_pool(), self.code, self._compile)
+        self._source = ScriptSource.of(self.code, self._compile)
+        # As in Node: None (undefined) unless cached data was given / asked for.
+        self.cached_data_rejected: bool | None = None
+        self.cached_data_produced: bool | None = None
+        self.cached_data: bytes | None = None
+        if self._compile.cached_data is not None:
+            bytecode = open_cached_data(self._source, self._compile.cached_data)
+            self.cached_data_rejected = bytecode is None
+            self._source.bytecode = bytecode
+        if self._source.bytecode is None:
+            # Compiled (checked) where asked: a pool of the caller's, else the default one.
+            bytecode = _compile(self._pool or default_pool(), self._source, self._compile,
+                                bytecode_out=self._compile.produce_cached_data)
+            if self._compile.produce_cached_data:
+                self._source.bytecode = bytecode
+        if self._compile.produce_cached_data:
+            self.cached_data = self.create_cached_data()
+            self.cached_data_produced = True
+
+    def create_cached_data(self) -> bytes:
+        """``script.createCachedData()``: bytes that let ``Script(code, cached_data=...)``
+        skip compiling. Signed for this script and engine (see ``isolate.scripts``)."""
+        if self._source.bytecode is None:
+            self._source.bytecode = _compile(self._pool or default_pool(), self._source, self._compile,
+                                             bytecode_out=True)
+        return make_cached_data(self._source, self._source.bytecode)
 
     def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
         ctx = _require_context(context)
         run_opts = _run_options_only(options, kwargs, "script.run_in_context()")
-        return ctx._run(self.code, self._compile, run_opts)
+        return ctx._run(self._source, self._compile, run_opts)
 
     def run_in_new_context(self, context_object: Any = None, options: Any = None, /, **kwargs) -> Any:
         obj = _check_context_object(context_object)
@@ -157,18 +186,18 @@ class Script:
         run_opts = run_options(opts)
         ctx_opts = context_options(opts, prefix="context_")
         finish(opts, "script.run_in_new_context()")
-        pool = default_pool()
+        pool = self._pool or default_pool()
         context = _lookup(context_object) if isinstance(context_object, Context) else None
         if context is None:
             context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
                                       memory_limit=ctx_opts.memory_limit)
             if obj is not None:
                 _register(obj, context, strong=False)
-        return context._run(self.code, self._compile, run_opts)
+        return context._run(self._source, self._compile, run_opts)
 
     def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
         run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
-        return default_pool().main_context._run(self.code, self._compile, run_opts)
+        return (self._pool or default_pool()).main_context._run(self._source, self._compile, run_opts)
 
     def __repr__(self) -> str:
         return f"<Script {self.filename!r}>"
@@ -181,11 +210,23 @@ def _source_map_url(code: str) -> str | None:
     return matches[-1] if matches else None
 
 
-def _check_syntax(pool: Pool, code: str, compile_opts: CompileOptions) -> None:
-    """Compile without running, so that syntax errors raise where Node raises them."""
-    pool.main_context._request("check_syntax", code, {
-        "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
-        "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors})
+def _compile(pool: Pool, source: ScriptSource, compile_opts: CompileOptions, bytecode_out: bool = False):
+    """Compile without running, so that syntax errors raise where Node raises them.
+
+    The worker keeps the compiled script by its key, so the first run there
+    sends no code. Returns the bytecode when ``bytecode_out``.
+    """
+    context = pool.main_context
+    worker = context._worker
+    known = source.key in worker.scripts and not bytecode_out
+    if known:
+        return None
+    result = context._request("compile", source.code, {
+        "key": source.key, "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
+        "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
+        "bytecode_out": bytecode_out})
+    worker.scripts.add(source.key)
+    return result if bytecode_out else None
 
 
 def _run_options_only(options: Any, kwargs: dict, what: str) -> RunOptions:

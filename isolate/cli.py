@@ -626,19 +626,15 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
 
 
 def _check_script(pool, source: str, path: str) -> str | None:
-    """A syntax check of the batch script on the batch's own pool, without running it.
-
-    ``throw 0`` on a line of its own runs before any of the script, and
-    ``line_offset=-1`` keeps the script's own line numbers in a SyntaxError.
-    """
-    from .errors import IsolateError, JSError, JSSyntaxError
+    """A syntax check of the batch script on the batch's own pool, without running it
+    (``Script`` compiles only; the workers keep the compiled script for the jobs)."""
+    from .api import Script
+    from .errors import IsolateError, JSSyntaxError
 
     try:
-        pool.run_in_new_context("throw 0;\n" + source, filename=path, line_offset=-1)
+        Script(source, filename=path, pool=pool)
     except JSSyntaxError as exc:
         return f"isolate batch: {path} does not compile:\n{_error_text(exc)}"
-    except JSError:
-        return None
     except IsolateError as exc:
         return f"isolate batch: could not check {path}: {exc}"
     return None

@@ -22,9 +22,10 @@ from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, fini
 from protocol.codec import peek
 
 from .errors import (
-    ContextLostError, JSError, JSReferenceError, PromisePendingError, UnencodableValueError,
-    js_error_class,
+    ContextLostError, JSError, JSReferenceError, PromisePendingError, ScriptNotCached,
+    UnencodableValueError, js_error_class,
 )
+from .scripts import ScriptSource
 
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle"]
 
@@ -98,6 +99,7 @@ class Context(MutableMapping):
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "globals": self._encode(context_object or {})}
         options = self._run_options(compile_opts, run_opts, stats)
+        script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         from .errors import PoolClosedError
         from .pool import RerouteCall
 
@@ -114,9 +116,14 @@ class Context(MutableMapping):
             self._worker = worker
             try:
                 context_id, value, globals_, *rest = worker.request(
-                    "run_new", [context_params, code, options], decode, options.get("timeout"),
-                    interruptible=bool(options.get("break_on_sigint")), owner=self)
+                    "run_new", [context_params, *script_params(worker, script, options)], decode,
+                    options.get("timeout"), interruptible=bool(options.get("break_on_sigint")), owner=self)
+                worker.scripts.add(script.key)
                 break
+            except ScriptNotCached:
+                worker.scripts.discard(script.key)  # evicted there: the next attempt sends the code
+                if attempt == 2:
+                    raise
             except (RerouteCall, PoolClosedError):
                 if attempt == 2:
                     raise
@@ -199,13 +206,24 @@ class Context(MutableMapping):
             options["break_on_sigint"] = True
         return options
 
-    def _run(self, code: str, compile_opts, run_opts, stats: bool = False) -> Any:
+    def _run(self, code: "str | ScriptSource", compile_opts, run_opts, stats: bool = False) -> Any:
         """Run a script in this context and return its completion value."""
+        script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         options = self._run_options(compile_opts, run_opts, stats)
         if run_opts.break_on_sigint:
             with _relay_sigint(self._worker):
-                return self._with_mirror("run", code, options)
-        return self._with_mirror("run", code, options)
+                return self._run_script(script, options)
+        return self._run_script(script, options)
+
+    def _run_script(self, script: "ScriptSource", options: dict) -> Any:
+        worker = self._worker
+        try:
+            value = self._with_mirror("run", *script_params(worker, script, options))
+        except ScriptNotCached:  # the worker evicted it: send the code this time
+            worker.scripts.discard(script.key)
+            value = self._with_mirror("run", *script_params(worker, script, options))
+        worker.scripts.add(script.key)
+        return value
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = params[-1]
@@ -279,6 +297,17 @@ class Context(MutableMapping):
 
 
 _context_numbers = itertools.count(1)
+
+
+def script_params(worker, script: "ScriptSource", options: dict) -> list:
+    """``[code, options]`` of a run: the code only if ``worker`` may not have the
+    script yet, else just its key (and verified bytecode in place of code)."""
+    options = dict(options, key=script.key)
+    if script.key in worker.scripts:
+        return [None, options]
+    if script.bytecode is not None:
+        options["bytecode"] = script.bytecode
+    return [script.code, options]
 
 
 def _usage_summary(usage: dict | None) -> dict:

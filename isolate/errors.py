@@ -221,6 +221,11 @@ class ProtocolViolationError(IsolateError):
     code = "ERR_ISOLATE_PROTOCOL"
 
 
+class ScriptNotCached(IsolateError):
+    """Internal: a worker no longer has a script the host sent by key; the host resends it."""
+    code = "ERR_ISOLATE_SCRIPT_NOT_CACHED"
+
+
 class PoolClosedError(IsolateError, RuntimeError):
     code = "ERR_ISOLATE_POOL_CLOSED"
 

@@ -182,6 +182,8 @@ class CompileOptions:
     line_offset: int = 0
     column_offset: int = 0
     display_errors: bool = True
+    cached_data: bytes | None = None
+    produce_cached_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -230,14 +232,27 @@ _INT32 = 2**31 - 1
 
 def compile_options(opts: dict, default_filename: str = DEFAULT_FILENAME) -> CompileOptions:
     """Pop the compile-time options out of ``opts``."""
-    _reject_unsupported(opts, ("cached_data", "produce_cached_data", "import_module_dynamically"),
-                        "code caching and dynamic import() arrive with the fidelity and modules work")
+    _reject_unsupported(opts, ("import_module_dynamically",),
+                        "dynamic import() arrives with the modules work")
     return CompileOptions(
         filename=_check_str(opts, "filename", default_filename),
         line_offset=_check_int(opts, "line_offset", 0, -_INT32, _INT32),
         column_offset=_check_int(opts, "column_offset", 0, -_INT32, _INT32),
         display_errors=_check_bool(opts, "display_errors", True),
+        cached_data=_check_bytes(opts, "cached_data"),
+        produce_cached_data=_check_bool(opts, "produce_cached_data", False),
     )
+
+
+def _check_bytes(opts: dict, key: str) -> bytes | None:
+    value = opts.pop(key, None)
+    if value is None:
+        return None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise InvalidArgTypeError(
+            f'The "options.{key}" property must be an instance of bytes, bytearray or memoryview '
+            f"(Node: Buffer, TypedArray, or DataView). Received {describe(value)}")
+    return bytes(value)
 
 
 def run_options(opts: dict) -> RunOptions:

@@ -52,8 +52,10 @@ from protocol import (
 
 from .errors import (
     ContextLostError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
-    ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnsupportedError, WorkerMemoryError, UnencodableValueError, WorkerCrashedError,
-    )
+    ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError, UnsupportedError,
+    WorkerMemoryError, UnencodableValueError, WorkerCrashedError,
+)
+from .scripts import KnownScripts
 
 if TYPE_CHECKING:
     from .futures import Future
@@ -176,6 +178,7 @@ class WorkerHandle:
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
         self.contexts: "weakref.WeakSet" = weakref.WeakSet()
         self.live_contexts = 0
+        self.scripts = KnownScripts()  # keys of scripts this worker compiled (see isolate.scripts)
         # Shared with the worker (an anonymous MAP_SHARED page survives fork):
         # the msgid an interrupt is meant for. See workers.worker.Interrupts.
         self._cancel_cell = mmap.mmap(-1, 8)
@@ -1081,6 +1084,8 @@ class Pool:
             return ContextLostError(str(message))
         if code == WireError.UNSUPPORTED.value:
             return UnsupportedError(str(message))
+        if code == WireError.UNKNOWN_SCRIPT.value:
+            return ScriptNotCached(str(message))
         if code == WireError.UNENCODABLE.value:
             return UnencodableValueError(str(message))
         if code == WireError.NESTING_TOO_DEEP.value:

@@ -23,6 +23,7 @@ class WireError(str, enum.Enum):
     NESTING_TOO_DEEP = "NESTING_TOO_DEEP"      # nested calls exceeded Limits.max_nesting
     PROTOCOL_VERSION = "PROTOCOL_VERSION"      # handshake refused
     HOST_EXCEPTION = "HOST_EXCEPTION"          # a host callable raised; data = error value
+    UNKNOWN_SCRIPT = "UNKNOWN_SCRIPT"          # run by key, but the worker has no such script: resend it
     UNSUPPORTED = "UNSUPPORTED"                # the engine cannot do what was asked (e.g. memory limits)
     INTERNAL = "INTERNAL"                      # a bug: message says what
 

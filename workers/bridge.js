@@ -402,7 +402,9 @@
     while (lines.length && (lines[lines.length - 1] === '' || /\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
       lines.pop();
     }
-    let out = lines.join('\n');
+    // Top-level code of a script compiled with its real file name: QuickJS
+    // says "at <eval> (a.js:3:7)" where Node says "at a.js:3:7".
+    let out = lines.join('\n').replace(/^(\s+at )<eval> \(((?!<input>:)[^\n]*:\d+:\d+)\)$/gm, '$1$2');
     if (current.filename !== undefined) {
       const file = current.filename;
       out = out.replace(/at <eval> \(<input>:(\d+):(\d+)\)/g, (m, l, c) => 'at ' + file + ':' + position(l, c));
@@ -418,6 +420,28 @@
     if (frames.length !== 1) return null;
     const m = /^\s+at <input>:(\d+):(\d+)$/.exec(frames[0]);
     return m ? [+m[1], +m[2]] : null;
+  }
+  // A compile error of a script compiled with its real file name has one
+  // frame, "at FILE:L:C", with the caller's offsets already applied.
+  function nativeCompileErrorPosition(err) {
+    if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return null;
+    const frames = err.stack.split('\n').filter((l) => l.trim() !== '');
+    if (frames.length !== 1) return null;
+    const m = /^\s+at (.*):(\d+):(\d+)$/.exec(frames[0]);
+    return m ? [+m[2], +m[3]] : null;
+  }
+  function rewriteNativeCompileError(err, code, filename, lineOffset, columnOffset, displayErrors) {
+    try {
+      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+      const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
+      if (pos) {
+        const line = pos[0] - lineOffset, col = line === 1 ? Math.max(pos[1] - columnOffset, 1) : pos[1];
+        const sourceLine = code.split('\n')[line - 1] || '';
+        stack = filename + ':' + pos[0] + '\n' + sourceLine + '\n' +
+          ' '.repeat(Math.max(col - 1, 0)) + '^\n\n' + stack;
+      }
+      ObjectDefineProperty(err, 'stack', { value: stack, writable: true, configurable: true });
+    } catch (e) { /* frozen error: leave it */ }
   }
   function rewriteStack(err, code, displayErrors) {
     try {
@@ -484,7 +508,31 @@
     return error;
   }
 
+  // The outcome of code the worker ran through QuickJS's C API (a script
+  // compiled with its real file name): the worker stores the completion value
+  // or the exception here, then the `finish` op replies with it. The worker
+  // takes this object once (see EngineContext._native_ready) and the global
+  // keeps no trace of it.
+  const stash = { __proto__: null, thrown: false, value: undefined };
+  ObjectDefineProperty(G, SymbolFor('isolate.stash'), { value: stash, configurable: true });
+  function takeStash() {
+    const thrown = stash.thrown, value = stash.value;
+    stash.thrown = false;
+    stash.value = undefined;
+    return [thrown, value];
+  }
+
   const ops = {
+    // Reply with the stashed outcome of a run (compileError: of a compile).
+    finish(mirror, compileError, code, filename, lineOffset, columnOffset, displayErrors) {
+      const [thrown, value] = takeStash();
+      current = lastRun = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+      if (thrown && compileError) {
+        rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
+      }
+      if (!thrown) handOver(value);
+      return reply(() => { if (thrown) throw value; return value; }, mirror);
+    },
     run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
       let value, thrown = false, error;
       current = lastRun = { filename, lineOffset, columnOffset, firstLineShift: 0 };

@@ -20,6 +20,10 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
+from .quickjs import TRUE, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, Tag, quickjs
+from .quickjs import reset_for_new_process as _reset_quickjs
+from .quickjs import status as quickjs_status
+
 __all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail", "engine_running"]
 
 ENGINE_NAME = f"QuickJS-ng via dukpy {getattr(dukpy, '__version__', '0.6')}"
@@ -59,6 +63,12 @@ def in_abort_tail(frame) -> bool:
     return False
 
 
+def _positioned(source: str, column_offset: int) -> bytes:
+    """The source as QuickJS compiles it: a column offset shifts the first line
+    (QuickJS has no column option; Node applies the offset to line 1 only)."""
+    return (" " * max(column_offset, 0) + source).encode("utf-8", "surrogatepass")
+
+
 class EngineError(Exception):
     """dukpy raised outside the bridge's own error handling.
 
@@ -93,6 +103,9 @@ class EngineContext:
         self._on_abort = on_abort
         self._aborting = False
         self.usable = True
+        self._entered = False   # dukpy's eval_string has run here (its hooks are bound)
+        self._stash = None      # the bridge's stash object (a JSValue we own), once taken
+        self._native = None
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
@@ -130,6 +143,7 @@ class EngineContext:
         global _running_ops
         jsvars = json.dumps(request, allow_nan=False).encode()
         _running_ops += 1
+        self._entered = True
         try:
             raw = _dukpy.eval_string(self, _ENTER, jsvars, False, "<isolate>")
         except _dukpy.JSRuntimeError as exc:
@@ -142,6 +156,106 @@ class EngineContext:
         if raw is None:
             raise EngineError("the bridge returned no reply")
         return json.loads(raw)
+
+    # -- code compiled with its real file name -------------------------------
+    # dukpy evaluates every script as "<dukpy>"; through QuickJS's C API
+    # (workers/quickjs.py) a script is compiled with its file name and first
+    # line, once, to bytecode, and run as true global code (top-level let and
+    # const persist in the context, `this` is the global). Its outcome goes
+    # into the bridge's stash and a `finish` op replies with it, so values,
+    # errors, mirrored globals and job draining work exactly as for any op.
+
+    def native_available(self) -> bool:
+        return quickjs() is not None
+
+    def _native_ready(self):
+        api = quickjs()
+        if api is None:
+            raise EngineError("the QuickJS C API is unavailable: " + quickjs_status()[1])
+        if self._stash is None:
+            if not self._entered:
+                self.op("stats")  # dukpy binds its host hooks (call_python) on its first eval
+            rt, ctx = api.pointers(self._ctx)
+            api.update_stack_top(rt)
+            source = b"(k => { const s = globalThis[k]; delete globalThis[k]; return s; })(Symbol.for('isolate.stash'))"
+            stash = api.eval(ctx, source, len(source), b"<isolate-bridge>", EvalFlag.TYPE_GLOBAL)
+            if stash.tag != Tag.OBJECT:
+                if stash.tag == Tag.EXCEPTION:
+                    api.clear_exception(ctx)
+                raise EngineError("the bridge has no stash")
+            self._stash = stash
+            self._native = (api, rt, ctx)
+        return self._native
+
+    def compile_script(self, source: str, filename: str, line_offset: int = 0,
+                       column_offset: int = 0, display_errors: bool = True) -> tuple[bytes | None, dict | None]:
+        """Compile global code without running it: ``(bytecode, None)``, or
+        ``(None, reply)`` whose error is the SyntaxError."""
+        api, rt, ctx = self._native_ready()
+        text = _positioned(source, column_offset)
+        global _running_ops
+        _running_ops += 1
+        try:
+            api.update_stack_top(rt)
+            fn = self._js(api, ctx, api.compile, ctx, text, filename, line_offset + 1, EvalFlag.TYPE_GLOBAL)
+            if fn.tag != Tag.EXCEPTION:
+                try:
+                    return api.serialize(ctx, fn), None
+                finally:
+                    api.free_value(ctx, fn)
+            self._stash_exception(api, ctx)
+        finally:
+            _running_ops -= 1
+        return None, self.op("finish", False, True, source, filename, line_offset, column_offset, display_errors)
+
+    def run_compiled(self, bytecode: bytes, mirror: bool) -> dict:
+        """Run bytecode from :meth:`compile_script` as global code; the reply of ``finish``."""
+        api, rt, ctx = self._native_ready()
+        if not self.usable:
+            raise EngineError("the context is unusable after an interrupted promise job", unusable=True)
+        global _running_ops
+        _running_ops += 1
+        try:
+            api.update_stack_top(rt)
+            fn = api.deserialize(ctx, bytecode)
+            if fn.tag == Tag.EXCEPTION:
+                api.clear_exception(ctx)
+                raise EngineError("the compiled script could not be loaded")
+            result = self._js(api, ctx, api.eval_function, ctx, fn)  # consumes fn
+            if result.tag == Tag.EXCEPTION:
+                self._stash_exception(api, ctx)
+            else:
+                api.set_property_str(ctx, self._stash, b"value", result)  # consumes result
+        finally:
+            _running_ops -= 1
+        return self.op("finish", mirror, False, None, None, 0, 0, False)
+
+    @staticmethod
+    def _js(api, ctx, fn, *args):
+        """Call into QuickJS; if a signal handler raised inside (a timeout or an
+        interrupt), drop the uncatchable error QuickJS left pending, and re-raise."""
+        try:
+            return fn(*args)
+        except BaseException:
+            api.clear_exception(ctx)
+            raise
+
+    def _stash_exception(self, api, ctx) -> None:
+        api.set_property_str(ctx, self._stash, b"value", api.take_exception(ctx))
+        api.set_property_str(ctx, self._stash, b"thrown", TRUE)
+
+    def close(self) -> None:
+        """Release what this object holds in the engine (the context itself goes with ``_ctx``)."""
+        stash, self._stash = self._stash, None
+        if stash is not None and self._native is not None:
+            api, _, ctx = self._native
+            api.free_value(ctx, stash)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def memory_usage(self) -> dict[str, int] | None:
         """This runtime's ``JSMemoryUsage`` figures as ints, or None when the
@@ -435,20 +549,6 @@ def _run_gc(engine: EngineContext) -> bool:
 # back to evaluating the source through dukpy, slower but equivalent.
 # ======================================================================
 
-_JS_EVAL_TYPE_GLOBAL = 0
-_JS_EVAL_FLAG_COMPILE_ONLY = 1 << 5
-_JS_WRITE_OBJ_BYTECODE = 1 << 0
-# Drop the source text from the serialized bridge (nothing reads it back).
-_JS_WRITE_OBJ_STRIP_SOURCE = 1 << 4
-_JS_READ_OBJ_BYTECODE = 1 << 0
-_JS_TAG_EXCEPTION = 6
-
-
-class _JSValue(ctypes.Structure):
-    """QuickJS-ng's JSValue on 64-bit targets (no NaN boxing): a union and a tag."""
-    _fields_ = [("u", ctypes.c_int64), ("tag", ctypes.c_int64)]
-
-
 class _BridgeBytecode:
     def __init__(self):
         self.available = False
@@ -456,12 +556,14 @@ class _BridgeBytecode:
         self.bytecode: bytes = b""
 
     def load(self) -> "_BridgeBytecode":
-        if os.environ.get(_DISABLE_ENV, "").strip() not in ("", "0"):
-            self.reason = f"disabled by the environment ({_DISABLE_ENV})"
+        api = quickjs()
+        if api is None:
+            self.reason = "bridge bytecode unavailable: " + quickjs_status()[1]
             return self
         try:
-            self._bind()
-            self.bytecode = self._compile(_BRIDGE_SOURCE)
+            if not _get_memory_api().available:  # the capsule layout is verified there
+                raise RuntimeError(_get_memory_api().reason)
+            self.bytecode = self._compile(api, _BRIDGE_SOURCE)
             probe = EngineContext.__new__(EngineContext)
             probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
             self.install(probe)
@@ -475,69 +577,32 @@ class _BridgeBytecode:
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
         return self
 
-    def _bind(self) -> None:
-        lib = ctypes.PyDLL(_dukpy.__file__)
-        vp, sz = ctypes.c_void_p, ctypes.c_size_t
-        self._eval = lib.JS_Eval
-        self._eval.argtypes = [vp, ctypes.c_char_p, sz, ctypes.c_char_p, ctypes.c_int]
-        self._eval.restype = _JSValue
-        self._write = lib.JS_WriteObject
-        self._write.argtypes = [vp, ctypes.POINTER(sz), _JSValue, ctypes.c_int]
-        self._write.restype = ctypes.POINTER(ctypes.c_uint8)
-        self._read = lib.JS_ReadObject
-        self._read.argtypes = [vp, ctypes.c_char_p, sz, ctypes.c_int]
-        self._read.restype = _JSValue
-        self._eval_function = lib.JS_EvalFunction
-        self._eval_function.argtypes = [vp, _JSValue]
-        self._eval_function.restype = _JSValue
-        self._free_value = lib.JS_FreeValue
-        self._free_value.argtypes = [vp, _JSValue]
-        self._free_value.restype = None
-        self._get_exception = lib.JS_GetException
-        self._get_exception.argtypes = [vp]
-        self._get_exception.restype = _JSValue
-        self._js_free = lib.js_free
-        self._js_free.argtypes = [vp, vp]
-        self._js_free.restype = None
-        self._update_stack_top = lib.JS_UpdateStackTop
-        self._update_stack_top.argtypes = [vp]
-        self._update_stack_top.restype = None
-
-    def _pointers(self, capsule) -> tuple[int, int]:
-        api = _get_memory_api()
-        if not api.available:
-            raise RuntimeError(api.reason)
-        head = _DukPyContextHead.from_address(api._capsule_pointer(capsule, _CAPSULE_NAME))
-        return head.runtime, head.context
-
-    def _check(self, ctx, value: _JSValue, what: str) -> _JSValue:
-        if value.tag == _JS_TAG_EXCEPTION:
-            self._free_value(ctx, self._get_exception(ctx))
+    @staticmethod
+    def _check(api, ctx, value, what: str):
+        if value.tag == Tag.EXCEPTION:
+            api.clear_exception(ctx)
             raise RuntimeError(f"{what} failed in the engine")
         return value
 
-    def _compile(self, source: bytes) -> bytes:
+    def _compile(self, api, source: bytes) -> bytes:
         capsule = _dukpy.create_context()
-        rt, ctx = self._pointers(capsule)
-        self._update_stack_top(rt)
-        fn = self._check(ctx, self._eval(ctx, source, len(source), b"<isolate-bridge>",
-                                         _JS_EVAL_TYPE_GLOBAL | _JS_EVAL_FLAG_COMPILE_ONLY), "compiling the bridge")
-        size = ctypes.c_size_t(0)
-        buf = self._write(ctx, ctypes.byref(size), fn, _JS_WRITE_OBJ_BYTECODE | _JS_WRITE_OBJ_STRIP_SOURCE)
-        self._free_value(ctx, fn)
-        if not buf:
-            raise RuntimeError("JS_WriteObject returned nothing")
-        data = ctypes.string_at(buf, size.value)
-        self._js_free(ctx, ctypes.cast(buf, ctypes.c_void_p))
-        return data
+        rt, ctx = api.pointers(capsule)
+        api.update_stack_top(rt)
+        fn = self._check(api, ctx, api.eval(ctx, source, len(source), b"<isolate-bridge>",
+                                            EvalFlag.TYPE_GLOBAL | EvalFlag.COMPILE_ONLY), "compiling the bridge")
+        try:
+            # Drop the source text (nothing reads it back).
+            return api.serialize(ctx, fn, WRITE_OBJ_BYTECODE | WRITE_OBJ_STRIP_SOURCE)
+        finally:
+            api.free_value(ctx, fn)
 
     def install(self, engine: "EngineContext") -> None:
-        rt, ctx = self._pointers(engine._ctx)
-        self._update_stack_top(rt)
-        fn = self._check(ctx, self._read(ctx, self.bytecode, len(self.bytecode), _JS_READ_OBJ_BYTECODE),
-                         "loading the bridge bytecode")
-        result = self._check(ctx, self._eval_function(ctx, fn), "running the bridge")  # consumes fn
-        self._free_value(ctx, result)
+        api = quickjs()
+        rt, ctx = api.pointers(engine._ctx)
+        api.update_stack_top(rt)
+        fn = self._check(api, ctx, api.deserialize(ctx, self.bytecode), "loading the bridge bytecode")
+        result = self._check(api, ctx, api.eval_function(ctx, fn), "running the bridge")  # consumes fn
+        api.free_value(ctx, result)
 
 
 _bridge_bytecode: _BridgeBytecode | None = None
@@ -570,6 +635,7 @@ def reset_for_new_process() -> None:
         _memory_api = None
     with _bridge_lock:
         _bridge_bytecode = None
+    _reset_quickjs()
 
 
 __all__ += ["reset_for_new_process"]

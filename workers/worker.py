@@ -21,7 +21,7 @@ import struct
 import sys
 import time
 import traceback
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any
 
 from protocol import (
@@ -220,6 +220,38 @@ class ContextState:
         self.memory_limit = memory_limit
 
 
+class ScriptCache:
+    """Compiled scripts by the host's key, least recently used first out.
+
+    Bounded by bytes: the host assumes a script it sent is here, and resends
+    its code when the worker answers UNKNOWN_SCRIPT after an eviction.
+    """
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, max_entries: int = 4096):
+        self._entries: "OrderedDict[str, bytes]" = OrderedDict()
+        self._bytes = 0
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+
+    def get(self, key: str) -> bytes | None:
+        bytecode = self._entries.get(key)
+        if bytecode is not None:
+            self._entries.move_to_end(key)
+        return bytecode
+
+    def put(self, key: str, bytecode: bytes) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old)
+        self._entries[key] = bytecode
+        self._bytes += len(bytecode)
+        while self._entries and (self._bytes > self.max_bytes or len(self._entries) > self.max_entries):
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= len(evicted)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class WorkerError(Exception):
     """A request the worker refuses: becomes an error response with ``code``."""
 
@@ -241,6 +273,7 @@ class Worker:
         self._deadlines.executing = self._executing
         self._interrupts = Interrupts(self._deadlines, cancel_cell, self._executing)
         self._scratch: ContextState | None = None
+        self.scripts = ScriptCache()
 
     # -- main loop ---------------------------------------------------------
     def serve(self) -> None:
@@ -341,10 +374,15 @@ class Worker:
             raise WorkerError(WireError.UNKNOWN_CONTEXT, f"no context {context_id} on this worker") from None
 
     def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
+        return self._guarded(timeout_ms, lambda: state.engine.op(*request))
+
+    def _guarded(self, timeout_ms, run) -> dict:
+        """Run ``run()`` (engine work) under the request's deadline; stops and
+        engine failures become the request's WorkerError."""
         me = self._executing[-1] if self._executing else 0
         with self._deadlines.deadline(timeout_ms) as token:
             try:
-                return state.engine.op(*request)
+                return run()
             except ScriptInterrupted as exc:
                 if exc.target != me:
                     raise  # meant for an enclosing request: let it unwind to it
@@ -463,13 +501,59 @@ class Worker:
         return {"cpu_ms": (time.process_time() - start) * 1000.0,
                 "memory": usage["memory_used_size"] if usage else None}
 
-    def _run_script(self, state: ContextState, code: str, options: dict) -> list:
+    def _run_script(self, state: ContextState, code: str | None, options: dict) -> list:
         mirror = bool(options.get("mirror"))
+        if _native_fits(state.engine, options):
+            def run():
+                bytecode = self._bytecode(state.engine, code, options)
+                return state.engine.run_compiled(bytecode, mirror)
+            return self._result(self._guarded(options.get("timeout"), run), mirror, state)
+        if code is None:
+            raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker runs scripts from source only: send the code")
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
                              options.get("display_errors", True))
         return self._result(reply, mirror, state)
+
+    def _bytecode(self, engine: EngineContext, code: str | None, options: dict) -> bytes:
+        """The compiled form of a script: from the cache (by the host's key), from
+        bytecode the host sent (cached data it verified), or compiled here."""
+        key = options.get("key")
+        if key is not None:
+            cached = self.scripts.get(key)
+            if cached is not None:
+                return cached
+        bytecode = options.get("bytecode")
+        if bytecode is None:
+            if code is None:
+                raise WorkerError(WireError.UNKNOWN_SCRIPT, f"script {key} is not cached here: send its code")
+            bytecode, failure = engine.compile_script(
+                code, options.get("filename", "evalmachine.<anonymous>"), options.get("line_offset", 0),
+                options.get("column_offset", 0), options.get("display_errors", True))
+            if failure is not None:
+                self._value_of(failure)  # raises the SyntaxError
+        if key is not None:
+            self.scripts.put(key, bytecode)
+        return bytecode
+
+    def _on_compile(self, context_id: int, code: str | None, options: dict):
+        """Compile a script without running it (``vm.Script``'s constructor), in
+        the scratch context; it stays cached by its key. Returns its bytecode
+        when ``options["bytecode_out"]`` (to make cached data), else True."""
+        scratch = self._scratch_context()
+        if not _native_fits(scratch.engine, options):
+            if options.get("bytecode_out"):
+                raise WorkerError(WireError.UNSUPPORTED,
+                                  "cached data needs the QuickJS C API, unavailable in this worker")
+            return self._on_check_syntax(context_id, code, options)
+        bytecode = self._guarded(SYNTAX_CHECK_TIMEOUT_MS, lambda: self._bytecode(scratch.engine, code, options))
+        return bytecode if options.get("bytecode_out") else True
+
+    def _scratch_context(self) -> ContextState:
+        if self._scratch is None or not self._scratch.engine.usable:
+            self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
+        return self._scratch
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
         """Compile ``code`` without running it, in a scratch context nobody else uses.
@@ -478,8 +562,7 @@ class Worker:
         that closes the wrapper early does run, which is why it runs here,
         in a context of its own, under SYNTAX_CHECK_TIMEOUT_MS.
         """
-        if self._scratch is None or not self._scratch.engine.usable:
-            self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
+        self._scratch_context()
         try:
             reply = self._run_op(self._scratch, SYNTAX_CHECK_TIMEOUT_MS, "check_syntax", code,
                                  options.get("filename", "evalmachine.<anonymous>"),
@@ -635,6 +718,16 @@ def _holds_handles(value: Any) -> bool:
             seen.add(id(v))
             stack.extend(v.props.values())
     return False
+
+
+def _native_fits(engine: EngineContext, options: dict) -> bool:
+    """Whether a script can be compiled with its real file name (workers/quickjs.py).
+
+    QuickJS numbers lines from 1 and misreports first lines below that, so a
+    negative line offset takes the source path, which applies offsets to stack
+    traces itself (see "Differences from Node" in the README).
+    """
+    return options.get("line_offset", 0) >= 0 and engine.native_available()
 
 
 def _no_host_calls(function_id, tagged_args, tagged) -> dict:

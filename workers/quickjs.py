@@ -1,0 +1,203 @@
+"""The QuickJS-ng C API that dukpy's extension exports, bound with ctypes.
+
+dukpy's Python surface evaluates a script as ``<dukpy>`` and nothing more;
+its shared object, however, exports QuickJS-ng's C API. This module binds
+the part of it isolate needs to evaluate code faithfully: ``JS_Eval2`` with
+a real file name and first line, compile-only mode, bytecode serialization
+(``JS_WriteObject``/``JS_ReadObject``), ``JS_EvalFunction``, and the few
+value helpers that go with them.
+
+The library is loaded with ``ctypes.PyDLL``: calls keep the GIL, and a Python
+exception set during a call (a signal handler raising inside QuickJS's
+interrupt hook, which calls ``PyErr_CheckSignals``) is raised when the call
+returns. Callers must then clear the engine's pending exception
+(``clear_exception``), which is why every call that can run JS goes through
+:meth:`QuickJS.call_js`.
+
+Nothing here is promised by dukpy: ``load()`` binds and checks, and returns
+None with a reason when anything is missing (the caller degrades).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+from dukpy import _dukpy
+
+__all__ = ["JSValue", "QuickJS", "quickjs", "DISABLE_ENV", "CAPSULE_NAME", "Tag", "EvalFlag"]
+
+DISABLE_ENV = "ISOLATE_DISABLE_QUICKJS_CTYPES"
+CAPSULE_NAME = b"DUKPY_CONTEXT_CAPSULE"
+
+
+class JSValue(ctypes.Structure):
+    """QuickJS-ng's JSValue on 64-bit targets (no NaN boxing): a union and a tag."""
+    _fields_ = [("u", ctypes.c_int64), ("tag", ctypes.c_int64)]
+
+
+class Tag:
+    """JSValue tags of QuickJS-ng (quickjs.h)."""
+    BIG_INT = -9
+    SYMBOL = -8
+    STRING = -7
+    MODULE = -3
+    FUNCTION_BYTECODE = -2
+    OBJECT = -1
+    INT = 0
+    BOOL = 1
+    NULL = 2
+    UNDEFINED = 3
+    EXCEPTION = 6
+
+
+class EvalFlag:
+    TYPE_GLOBAL = 0
+    TYPE_MODULE = 1
+    STRICT = 1 << 3
+    COMPILE_ONLY = 1 << 5
+
+
+WRITE_OBJ_BYTECODE = 1 << 0
+WRITE_OBJ_STRIP_SOURCE = 1 << 4
+READ_OBJ_BYTECODE = 1 << 0
+
+UNDEFINED = JSValue(0, Tag.UNDEFINED)
+TRUE = JSValue(1, Tag.BOOL)
+FALSE = JSValue(0, Tag.BOOL)
+
+
+class _EvalOptions(ctypes.Structure):
+    """JSEvalOptions, version 1 (quickjs.h: JS_EVAL_OPTIONS_VERSION)."""
+    _fields_ = [("version", ctypes.c_int), ("eval_flags", ctypes.c_int),
+                ("filename", ctypes.c_char_p), ("line_num", ctypes.c_int)]
+
+
+class _ContextHead(ctypes.Structure):
+    """The first two fields of dukpy's DukPyContext (src/_support.h)."""
+    _fields_ = [("runtime", ctypes.c_void_p), ("context", ctypes.c_void_p)]
+
+
+class EngineException(Exception):
+    """A JS call failed with no Python exception: the JS exception was taken into ``value``."""
+
+
+class QuickJS:
+    """Bound functions. Use :func:`quickjs` to get the process's instance (or None)."""
+
+    def __init__(self):
+        lib = ctypes.PyDLL(_dukpy.__file__)
+        self.lib = lib
+        vp, sz, cp, ci = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_int
+
+        def bind(name, argtypes, restype):
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = argtypes, restype
+            return fn
+
+        self.get_runtime = bind("JS_GetRuntime", [vp], vp)
+        self.update_stack_top = bind("JS_UpdateStackTop", [vp], None)
+        self.eval = bind("JS_Eval", [vp, cp, sz, cp, ci], JSValue)
+        self.eval2 = bind("JS_Eval2", [vp, cp, sz, ctypes.POINTER(_EvalOptions)], JSValue)
+        self.eval_function = bind("JS_EvalFunction", [vp, JSValue], JSValue)
+        self.write_object = bind("JS_WriteObject", [vp, ctypes.POINTER(sz), JSValue, ci],
+                                 ctypes.POINTER(ctypes.c_uint8))
+        self.read_object = bind("JS_ReadObject", [vp, cp, sz, ci], JSValue)
+        self.free_value = bind("JS_FreeValue", [vp, JSValue], None)
+        self.dup_value = bind("JS_DupValue", [vp, JSValue], JSValue)
+        self.get_exception = bind("JS_GetException", [vp], JSValue)
+        self.has_exception = bind("JS_HasException", [vp], ctypes.c_bool)
+        self.js_free = bind("js_free", [vp, vp], None)
+        self.get_property_str = bind("JS_GetPropertyStr", [vp, JSValue, cp], JSValue)
+        self.set_property_str = bind("JS_SetPropertyStr", [vp, JSValue, cp, JSValue], ci)
+        self.new_object = bind("JS_NewObject", [vp], JSValue)
+        self.new_string_len = bind("JS_NewStringLen", [vp, cp, sz], JSValue)
+        self.to_cstring_len = bind("JS_ToCStringLen2", [vp, ctypes.POINTER(sz), JSValue, ci], ctypes.c_void_p)
+        self.free_cstring = bind("JS_FreeCString", [vp, ctypes.c_void_p], None)
+        self.call = bind("JS_Call", [vp, JSValue, JSValue, ci, ctypes.POINTER(JSValue)], JSValue)
+        version = bind("JS_GetVersion", [], cp)
+        self.version = (version() or b"").decode("ascii", "replace")
+        # Own prototypes on pythonapi's symbols (not the shared attributes).
+        self._capsule_pointer = ctypes.PYFUNCTYPE(vp, ctypes.py_object, cp)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi))
+
+    # -- pointers ---------------------------------------------------------------
+    def pointers(self, capsule) -> tuple[int, int]:
+        """``(JSRuntime*, JSContext*)`` of a dukpy context capsule."""
+        head = _ContextHead.from_address(self._capsule_pointer(capsule, CAPSULE_NAME))
+        return head.runtime, head.context
+
+    # -- helpers ------------------------------------------------------------------
+    def take_exception(self, ctx) -> JSValue:
+        """The pending JS exception (owned by the caller); clears it from the context."""
+        return self.get_exception(ctx)
+
+    def clear_exception(self, ctx) -> None:
+        self.free_value(ctx, self.get_exception(ctx))
+
+    def to_text(self, ctx, value: JSValue) -> str | None:
+        """``String(value)`` as Python text, or None if the conversion threw."""
+        size = ctypes.c_size_t(0)
+        ptr = self.to_cstring_len(ctx, ctypes.byref(size), value, 0)
+        if not ptr:
+            self.clear_exception(ctx)
+            return None
+        try:
+            return ctypes.string_at(ptr, size.value).decode("utf-8", "surrogatepass")
+        finally:
+            self.free_cstring(ctx, ptr)
+
+    def compile(self, ctx, source: bytes, filename: str, line: int, flags: int) -> JSValue:
+        """``JS_Eval2`` in compile-only mode: a function-bytecode (or module) value, or EXCEPTION."""
+        options = _EvalOptions(1, flags | EvalFlag.COMPILE_ONLY, filename.encode("utf-8", "surrogatepass"), line)
+        return self.eval2(ctx, source, len(source), ctypes.byref(options))
+
+    def serialize(self, ctx, value: JSValue, flags: int = WRITE_OBJ_BYTECODE) -> bytes:
+        size = ctypes.c_size_t(0)
+        buf = self.write_object(ctx, ctypes.byref(size), value, flags)
+        if not buf:
+            self.clear_exception(ctx)
+            raise MemoryError("JS_WriteObject failed")
+        try:
+            return ctypes.string_at(buf, size.value)
+        finally:
+            self.js_free(ctx, ctypes.cast(buf, ctypes.c_void_p))
+
+    def deserialize(self, ctx, data: bytes) -> JSValue:
+        return self.read_object(ctx, data, len(data), READ_OBJ_BYTECODE)
+
+
+_instance: QuickJS | None = None
+_reason = "not loaded"
+_lock = threading.Lock()
+_loaded = False
+
+
+def quickjs() -> QuickJS | None:
+    """The bound API, or None when it cannot be used here (see :func:`status`)."""
+    global _instance, _reason, _loaded
+    with _lock:
+        if not _loaded:
+            _loaded = True
+            if os.environ.get(DISABLE_ENV, "").strip() not in ("", "0"):
+                _instance, _reason = None, f"disabled by the environment ({DISABLE_ENV}={os.environ[DISABLE_ENV]})"
+            else:
+                try:
+                    _instance = QuickJS()
+                    _reason = f"QuickJS-ng {_instance.version} C API via ctypes"
+                except Exception as exc:  # a missing symbol, an unloadable library: degrade
+                    _instance, _reason = None, f"QuickJS C API unavailable: {type(exc).__name__}: {exc}"
+        return _instance
+
+
+def status() -> tuple[bool, str]:
+    api = quickjs()
+    return api is not None, _reason
+
+
+def reset_for_new_process() -> None:
+    """A forked worker binds again under its own environment."""
+    global _instance, _loaded
+    with _lock:
+        _instance, _loaded = None, False
