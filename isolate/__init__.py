@@ -34,6 +34,7 @@ from .errors import (
     PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError,
     UnencodableValueError, UnsupportedError, WorkerCrashedError, WorkerMemoryError,
 )
+from . import constants
 from .futures import Future
 from .pool import Limits, Pool
 
@@ -53,5 +54,5 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
-    "UnsupportedError", "WorkerMemoryError", "Future", "measure_memory",
+    "UnsupportedError", "WorkerMemoryError", "Future", "measure_memory", "constants",
 ]
