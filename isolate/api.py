@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterable
 
+from . import constants
 from .context import Context, JSFunction
-from .errors import InvalidArgTypeError
+from .errors import InvalidArgTypeError, ScriptNotCached
 from .options import (
     CompileOptions, RunOptions, check_code, compile_options, context_options,
     describe, finish, normalize_options, run_options,
@@ -86,7 +87,10 @@ def _require_context(obj: Any, name: str = "contextifiedObject") -> Context:
 
 
 def _check_context_object(obj: Any) -> dict | None:
-    if obj is None:
+    # DONT_CONTEXTIFY (Node 22): the context's global is an ordinary object,
+    # with no host object behind it. That is what every context is here; the
+    # difference from a dict is only that there is nothing to mirror.
+    if obj is None or obj is constants.DONT_CONTEXTIFY:
         return None
     if isinstance(obj, Context):
         return None
@@ -107,7 +111,7 @@ def _create_context(pool: Pool, context_object: Any, options: Any, kwargs: dict)
     ctx_opts = context_options(opts)
     finish(opts, "create_context()")
     context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
-                              memory_limit=ctx_opts.memory_limit)
+                              memory_limit=ctx_opts.memory_limit, code_generation=ctx_opts.code_generation)
     if obj is not None:
         _register(obj, context, strong=True)
     return context
@@ -190,7 +194,8 @@ class Script:
         context = _lookup(context_object) if isinstance(context_object, Context) else None
         if context is None:
             context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
-                                      memory_limit=ctx_opts.memory_limit)
+                                      memory_limit=ctx_opts.memory_limit,
+                                      code_generation=ctx_opts.code_generation)
             if obj is not None:
                 _register(obj, context, strong=False)
         return context._run(self._source, self._compile, run_opts)
@@ -259,7 +264,7 @@ def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any
     if run_opts.break_on_sigint:
         # The SIGINT relay needs the worker before the call: create, then run.
         context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
-                                  memory_limit=ctx_opts.memory_limit)
+                                  memory_limit=ctx_opts.memory_limit, code_generation=ctx_opts.code_generation)
         if obj is not None:
             _register(obj, context, strong=False)
         return context._run(code, compile_opts, run_opts)
@@ -315,10 +320,34 @@ def _compile_function(pool: Pool, code: str, params: Iterable[str], options: Any
         if not isinstance(ext, dict):
             raise InvalidArgTypeError(
                 f'The "options.contextExtensions[{i}]" property must be of type dict. Received {describe(ext)}')
-    return context._request("compile_function", code, list(params), {
-        "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
-        "column_offset": compile_opts.column_offset,
-        "extensions": context._encode(list(extensions))})
+    source = ScriptSource(code, compile_opts.filename, compile_opts.line_offset, compile_opts.column_offset,
+                          kind=f"function({','.join(params)})/{len(extensions)}")
+    rejected = None
+    if compile_opts.cached_data is not None:
+        source.bytecode = open_cached_data(source, compile_opts.cached_data)
+        rejected = source.bytecode is None
+    options = {"key": source.key, "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
+               "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
+               "extensions": context._encode(list(extensions)),
+               "bytecode_out": compile_opts.produce_cached_data}
+    worker = context._worker
+    send_code = source.key not in worker.scripts
+    if source.bytecode is not None and send_code:
+        options["bytecode"] = source.bytecode
+    try:
+        result = context._request("compile_function", code if send_code else None, list(params), options)
+    except ScriptNotCached:  # evicted there since: send the code
+        worker.scripts.discard(source.key)
+        result = context._request("compile_function", code, list(params), options)
+    worker.scripts.add(source.key)
+    fn = result
+    if compile_opts.produce_cached_data:
+        fn, bytecode = result
+        fn.cached_data = make_cached_data(source, bytecode)
+        fn.cached_data_produced = True
+    if rejected is not None:
+        fn.cached_data_rejected = rejected
+    return fn
 
 
 def compile_function(code: str, params: Iterable[str] = (), options: Any = None, /, **kwargs) -> JSFunction:

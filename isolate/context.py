@@ -44,7 +44,8 @@ class Context(MutableMapping):
 
     @classmethod
     def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
-                globals_: dict | None = None, memory_limit: int | None = None) -> "Context":
+                globals_: dict | None = None, memory_limit: int | None = None,
+                code_generation: dict | None = None) -> "Context":
         self = object.__new__(cls)
         self._pool = pool
         self._object = context_object
@@ -54,6 +55,7 @@ class Context(MutableMapping):
         self.origin = origin
         self.memory_limit = memory_limit
         params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
+                   "code_generation": code_generation,
                    "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
         from .errors import PoolClosedError
         from .pool import RerouteCall
@@ -97,6 +99,7 @@ class Context(MutableMapping):
         self.origin = ctx_opts.origin
         self.memory_limit = ctx_opts.memory_limit
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
+                          "code_generation": ctx_opts.code_generation,
                           "globals": self._encode(context_object or {})}
         options = self._run_options(compile_opts, run_opts, stats)
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)

@@ -153,11 +153,6 @@ def _check_code_generation(opts: dict, key: str) -> dict | None:
         if not isinstance(sub_value, bool):
             raise InvalidArgTypeError(
                 f'The "options.{key}.{sub}" property must be of type bool. Received {describe(sub_value)}')
-    if value.get("strings") is False:
-        # Accepted-and-ignored is worse than refused: this lands with the fidelity work.
-        raise InvalidArgValueError(
-            f"The property 'options.{key}' with strings=False is not supported yet: "
-            "isolate cannot yet forbid eval() and new Function() in a context")
     return dict(value)
 
 

@@ -404,7 +404,8 @@
     }
     // Top-level code of a script compiled with its real file name: QuickJS
     // says "at <eval> (a.js:3:7)" where Node says "at a.js:3:7".
-    let out = lines.join('\n').replace(/^(\s+at )<eval> \(((?!<input>:)[^\n]*:\d+:\d+)\)$/gm, '$1$2');
+    // QuickJS names an anonymous function "<anonymous>", Node leaves it out.
+    let out = lines.join('\n').replace(/^(\s+at )(?:<eval>|<anonymous>) \(((?!<input>:)[^\n]*:\d+:\d+)\)$/gm, '$1$2');
     if (current.filename !== undefined) {
       const file = current.filename;
       out = out.replace(/at <eval> \(<input>:(\d+):(\d+)\)/g, (m, l, c) => 'at ' + file + ':' + position(l, c));
@@ -647,6 +648,33 @@
         }
         return fn;
       }, false);
+    },
+    // codeGeneration: { strings: false }. eval, and the constructors that
+    // compile strings (Function and its async/generator kin), throw V8's
+    // EvalError. Each constructor is replaced by a stand-in with the same
+    // name, length and prototype, so `f.constructor === Function` and
+    // `f instanceof Function` hold as before; a direct eval(...) is now a
+    // call of a plain function, so it throws too.
+    forbid_code_generation() {
+      const refuse = () => { throw new EvalError('Code generation from strings disallowed for this context'); };
+      function standIn(original) {
+        const fn = function () { return refuse(); };
+        ObjectDefineProperty(fn, 'name', { value: original.name, configurable: true });
+        ObjectDefineProperty(fn, 'length', { value: original.length, configurable: true });
+        ObjectDefineProperty(fn, 'prototype', { value: original.prototype, writable: false,
+                                                enumerable: false, configurable: false });
+        ObjectDefineProperty(original.prototype, 'constructor', { value: fn, writable: true,
+                                                                  enumerable: false, configurable: true });
+        return fn;
+      }
+      const evalStandIn = { eval(x) { return refuse(); } }.eval;
+      ObjectDefineProperty(G, 'eval', { value: evalStandIn, writable: true, enumerable: false, configurable: true });
+      ObjectDefineProperty(G, 'Function', { value: standIn(Function), writable: true, enumerable: false,
+                                            configurable: true });
+      for (const src of ['(async function () {})', '(function* () {})', '(async function* () {})']) {
+        standIn(ObjectGetPrototypeOf(indirectEval(src)).constructor);
+      }
+      return reply(() => undefined, false);
     },
     release(ids) {
       for (const id of ids) ReflectApply(mapDelete, handles, [id]);

@@ -245,17 +245,15 @@ class EngineContext:
         api.set_property_str(ctx, self._stash, b"thrown", TRUE)
 
     def close(self) -> None:
-        """Release what this object holds in the engine (the context itself goes with ``_ctx``)."""
+        """Release what this object holds in the engine (the context itself goes with
+        ``_ctx``). Called by the worker when it drops a context; deliberately not a
+        ``__del__``: code run by the garbage collector in the middle of an op could
+        be where a stop signal lands, and there it would be lost. An engine dropped
+        without ``close()`` leaks its small stash object, nothing else."""
         stash, self._stash = self._stash, None
         if stash is not None and self._native is not None:
             api, _, ctx = self._native
             api.free_value(ctx, stash)
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def memory_usage(self) -> dict[str, int] | None:
         """This runtime's ``JSMemoryUsage`` figures as ints, or None when the

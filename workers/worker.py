@@ -274,6 +274,7 @@ class Worker:
         self._interrupts = Interrupts(self._deadlines, cancel_cell, self._executing)
         self._scratch: ContextState | None = None
         self.scripts = ScriptCache()
+        self.compiles = 0  # scripts compiled from source here (tests check compile-once with it)
 
     # -- main loop ---------------------------------------------------------
     def serve(self) -> None:
@@ -373,6 +374,11 @@ class Worker:
         except KeyError:
             raise WorkerError(WireError.UNKNOWN_CONTEXT, f"no context {context_id} on this worker") from None
 
+    def _drop_context(self, context_id: int) -> None:
+        state = self.contexts.pop(context_id, None)
+        if state is not None:
+            state.engine.close()
+
     def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
         return self._guarded(timeout_ms, lambda: state.engine.op(*request))
 
@@ -452,6 +458,8 @@ class Worker:
                 raise WorkerError(WireError.UNSUPPORTED, f"memory_limit cannot be enforced: {exc}") from None
         self.contexts[context_id] = ContextState(
             context_id, engine, options.get("name", ""), options.get("origin", ""), memory_limit)
+        if (options.get("code_generation") or {}).get("strings") is False:
+            self._value_of(engine.op("forbid_code_generation"))
         globals_ = options.get("globals")
         if globals_:
             self._value_of(engine.op("set_globals", to_tagged(globals_)))
@@ -469,11 +477,11 @@ class Worker:
         try:
             result = self._on_run(context_id, code, options)
         except BaseException:  # JS error, timeout, interrupt: the context goes, the error stays
-            self.contexts.pop(context_id, None)
+            self._drop_context(context_id)
             raise
         if _holds_handles(result[:2]):
             return [context_id, *result]
-        self.contexts.pop(context_id, None)
+        self._drop_context(context_id)
         return [0, *result]
 
     def _on_run(self, context_id: int, code: str, options: dict) -> list:
@@ -528,6 +536,7 @@ class Worker:
         if bytecode is None:
             if code is None:
                 raise WorkerError(WireError.UNKNOWN_SCRIPT, f"script {key} is not cached here: send its code")
+            self.compiles += 1
             bytecode, failure = engine.compile_script(
                 code, options.get("filename", "evalmachine.<anonymous>"), options.get("line_offset", 0),
                 options.get("column_offset", 0), options.get("display_errors", True))
@@ -552,6 +561,8 @@ class Worker:
 
     def _scratch_context(self) -> ContextState:
         if self._scratch is None or not self._scratch.engine.usable:
+            if self._scratch is not None:
+                self._scratch.engine.close()
             self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
         return self._scratch
 
@@ -571,6 +582,7 @@ class Worker:
         except WorkerError as exc:
             if exc.code is WireError.JS_EXCEPTION:
                 raise
+            self._scratch.engine.close()
             self._scratch = None  # whatever ran there is discarded with it
             return True
         return self._value_of(reply)
@@ -582,15 +594,68 @@ class Worker:
         reply = self._run_op(state, options.get("timeout"), op, handle_id, to_tagged(args), mirror)
         return self._result(reply, mirror, state)
 
-    def _on_compile_function(self, context_id: int, code: str, params: list, options: dict):
+    def _on_compile_function(self, context_id: int, code: str | None, params: list, options: dict):
+        """``vm.compileFunction``: the function; ``[function, bytecode]`` with ``bytecode_out``."""
         state = self._context(context_id)
-        # Parse first where nothing can leak: a body that closes the wrapper
-        # early would otherwise run its tail in the real context right now.
-        self._on_check_syntax(context_id, code, dict(options, params=params))
+        key = options.get("key")
+        known = options.get("bytecode") is not None or (key is not None and self.scripts.get(key) is not None)
+        if code is not None and not known:
+            # Parse first where nothing can leak: a body that closes the wrapper
+            # early would otherwise run its tail in the real context right now.
+            # (Verified cached data and cached keys were checked when first compiled.)
+            self._on_check_syntax(context_id, code, dict(options, params=params))
+        if _native_fits(state.engine, options):
+            return self._compile_function_native(state, code, params, options)
+        if code is None:
+            raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker compiles functions from source only")
+        if options.get("bytecode_out"):
+            raise WorkerError(WireError.UNSUPPORTED, "cached data needs the QuickJS C API, unavailable here")
         reply = self._run_op(state, None, "compile_function", code, params,
                              options.get("filename", ""), to_tagged(options.get("extensions", [])),
                              options.get("line_offset", 0), options.get("column_offset", 0))
         return self._value_of(reply)
+
+    def _compile_function_native(self, state: ContextState, code: str | None, params: list, options: dict):
+        """Compile the body inside a function expression with its real file name.
+
+        The body starts on a line of its own, so the function's source text
+        is Node's (``function (a) {\nbody\n}``). QuickJS takes the number
+        of the first line, and treats 0 as 1: the header goes on line
+        ``line_offset`` (or, for offset 0, on line 0 after an empty line -1).
+        Context extensions are objects in scope through ``with`` blocks
+        around the function (sloppy mode, as Node's are).
+        """
+        extensions = options.get("extensions") or []
+        line_offset = options.get("line_offset", 0)
+        exts = ", ".join(f"__isolate_ext{i}" for i in range(len(extensions)))
+        head = f"(function ({', '.join(params)}) {{\n"
+        tail = "\n})"
+        if extensions:
+            withs = "".join(f" with (__isolate_ext{i})" for i in range(len(extensions)))
+            head = f"(function ({exts}) {{{withs} {{ return function ({', '.join(params)}) {{\n"
+            tail = "\n}; } })"
+        if line_offset == 0:
+            head, first = "\n" + head, -2   # lines -1 (empty), 0 (head), 1 (body)
+        else:
+            first = line_offset - 1          # head on line `line_offset`
+        wrapped = None if code is None else head + " " * max(options.get("column_offset", 0), 0) + code + tail
+        compile_options = dict(options, line_offset=first, column_offset=0)
+        engine = state.engine
+        made: dict = {}
+
+        def make():
+            made["bytecode"] = bytecode = self._bytecode(engine, wrapped, compile_options)
+            reply = engine.run_compiled(bytecode, False)
+            if not extensions or not reply.get("ok"):
+                return reply
+            outer = reply["v"]["i"]  # a function handle: call it with the extension objects
+            try:
+                return engine.op("call", outer, to_tagged(extensions), False)
+            finally:
+                engine.op("release", [outer])
+
+        value = self._value_of(self._guarded(None, make))
+        return [value, made["bytecode"]] if options.get("bytecode_out") else value
 
     def _on_get(self, context_id: int, target: int, key: str):
         return self._value_of(self._run_op(self._context(context_id), None, "get", target, key))
@@ -617,6 +682,7 @@ class Worker:
         except OSError:
             fds = []
         return {"pid": os.getpid(), "contexts": len(self.contexts),
+                "scripts": len(self.scripts), "compiles": self.compiles,
                 "env_keys": sorted(os.environ), "fds": fds}
 
     def _on_memory(self, eager: bool) -> dict:
@@ -642,7 +708,7 @@ class Worker:
             state.engine.op("release", handle_ids)
 
     def _on_release_context(self, context_id: int) -> None:
-        self.contexts.pop(context_id, None)
+        self._drop_context(context_id)
 
     def _reraise_later(self, exc: BaseException) -> None:
         """A stop signal landed inside a host call: deliver it again, to the engine.

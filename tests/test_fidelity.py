@@ -1,0 +1,258 @@
+"""Issue 5: file names and offsets everywhere, compile once, cached data, code
+generation, DONT_CONTEXTIFY, compile_function's options. Real workers throughout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import isolate
+from isolate import constants
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def stats(worker):
+    return worker.request("stats", [])
+
+
+# -- stack traces and offsets ----------------------------------------------------------
+
+def test_syntax_error_names_file_and_offset_line(pool):
+    with pytest.raises(isolate.JSSyntaxError) as info:
+        isolate.Script("var x = ;", filename="a.js", line_offset=10, pool=pool)
+    assert "a.js:11" in info.value.stack
+    # display_errors: the source line and a caret come first, as in Node.
+    assert info.value.stack.startswith("a.js:11\nvar x = ;\n")
+    assert "^" in info.value.stack.splitlines()[2]
+
+
+def test_runtime_error_line_in_python_stack_and_inside_js(pool):
+    code = "var one = 1;\nvar two = 2;\nthrow new Error('line three');\n"
+    script = isolate.Script(code, filename="a.js", line_offset=10, pool=pool)
+    with pytest.raises(isolate.JSError) as info:
+        script.run_in_context(pool.create_context())
+    assert info.value.stack.splitlines()[1].strip().startswith("at a.js:13:")
+
+    seen = isolate.Script("var one = 1;\nvar two = 2;\nnew Error('three').stack\n",
+                          filename="a.js", line_offset=10, pool=pool)
+    assert "a.js:13:" in seen.run_in_context(pool.create_context())
+
+
+def test_functions_keep_their_own_file_when_called_later(pool):
+    ctx = pool.create_context()
+    isolate.run_in_context("function boom() {\n  throw new Error('x');\n}", ctx, filename="lib.js")
+    isolate.run_in_context("1", ctx, filename="other.js")
+    with pytest.raises(isolate.JSError) as info:
+        ctx["boom"]()
+    assert "at boom (lib.js:2:" in info.value.stack
+    inside = isolate.run_in_context("try { boom() } catch (e) { e.stack }", ctx, filename="caller.js")
+    assert "lib.js:2:" in inside and "caller.js:1:" in inside
+
+
+def test_column_offset_applies_to_the_first_line_only(pool):
+    ctx = pool.create_context()
+    def column(stack):
+        return int(stack.strip().rsplit(":", 1)[1].rstrip(")"))
+
+    base = column(isolate.run_in_context("new Error().stack", ctx, filename="c.js"))
+    assert column(isolate.run_in_context("new Error().stack", ctx, filename="c.js", column_offset=20)) == base + 20
+    second = isolate.run_in_context("\nnew Error().stack", ctx, filename="c.js", column_offset=20)
+    assert "c.js:2:" in second
+    assert column(second) == column(isolate.run_in_context("\nnew Error().stack", ctx, filename="c.js"))
+
+
+def test_negative_line_offset_is_applied_on_the_source_path(pool):
+    with pytest.raises(isolate.JSError) as info:
+        isolate.run_in_context("\n\n\nthrow new Error('x')", pool.create_context(), filename="n.js",
+                               line_offset=-2)
+    assert "n.js:2:" in info.value.stack
+
+
+def test_compile_function_reports_body_lines_and_node_source_text(pool):
+    fn = isolate.compile_function("return a + b", ["a", "b"], filename="f.js", parsing_context=pool.main_context)
+    assert fn(1, 2) == 3
+    failing = isolate.compile_function("\nthrow new Error('x')", [], filename="h.js", line_offset=3,
+                                       parsing_context=pool.main_context)
+    with pytest.raises(isolate.JSError) as info:
+        failing()
+    assert info.value.stack.splitlines()[1].strip().startswith("at h.js:5:")
+    text = isolate.compile_function("return a", ["a"], parsing_context=pool.main_context)
+    to_string = isolate.run_in_context("(f) => f.toString()", pool.main_context)
+    assert to_string(text) == "function (a) {\nreturn a\n}"
+
+
+def test_compile_function_context_extensions_are_in_scope(pool):
+    fn = isolate.compile_function("return [x, y, typeof z]", [], context_extensions=[{"x": 1}, {"y": 2}],
+                                  parsing_context=pool.main_context)
+    assert fn() == [1, 2, "undefined"]
+
+
+# -- global code semantics -------------------------------------------------------------
+
+def test_top_level_let_const_class_persist_but_are_not_globals(pool):
+    ctx = pool.create_context()
+    isolate.run_in_context("let a = 1; const b = 2; class C {}; var d = 4", ctx)
+    assert isolate.run_in_context("[a, b, typeof C, d]", ctx) == [1, 2, "function", 4]
+    assert isolate.run_in_context("[globalThis.a, globalThis.b, globalThis.C, globalThis.d]", ctx) == \
+        [isolate.undefined, isolate.undefined, isolate.undefined, 4]
+    with pytest.raises(isolate.JSSyntaxError):
+        isolate.run_in_context("let a = 5", ctx)  # redeclaration, as in Node
+
+
+def test_top_level_return_is_a_syntax_error(pool):
+    with pytest.raises(isolate.JSSyntaxError):
+        isolate.Script("return 5", pool=pool)
+
+
+# -- compile once ------------------------------------------------------------------------
+
+def test_a_script_compiles_once_per_worker(fresh_pool):
+    script = isolate.Script("var n = (typeof n === 'number' ? n : 0) + 1; n", filename="once.js",
+                            pool=fresh_pool)
+    workers = list(fresh_pool._workers)
+    before = sum(stats(w)["compiles"] for w in workers)
+    for _ in range(20):
+        assert script.run_in_context(fresh_pool.create_context()) == 1
+    # At most once more on each worker that had not compiled it yet (construction compiled it on one).
+    assert sum(stats(w)["compiles"] for w in workers) <= before + len(workers) - 1
+
+
+def test_a_run_after_the_first_sends_no_code(pool):
+    script = isolate.Script("21 * 2", pool=pool)
+    ctx = pool.create_context()
+    assert script.run_in_context(ctx) == 42
+    assert script._source.key in ctx._worker.scripts
+    assert script.run_in_context(ctx) == 42
+
+
+def test_an_evicted_script_is_sent_again(pool):
+    ctx = pool.create_context()
+    script = isolate.Script("'again'", pool=pool)
+    assert script.run_in_context(ctx) == "again"
+    # The host believes the worker has it; the worker does not (a restart of its cache).
+    ctx._worker.scripts.add("0" * 40)
+    from isolate.scripts import ScriptSource
+
+    stale = ScriptSource("'stale'", "evalmachine.<anonymous>", 0, 0)
+    stale.key = "f" * 40
+    ctx._worker.scripts.add(stale.key)
+    assert ctx._run(stale, isolate.api.compile_options({}), isolate.api.run_options({})) == "stale"
+
+
+# -- cached data -------------------------------------------------------------------------
+
+BIG = ("var table = [" + ",".join(str(i) for i in range(120_000)) + "];\n"
+       + "".join(f"function g{i}(x) {{ return x * {i} + table.length; }}\n" for i in range(8000))
+       + "table.length")
+
+
+def test_cached_data_round_trip_and_is_faster_for_a_large_script(pool):
+    assert len(BIG) > 1_000_000
+    produced = isolate.Script(BIG, produce_cached_data=True, pool=pool)
+    assert produced.cached_data_produced is True and isinstance(produced.cached_data, bytes)
+    data = produced.create_cached_data()
+
+    def best(make, n=3):
+        times = []
+        for i in range(n):
+            start = time.perf_counter()
+            script = make(i)
+            times.append(time.perf_counter() - start)
+        return min(times), script
+
+    # Each plain construction differs (a trailing comment), so the compile-once cache cannot serve it.
+    plain_time, _ = best(lambda i: isolate.Script(BIG + f"\n// {i}", pool=pool))
+    cached_time, cached = best(lambda i: isolate.Script(BIG, cached_data=data, pool=pool))
+    assert cached.cached_data_rejected is False
+    assert cached.run_in_context(pool.create_context()) == 120_000
+    assert cached_time < plain_time, (cached_time, plain_time)
+
+
+def test_tampered_or_foreign_cached_data_is_rejected_and_never_loaded(pool):
+    good = isolate.Script("6 * 7", produce_cached_data=True, pool=pool).cached_data
+    tampered = bytearray(good)
+    tampered[-5] ^= 0x40
+    for data in (bytes(tampered), good[:-1], b"", b"garbage" * 10,
+                 isolate.Script("6 * 8", produce_cached_data=True, pool=pool).cached_data):
+        script = isolate.Script("6 * 7", cached_data=data, pool=pool)
+        assert script.cached_data_rejected is True
+        assert script.run_in_context(pool.create_context()) == 42  # compiled from its code
+    # Bytecode for other options (here: another file name) does not fit either.
+    other = isolate.Script("6 * 7", filename="x.js", cached_data=good, pool=pool)
+    assert other.cached_data_rejected is True
+
+
+def test_cached_data_is_verified_with_this_users_key(pool, monkeypatch):
+    from isolate import scripts
+
+    good = isolate.Script("1 + 1", produce_cached_data=True, pool=pool).cached_data
+    monkeypatch.setattr(scripts, "_signing_key", b"\x01" * 32)  # another host user's key
+    assert isolate.Script("1 + 1", cached_data=good, pool=pool).cached_data_rejected is True
+
+
+def test_compile_function_cached_data(pool):
+    made = isolate.compile_function("return a * 2", ["a"], produce_cached_data=True,
+                                    parsing_context=pool.main_context)
+    assert made.cached_data_produced is True and made(4) == 8
+    again = isolate.compile_function("return a * 2", ["a"], cached_data=made.cached_data,
+                                     parsing_context=pool.main_context)
+    assert again.cached_data_rejected is False and again(5) == 10
+    other = isolate.compile_function("return a * 3", ["a"], cached_data=made.cached_data,
+                                     parsing_context=pool.main_context)
+    assert other.cached_data_rejected is True and other(5) == 15
+
+
+def test_cached_data_must_be_bytes(pool):
+    with pytest.raises(TypeError) as info:
+        isolate.Script("1", cached_data="abc", pool=pool)
+    assert info.value.code == "ERR_INVALID_ARG_TYPE" and "cached_data" in str(info.value)
+
+
+# -- contexts ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code", [
+    "eval('1')", "new Function('return 1')", "Function('return 1')", "(function(){}).constructor('1')",
+    "Object.getPrototypeOf(async function(){}).constructor('1')", "(function*(){}).constructor('1')",
+])
+def test_code_generation_strings_false_throws_eval_error(pool, code):
+    ctx = pool.create_context(code_generation={"strings": False})
+    with pytest.raises(isolate.JSEvalError) as info:
+        isolate.run_in_context(code, ctx)
+    assert info.value.name == "EvalError"
+    assert info.value.message == "Code generation from strings disallowed for this context"
+
+
+def test_code_generation_strings_false_keeps_functions_intact(pool):
+    ctx = pool.create_context(code_generation={"strings": False})
+    assert isolate.run_in_context(
+        "[typeof eval, Function.name, (function(){}) instanceof Function,"
+        " (function(){}).constructor === Function, Object.keys(globalThis).length]", ctx) == \
+        ["function", "Function", True, True, 0]
+    assert isolate.run_in_context("var q = 5; q * 2", ctx) == 10
+    assert isolate.run_in_new_context("try { eval('2') } catch (e) { e.name }",
+                                      context_code_generation={"strings": False}) == "EvalError"
+    assert isolate.run_in_context("eval('1 + 1')", pool.create_context(code_generation={"strings": True})) == 2
+
+
+def test_dont_contextify_gives_an_ordinary_global(pool):
+    ctx = pool.create_context(constants.DONT_CONTEXTIFY)
+    assert isolate.is_context(ctx)
+    assert isolate.run_in_context("globalThis.x = 1; [globalThis === this, typeof x]", ctx) == [True, "number"]
+    assert ctx["x"] == 1
+    assert pool.run_in_new_context("var y = 2; y", constants.DONT_CONTEXTIFY) == 2
+
+
+def test_context_names_and_origins_are_kept(pool):
+    named = pool.create_context(name="my context", origin="https://example.com")
+    assert (named.name, named.origin) == ("my context", "https://example.com")
+    first, second = pool.create_context(), pool.create_context()
+    a, b = (int(c.name.rsplit(" ", 1)[1]) for c in (first, second))
+    assert first.name.startswith("VM Context ") and b == a + 1
+
+
+def test_source_map_url(pool):
+    script = isolate.Script("1\n//# sourceMappingURL=app.js.map\n", pool=pool)
+    assert script.source_map_url == "app.js.map"
+    assert isolate.Script("1", pool=pool).source_map_url is None
