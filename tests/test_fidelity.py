@@ -256,3 +256,15 @@ def test_source_map_url(pool):
     script = isolate.Script("1\n//# sourceMappingURL=app.js.map\n", pool=pool)
     assert script.source_map_url == "app.js.map"
     assert isolate.Script("1", pool=pool).source_map_url is None
+
+
+def test_a_frozen_global_keeps_working(pool):
+    ctx = pool.create_context({"seed": 1})
+    assert isolate.run_in_context("Object.freeze(globalThis); globalThis.x = 1; [Object.isFrozen(globalThis), typeof x]",
+                                  ctx) == [True, "undefined"]
+    assert isolate.run_in_context("seed + 1", ctx) == 2
+    assert ctx["seed"] == 1 and "x" not in ctx
+    with pytest.raises(isolate.JSTypeError):
+        isolate.run_in_context("var late = 1", ctx)  # CanDeclareGlobalVar is false on a frozen global
+    fn = isolate.run_in_context("(a) => a * 2", ctx)
+    assert fn(21) == 42

@@ -514,7 +514,7 @@
   // or the exception here, then the `finish` op replies with it. The worker
   // takes this object once (see EngineContext._native_ready) and the global
   // keeps no trace of it.
-  const stash = { __proto__: null, thrown: false, value: undefined };
+  const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined };
   ObjectDefineProperty(G, SymbolFor('isolate.stash'), { value: stash, configurable: true });
   function takeStash() {
     const thrown = stash.thrown, value = stash.value;
@@ -685,9 +685,17 @@
     },
   };
 
-  function enter() {
-    const request = G.dukpy;
-    if (typeof G.call_python === 'function') callPython = G.call_python;
+  // Entered either by dukpy's eval (the request in the `dukpy` global) or, once
+  // the worker holds this function, called directly with the request as JSON text.
+  const JSONParse = JSON.parse;
+  function enter(requestText) {
+    const request = requestText === undefined ? G.dukpy : JSONParse(requestText);
+    if (typeof G.call_python === 'function') {
+      callPython = G.call_python;
+    } else if (stash.callPython !== undefined) {  // handed over by the worker (no dukpy eval)
+      callPython = stash.callPython;
+      stash.callPython = undefined;
+    }
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];
@@ -701,6 +709,7 @@
     }
   }
 
+  stash.enter = enter;
   ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
     value: enter, writable: false, enumerable: false, configurable: false,
   });

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
-from .quickjs import TRUE, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, Tag, quickjs
+from .quickjs import TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, Tag, quickjs
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
 
@@ -90,6 +90,7 @@ class EngineContext:
         if bytecode.available:
             try:
                 bytecode.install(self)
+                self._native_ready()  # every op through the C API from the start
                 return
             except Exception:  # fall back to the source, on a fresh runtime
                 self._init_raw(on_host_call, on_abort)
@@ -106,6 +107,8 @@ class EngineContext:
         self._entered = False   # dukpy's eval_string has run here (its hooks are bound)
         self._stash = None      # the bridge's stash object (a JSValue we own), once taken
         self._native = None
+        self._enter = None      # the bridge's entry function (a JSValue we own), with the stash
+        self._draining = False
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
@@ -140,6 +143,8 @@ class EngineContext:
         """
         if not self.usable:
             raise EngineError("the context is unusable after an interrupted promise job", unusable=True)
+        if self._stash is not None:
+            return self._op_native(request)
         global _running_ops
         jsvars = json.dumps(request, allow_nan=False).encode()
         _running_ops += 1
@@ -157,6 +162,71 @@ class EngineContext:
             raise EngineError("the bridge returned no reply")
         return json.loads(raw)
 
+    def _op_native(self, request: tuple) -> dict:
+        """An op without dukpy's eval: call the bridge's entry, drain the jobs,
+        serialize the reply, all through the C API.
+
+        dukpy's eval defines its hooks on the global before every call (which
+        fails for good once a script froze the global) and runs two full
+        garbage collections per call; this path does neither. Drained here as
+        dukpy does: after the op, unless an outer op is draining already; a
+        drain stopped with jobs still queued leaves the context unusable (the
+        jobs would otherwise run later without any deadline).
+        """
+        api, rt, ctx = self._native
+        global _running_ops
+        text = json.dumps(request, allow_nan=False).encode()
+        _running_ops += 1
+        try:
+            api.update_stack_top(rt)
+            arg = api.new_string_len(ctx, text, len(text))
+            try:
+                reply = self._js(api, ctx, api.call, ctx, self._enter, UNDEFINED, 1, ctypes.byref(arg))
+            finally:
+                api.free_value(ctx, arg)
+            try:
+                if reply.tag == Tag.EXCEPTION:
+                    raise EngineError(self._exception_text(api, ctx))
+                if not self._draining:
+                    self._drain(api, rt, ctx)
+                out = self._js(api, ctx, api.json_stringify, ctx, reply, UNDEFINED, UNDEFINED)
+            finally:
+                api.free_value(ctx, reply)
+            if out.tag == Tag.EXCEPTION:
+                raise EngineError(self._exception_text(api, ctx))
+            try:
+                raw = api.to_text(ctx, out)
+            finally:
+                api.free_value(ctx, out)
+        finally:
+            _running_ops -= 1
+        if raw is None:
+            raise EngineError("the bridge's reply could not be read")
+        return json.loads(raw)
+
+    def _drain(self, api, rt, ctx) -> None:
+        self._draining = True
+        pctx = ctypes.c_void_p()
+        try:
+            while api.is_job_pending(rt):
+                if self._js(api, ctx, api.execute_pending_job, rt, ctypes.byref(pctx)) < 0:
+                    # Only uncatchable errors get here (promise reactions catch the rest).
+                    raise EngineError(self._exception_text(api, ctx))
+        except BaseException:
+            if api.is_job_pending(rt):
+                self.usable = False
+            raise
+        finally:
+            self._draining = False
+
+    @staticmethod
+    def _exception_text(api, ctx) -> str:
+        exc = api.take_exception(ctx)
+        try:
+            return api.to_text(ctx, exc) or "unknown engine error"
+        finally:
+            api.free_value(ctx, exc)
+
     # -- code compiled with its real file name -------------------------------
     # dukpy evaluates every script as "<dukpy>"; through QuickJS's C API
     # (workers/quickjs.py) a script is compiled with its file name and first
@@ -173,9 +243,10 @@ class EngineContext:
         if api is None:
             raise EngineError("the QuickJS C API is unavailable: " + quickjs_status()[1])
         if self._stash is None:
-            if not self._entered:
-                self.op("stats")  # dukpy binds its host hooks (call_python) on its first eval
             rt, ctx = api.pointers(self._ctx)
+            # What dukpy's eval would do first: make this object the host that
+            # `call_python` calls (a borrowed pointer: this object owns the context).
+            api.set_context_opaque(ctx, id(self))
             api.update_stack_top(rt)
             source = b"(k => { const s = globalThis[k]; delete globalThis[k]; return s; })(Symbol.for('isolate.stash'))"
             stash = api.eval(ctx, source, len(source), b"<isolate-bridge>", EvalFlag.TYPE_GLOBAL)
@@ -183,6 +254,14 @@ class EngineContext:
                 if stash.tag == Tag.EXCEPTION:
                     api.clear_exception(ctx)
                 raise EngineError("the bridge has no stash")
+            enter = api.get_property_str(ctx, stash, b"enter")
+            if enter.tag != Tag.OBJECT:
+                api.free_value(ctx, enter)
+                api.free_value(ctx, stash)
+                raise EngineError("the bridge has no entry in its stash")
+            call_python = api.new_cfunction2(ctx, api.call_py_function, b"call_python", 1, 0, 0)
+            api.set_property_str(ctx, stash, b"callPython", call_python)  # consumes it
+            self._enter = enter
             self._stash = stash
             self._native = (api, rt, ctx)
         return self._native
@@ -253,6 +332,7 @@ class EngineContext:
         stash, self._stash = self._stash, None
         if stash is not None and self._native is not None:
             api, _, ctx = self._native
+            api.free_value(ctx, self._enter)
             api.free_value(ctx, stash)
 
     def memory_usage(self) -> dict[str, int] | None:

@@ -116,6 +116,14 @@ class QuickJS:
         self.to_cstring_len = bind("JS_ToCStringLen2", [vp, ctypes.POINTER(sz), JSValue, ci], ctypes.c_void_p)
         self.free_cstring = bind("JS_FreeCString", [vp, ctypes.c_void_p], None)
         self.call = bind("JS_Call", [vp, JSValue, JSValue, ci, ctypes.POINTER(JSValue)], JSValue)
+        self.json_stringify = bind("JS_JSONStringify", [vp, JSValue, JSValue, JSValue], JSValue)
+        self.is_job_pending = bind("JS_IsJobPending", [vp], ctypes.c_bool)
+        self.execute_pending_job = bind("JS_ExecutePendingJob", [vp, ctypes.POINTER(vp)], ci)
+        self.new_cfunction2 = bind("JS_NewCFunction2", [vp, vp, cp, ci, ci, ci], JSValue)
+        self.set_context_opaque = bind("JS_SetContextOpaque", [vp, vp], None)
+        # dukpy's native `call_python` (a JSCFunction): it calls `_call_python` on
+        # the object set as the context's opaque, which dukpy's eval sets to its host.
+        self.call_py_function = ctypes.cast(lib.call_py_function, vp).value
         version = bind("JS_GetVersion", [], cp)
         self.version = (version() or b"").decode("ascii", "replace")
         # Own prototypes on pythonapi's symbols (not the shared attributes).
