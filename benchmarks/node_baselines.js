@@ -60,7 +60,28 @@ function overshoot({ n, timeout = 20 }) {
   return { overshoot_ms: samples };
 }
 
-const modes = { roundTrip, fresh, cpu, overshoot };
+function compile({ n, entries, functions }) {
+  // new vm.Script of a large script, without and with V8's code cache.
+  // The generator is the same as benchmarks/bench_compile.py's.
+  const make = (salt) => 'var table = [' + Array.from({ length: entries }, (_, i) => i).join(',') + '];\n' +
+    Array.from({ length: functions }, (_, i) => `function g${i}(x) { return x * ${i} + table.length; }\n`).join('') +
+    'table.length // ' + salt;
+  const plain = [], cached = [];
+  const data = new vm.Script(make('cache')).createCachedData();
+  for (let i = 0; i < n; i++) {
+    const code = make(i);  // a fresh text each time: V8 caches compiled scripts in-process too
+    let t0 = ns();
+    new vm.Script(code);
+    plain.push(us(t0, ns()) / 1e3);
+    t0 = ns();
+    const s = new vm.Script(make('cache'), { cachedData: data });
+    cached.push(us(t0, ns()) / 1e3);
+    if (s.cachedDataRejected) throw new Error('cached data rejected');
+  }
+  return { plain_ms: plain, cached_ms: cached, bytes: make(0).length };
+}
+
+const modes = { roundTrip, fresh, cpu, overshoot, compile };
 const fn = modes[params.mode];
 if (!fn) {
   console.error(`unknown mode ${params.mode}`);
