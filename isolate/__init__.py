@@ -3,6 +3,7 @@
 The stack, top to bottom::
 
     api      Script, create_context, run_in_*, compile_function   (node:vm's surface)
+    modules  Module, SourceTextModule, SyntheticModule           (node:vm's module API)
     context  Context, JSFunction, JSObject, JSPromise            (proxies of worker-side values)
     pool     Pool, WorkerHandle                                   (processes, calls, nested calls)
     protocol (package)                                            (msgpack-RPC over pipes)
@@ -36,6 +37,7 @@ from .errors import (
 )
 from . import constants
 from .futures import Future
+from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError
 from .pool import Limits, Pool
 
 
@@ -55,4 +57,5 @@ __all__ = [
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
     "UnsupportedError", "WorkerMemoryError", "Future", "measure_memory", "constants",
+    "Module", "SourceTextModule", "SyntheticModule", "ModuleNamespace", "VMModuleError",
 ]

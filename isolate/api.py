@@ -15,7 +15,7 @@ from . import constants
 from .context import Context, JSFunction
 from .errors import InvalidArgTypeError, ScriptNotCached
 from .options import (
-    CompileOptions, RunOptions, check_code, compile_options, context_options,
+    CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
 from .pool import Pool
@@ -71,7 +71,15 @@ def _lookup(obj: Any) -> Context | None:
 
 
 def is_context(obj: Any) -> bool:
-    """``vm.isContext``: true for a Context, or a dict contextified by ``create_context``."""
+    """``vm.isContext``: true for a Context, or a dict contextified by ``create_context``.
+
+    As in Node, asking about a primitive (str, number, bool, None, undefined,
+    a symbol or a BigInt) is an ERR_INVALID_ARG_TYPE, not False.
+    """
+    from protocol.values import BigInt, JSSymbol, UndefinedType
+
+    if obj is None or isinstance(obj, (str, bytes, int, float, JSSymbol, BigInt, UndefinedType)):
+        raise InvalidArgTypeError(f'The "object" argument must be of type object. Received {describe(obj)}')
     return _lookup(obj) is not None
 
 
@@ -107,13 +115,19 @@ def _create_context(pool: Pool, context_object: Any, options: Any, kwargs: dict)
     if existing is not None:
         return existing
     obj = _check_context_object(context_object)
+    _require_options_dict(options)
     opts = normalize_options(options, kwargs)
     ctx_opts = context_options(opts)
+    dynamic = check_import_module_dynamically(opts)
     finish(opts, "create_context()")
     context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
                               memory_limit=ctx_opts.memory_limit, code_generation=ctx_opts.code_generation)
     if obj is not None:
         _register(obj, context, strong=True)
+    if dynamic is not None:
+        from .modules import register_context_referrer
+
+        register_context_referrer(context, dynamic)
     return context
 
 
@@ -182,10 +196,12 @@ class Script:
     def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
         ctx = _require_context(context)
         run_opts = _run_options_only(options, kwargs, "script.run_in_context()")
+        _note_import(ctx, self._compile, self)
         return ctx._run(self._source, self._compile, run_opts)
 
     def run_in_new_context(self, context_object: Any = None, options: Any = None, /, **kwargs) -> Any:
         obj = _check_context_object(context_object)
+        _require_options_dict(options)
         opts = normalize_options(options, kwargs)
         run_opts = run_options(opts)
         ctx_opts = context_options(opts, prefix="context_")
@@ -198,14 +214,29 @@ class Script:
                                       code_generation=ctx_opts.code_generation)
             if obj is not None:
                 _register(obj, context, strong=False)
+        _note_import(context, self._compile, self)
         return context._run(self._source, self._compile, run_opts)
 
     def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
         run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
-        return (self._pool or default_pool()).main_context._run(self._source, self._compile, run_opts)
+        context = (self._pool or default_pool()).main_context
+        _note_import(context, self._compile, self)
+        return context._run(self._source, self._compile, run_opts)
 
     def __repr__(self) -> str:
         return f"<Script {self.filename!r}>"
+
+    @classmethod
+    def _uncompiled(cls, code: str, compile_opts: CompileOptions) -> "Script":
+        """The Script a run_in_* call compiles, as import() callbacks see it (not compiled again)."""
+        self = cls.__new__(cls)
+        self.code, self._compile, self._pool = code, compile_opts, None
+        self.filename, self.line_offset = compile_opts.filename, compile_opts.line_offset
+        self.column_offset = compile_opts.column_offset
+        self.source_map_url = _source_map_url(code)
+        self._source = ScriptSource.of(code, compile_opts)
+        self.cached_data_rejected = self.cached_data_produced = self.cached_data = None
+        return self
 
 
 def _source_map_url(code: str) -> str | None:
@@ -234,7 +265,28 @@ def _compile(pool: Pool, source: ScriptSource, compile_opts: CompileOptions, byt
     return result if bytecode_out else None
 
 
+def _note_import(context: Context, compile_opts: CompileOptions, referrer: Any, code: str | None = None) -> None:
+    """import_module_dynamically: tell the context what resolves import() in this code (its
+    filename names it there) before it runs. Without the option, only a name some earlier
+    code registered needs telling (that it has no callback now)."""
+    dynamic = compile_opts.import_module_dynamically
+    if dynamic is None and compile_opts.filename not in context.__dict__.get("_import_names", ()):
+        return
+    from .modules import register_script_referrer
+
+    if referrer is None and dynamic is not None:
+        referrer = Script._uncompiled(code or "", compile_opts)  # Node passes the compiled vm.Script
+    register_script_referrer(context, compile_opts.filename, dynamic, referrer)
+
+
+def _require_options_dict(options: Any) -> None:
+    """Where Node takes only an options object (no filename string)."""
+    if options is not None and not isinstance(options, dict):
+        raise InvalidArgTypeError(f'The "options" argument must be of type dict. Received {describe(options)}')
+
+
 def _run_options_only(options: Any, kwargs: dict, what: str) -> RunOptions:
+    _require_options_dict(options)
     opts = normalize_options(options, kwargs)
     run_opts = run_options(opts)
     finish(opts, what)
@@ -252,6 +304,7 @@ def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) ->
     ctx = _require_context(context)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_context()")
+    _note_import(ctx, compile_opts, None, code)
     return ctx._run(code, compile_opts, run_opts)
 
 
@@ -261,12 +314,13 @@ def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
     finish(opts, "run_in_new_context()")
-    if run_opts.break_on_sigint:
-        # The SIGINT relay needs the worker before the call: create, then run.
+    if run_opts.break_on_sigint or compile_opts.import_module_dynamically is not None:
+        # The SIGINT relay, and import(), need the context before the call: create, then run.
         context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
                                   memory_limit=ctx_opts.memory_limit, code_generation=ctx_opts.code_generation)
         if obj is not None:
             _register(obj, context, strong=False)
+        _note_import(context, compile_opts, None, code)
         return context._run(code, compile_opts, run_opts)
     value, context = Context._run_new(pool, obj, ctx_opts, code, compile_opts, run_opts)
     if obj is not None and context is not None:
@@ -289,6 +343,7 @@ def _run_in_this_context(pool: Pool, code: str, options: Any, kwargs: dict) -> A
     check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
+    _note_import(pool.main_context, compile_opts, None, code)
     return pool.main_context._run(code, compile_opts, run_opts)
 
 
@@ -347,6 +402,11 @@ def _compile_function(pool: Pool, code: str, params: Iterable[str], options: Any
         fn.cached_data_produced = True
     if rejected is not None:
         fn.cached_data_rejected = rejected
+    if compile_opts.import_module_dynamically is not None or \
+            compile_opts.filename in context.__dict__.get("_import_names", ()):
+        from .modules import register_script_referrer
+
+        register_script_referrer(context, compile_opts.filename, compile_opts.import_module_dynamically, fn)
     return fn
 
 

@@ -22,8 +22,8 @@ from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, fini
 from protocol.codec import peek
 
 from .errors import (
-    ContextLostError, JSError, JSReferenceError, PromisePendingError, ScriptNotCached,
-    UnencodableValueError, js_error_class,
+    ContextLostError, IsolateError, JSError, JSReferenceError, PromisePendingError, ScriptInterruptedError,
+    ScriptNotCached, ScriptTimeoutError, UnencodableValueError, js_error_class,
 )
 from .scripts import ScriptSource
 
@@ -238,9 +238,22 @@ class Context(MutableMapping):
                 self._apply_mirror(mirrored)
             self._last_stats = getattr(exc, "_stats", None)
             raise
+        except (ScriptTimeoutError, ScriptInterruptedError):
+            self._refresh_mirror()  # what the script did before it was stopped stays, as in Node
+            raise
         self._apply_mirror(globals_)
         self._last_stats = stats[0] if stats else None
         return value
+
+    def _refresh_mirror(self) -> None:
+        """Bring the contextified dict up to date after a stopped call (best effort:
+        a killed worker took the context with it)."""
+        if self._object is None or self._lost_reason is not None:
+            return
+        try:
+            self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0), {"mirror": True})
+        except IsolateError:
+            pass
 
     def _apply_mirror(self, globals_: dict | None) -> None:
         if self._object is not None and globals_ is not None:

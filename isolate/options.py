@@ -96,6 +96,9 @@ def _check_int(opts: dict, key: str, default: int, minimum: int, maximum: int) -
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
+        elif isinstance(value, float):  # a number, but not an integer: Node's validateInt32 says range
+            raise OutOfRangeError(
+                f'The value of "options.{key}" is out of range. It must be an integer. Received {value}')
         else:
             raise InvalidArgTypeError(
                 f'The "options.{key}" property must be of type int. Received {describe(value)}')
@@ -179,6 +182,8 @@ class CompileOptions:
     display_errors: bool = True
     cached_data: bytes | None = None
     produce_cached_data: bool = False
+    # A callable or constants.USE_MAIN_CONTEXT_DEFAULT_LOADER: what resolves import() (isolate.modules).
+    import_module_dynamically: Any = None
 
 
 @dataclass(frozen=True)
@@ -227,8 +232,6 @@ _INT32 = 2**31 - 1
 
 def compile_options(opts: dict, default_filename: str = DEFAULT_FILENAME) -> CompileOptions:
     """Pop the compile-time options out of ``opts``."""
-    _reject_unsupported(opts, ("import_module_dynamically",),
-                        "dynamic import() arrives with the modules work")
     return CompileOptions(
         filename=_check_str(opts, "filename", default_filename),
         line_offset=_check_int(opts, "line_offset", 0, -_INT32, _INT32),
@@ -236,7 +239,20 @@ def compile_options(opts: dict, default_filename: str = DEFAULT_FILENAME) -> Com
         display_errors=_check_bool(opts, "display_errors", True),
         cached_data=_check_bytes(opts, "cached_data"),
         produce_cached_data=_check_bool(opts, "produce_cached_data", False),
+        import_module_dynamically=check_import_module_dynamically(opts),
     )
+
+
+def check_import_module_dynamically(opts: dict):
+    """Pop ``import_module_dynamically``: a callable, USE_MAIN_CONTEXT_DEFAULT_LOADER, or None."""
+    from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
+
+    value = opts.pop("import_module_dynamically", None)
+    if value is None or value is USE_MAIN_CONTEXT_DEFAULT_LOADER or callable(value):
+        return value
+    raise InvalidArgTypeError(
+        # Node's words; isolate.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER is accepted too.
+        f'The "options.importModuleDynamically" property must be of type function. Received {describe(value)}')
 
 
 def _check_bytes(opts: dict, key: str) -> bytes | None:

@@ -51,7 +51,7 @@ from protocol import (
 )
 
 from .errors import (
-    ContextLostError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
+    ContextLostError, InvalidArgValueError, IsolateError, describe_exit, JSError, NestingTooDeepError, PoolClosedError,
     ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError, UnsupportedError,
     WorkerMemoryError, UnencodableValueError, WorkerCrashedError,
 )
@@ -419,7 +419,7 @@ class WorkerHandle:
                         # Cancelled between two requests of the same job: send nothing more.
                         del self._pending[msgid]
                         raise concurrent.futures.CancelledError()
-                    if method in ("run", "call", "run_new"):
+                    if method in ("run", "call", "run_new", "module_evaluate"):
                         owner._stop_running = lambda: self._abandon(slot)
             try:
                 self._flush_releases()
@@ -439,7 +439,7 @@ class WorkerHandle:
                                sent_at if counts_from_send else None)
         except BaseException as exc:
             # KeyboardInterrupt (or SystemExit) while the script still runs: stop it.
-            if not isinstance(exc, Exception) and method in ("run", "call", "run_new"):
+            if not isinstance(exc, Exception) and method in ("run", "call", "run_new", "module_evaluate"):
                 with self._lock:
                     still_pending = msgid in self._pending
                 if still_pending:
@@ -668,9 +668,19 @@ def _error_value_of(exc: BaseException) -> ErrorValue:
         return ErrorValue(exc.name, exc.message, exc.stack)
     name = {TypeError: "TypeError", ValueError: "RangeError", NameError: "ReferenceError"}.get(
         type(exc), "Error")
+    props = {"pythonType": type(exc).__name__}
+    if isinstance(exc, IsolateError):
+        # isolate's own errors mirror Node's (ERR_VM_*, ERR_INVALID_ARG_*): JS sees the code,
+        # and the class Node throws them as.
+        props["code"] = exc.code
+        if isinstance(exc, (TypeError, InvalidArgValueError)):  # Node's ERR_INVALID_ARG_VALUE is a TypeError
+            name = "TypeError"
+        elif isinstance(exc, ValueError):
+            name = "RangeError"
+        else:
+            name = "Error"
     message = str(exc) or type(exc).__name__
-    return ErrorValue(name, message, f"{name}: {message}\n    at <host> ({type(exc).__name__})",
-                      {"pythonType": type(exc).__name__})
+    return ErrorValue(name, message, f"{name}: {message}\n    at <host> ({type(exc).__name__})", props)
 
 
 _live_pools: "weakref.WeakSet[Pool]" = weakref.WeakSet()
@@ -736,11 +746,19 @@ class Pool:
             raise (OutOfRangeError if isinstance(max_tasks_per_worker, int) and not isinstance(
                 max_tasks_per_worker, bool) else InvalidArgTypeError)(
                 f'The "max_tasks_per_worker" argument must be an int >= 1. Received {describe(max_tasks_per_worker)}')
+        # The directory constants.USE_MAIN_CONTEXT_DEFAULT_LOADER loads files from (isolate.modules):
+        # import() never reaches outside it.
         if default_loader_root is not None:
             from .errors import InvalidArgValueError
 
-            raise InvalidArgValueError(
-                "The \"default_loader_root\" argument is not supported yet: it arrives with ES modules")
+            if not isinstance(default_loader_root, (str, os.PathLike)):
+                raise InvalidArgTypeError('The "default_loader_root" argument must be of type str or os.PathLike. '
+                                          f"Received {describe(default_loader_root)}")
+            default_loader_root = os.path.realpath(os.fspath(default_loader_root))
+            if not os.path.isdir(default_loader_root):
+                raise InvalidArgValueError('The "default_loader_root" argument must be an existing directory. '
+                                           f"Received {default_loader_root!r}")
+        self.default_loader_root: str | None = default_loader_root
         self.worker_memory_limit = parse_size(worker_memory_limit, "worker_memory_limit",
                                               minimum=64 * 1024 * 1024)
         self.max_worker_rss = parse_size(max_worker_rss, "max_worker_rss", minimum=16 * 1024 * 1024)
@@ -769,6 +787,7 @@ class Pool:
         self._host_function_ids = itertools.count(1)
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
         self._main_context = None
+        self._main_context_lock = threading.Lock()
         self._context_counter = itertools.count(1)
         # Threads for submit/map/run_batch and the a* twins: two per worker, so
         # each worker has one call queued while it answers another.
@@ -1101,7 +1120,10 @@ class Pool:
     @property
     def main_context(self):
         """The pool's persistent context for ``run_in_this_context`` (created on first use)."""
-        with self._lock:
+        # Its own lock, not the pool's: creating it is a round trip, and a
+        # Context finalizer (run by the garbage collector on whatever thread,
+        # even a reader thread that this round trip waits for) takes the pool's.
+        with self._main_context_lock:
             if self._main_context is None:
                 from .context import Context
                 self._main_context = Context._create(self, None, name="main", origin="")

@@ -398,7 +398,8 @@
     return (userLine(line) + current.lineOffset) + ':' + col;
   }
   function cleanStack(stack) {
-    const lines = stack.split('\n');
+    // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's.
+    const lines = stack.split('\n').filter((l) => !/\(<isolate-bridge>:\d+:\d+\)$/.test(l));
     while (lines.length && (lines[lines.length - 1] === '' || /\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
       lines.pop();
     }
@@ -406,6 +407,8 @@
     // says "at <eval> (a.js:3:7)" where Node says "at a.js:3:7".
     // QuickJS names an anonymous function "<anonymous>", Node leaves it out.
     let out = lines.join('\n').replace(/^(\s+at )(?:<eval>|<anonymous>) \(((?!<input>:)[^\n]*:\d+:\d+)\)$/gm, '$1$2');
+    // Code compiled with an empty file name (compileFunction's default): V8 says <anonymous>.
+    out = out.replace(/^(\s+at (?:[^\n(]* \()?):(\d+:\d+\)?)$/gm, '$1<anonymous>:$2');
     if (current.filename !== undefined) {
       const file = current.filename;
       out = out.replace(/at <eval> \(<input>:(\d+):(\d+)\)/g, (m, l, c) => 'at ' + file + ':' + position(l, c));
@@ -592,7 +595,15 @@
     },
     set_globals(entries) {
       const values = decodeArg(entries);
-      for (const k of ObjectKeys(values)) G[k] = values[k];
+      // Defined, not assigned: a sandbox key named like a builtin (JSON, Proxy)
+      // must become an own enumerable global, as Node's contextified object has it.
+      for (const k of ObjectKeys(values)) {
+        try {
+          ObjectDefineProperty(G, k, { value: values[k], writable: true, enumerable: true, configurable: true });
+        } catch (e) {
+          G[k] = values[k];  // a non-configurable global (undefined, NaN): plain assignment semantics
+        }
+      }
       return reply(() => undefined, false);
     },
     get(target, key) {
@@ -683,6 +694,23 @@
     stats() {
       return reply(() => ({ handles: handles.size, hostFunctions: hostFunctionCache.size }), false);
     },
+    // ES modules (workers/modules.py): a value decoded into the stash, for the worker to
+    // use through the C API; and the stashed value handed to the host as a handle whatever
+    // its kind (a module namespace or import.meta, which are null-prototype objects).
+    stash_value(value) {
+      stash.thrown = false;
+      stash.value = decodeArg(value);
+      return reply(() => undefined, false);
+    },
+    stash_handle(className) {
+      const value = stash.value;
+      stash.value = undefined;
+      // Its string keys too: reading a namespace's keys with Object.keys would read the
+      // bindings, and throw while one is uninitialized.
+      const keys = ReflectOwnKeys(value).filter((k) => typeof k === 'string');
+      const handle = { [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
+      return { toJSON: () => ({ ok: true, v: [handle, keys], t: true }) };
+    },
   };
 
   // Entered either by dukpy's eval (the request in the `dukpy` global) or, once
@@ -710,7 +738,9 @@
   }
 
   stash.enter = enter;
+  // dukpy's eval finds the bridge here. A worker that calls the entry through
+  // the C API (the stash) deletes this too, so the global keeps no trace.
   ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
-    value: enter, writable: false, enumerable: false, configurable: false,
+    value: enter, writable: false, enumerable: false, configurable: true,
   });
 })(globalThis);

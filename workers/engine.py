@@ -59,8 +59,16 @@ def in_abort_tail(frame) -> bool:
         if frame.f_code is code:
             engine = frame.f_locals.get("self")
             return bool(getattr(engine, "_aborting", False))
+        if frame.f_code in DEFERRING_CODES:
+            return bool(frame.f_locals.get("defer_stops", True))
         frame = frame.f_back
     return False
+
+
+# Code of other Python functions the engine calls into (QuickJS's module hooks, in
+# workers/modules.py): in their frames stop signals wait for the engine too, unless the
+# frame's local ``defer_stops`` is false (while it waits for the host).
+DEFERRING_CODES: set = set()
 
 
 def _positioned(source: str, column_offset: int) -> bytes:
@@ -248,7 +256,8 @@ class EngineContext:
             # `call_python` calls (a borrowed pointer: this object owns the context).
             api.set_context_opaque(ctx, id(self))
             api.update_stack_top(rt)
-            source = b"(k => { const s = globalThis[k]; delete globalThis[k]; return s; })(Symbol.for('isolate.stash'))"
+            source = (b"(k => { const s = globalThis[k]; delete globalThis[k];"
+                      b" delete globalThis[Symbol.for('isolate.bridge')]; return s; })(Symbol.for('isolate.stash'))")
             stash = api.eval(ctx, source, len(source), b"<isolate-bridge>", EvalFlag.TYPE_GLOBAL)
             if stash.tag != Tag.OBJECT:
                 if stash.tag == Tag.EXCEPTION:

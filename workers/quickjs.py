@@ -209,3 +209,83 @@ def reset_for_new_process() -> None:
     global _instance, _loaded
     with _lock:
         _instance, _loaded = None, False
+
+
+# ======================================================================
+# ES modules: the module half of the C API (used by workers/modules.py)
+# ----------------------------------------------------------------------
+# QuickJS-ng 0.11 has no API to read a module's status, so ModuleAPI reads
+# four bytes of its JSModuleDef (quickjs.c, struct JSModuleDef): the status
+# and the "evaluation threw" flag. workers/modules.py verifies these offsets
+# on a probe module in every state before trusting them (layout_problem), and
+# refuses modules (UNSUPPORTED) when they do not hold.
+# ======================================================================
+
+# The module loader hooks of JS_SetModuleLoaderFunc (the v1 pair: no import attributes).
+# normalize(ctx, base_name, specifier, opaque) -> js_malloc'd name, or NULL with an exception.
+NormalizeFunc = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                                 ctypes.c_void_p)
+# loader(ctx, name, opaque) -> JSModuleDef*, or NULL with an exception.
+LoaderFunc = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
+
+
+class ModuleStatus:
+    """JSModuleStatus of QuickJS-ng (the spec's [[Status]] of cyclic module records)."""
+    UNLINKED = 0
+    LINKING = 1
+    LINKED = 2
+    EVALUATING = 3
+    EVALUATING_ASYNC = 4
+    EVALUATED = 5
+
+
+class PromiseState:
+    PENDING = 0
+    FULFILLED = 1
+    REJECTED = 2
+
+
+class ModuleAPI:
+    """The module functions, bound on the QuickJS library :func:`quickjs` loaded."""
+
+    # Byte offsets in JSModuleDef (64-bit, quickjs-ng v0.11.0): after the refcount
+    # header, the name atom, the list link and four (pointer, count, size) arrays come
+    # module_ns, func_obj and init_func, then these flags.
+    HAS_TLA = 128
+    RESOLVED = 129
+    STATUS = 131
+    EVAL_HAS_EXCEPTION = 240
+
+    def __init__(self, api: QuickJS):
+        lib = api.lib
+        vp, cp = ctypes.c_void_p, ctypes.c_char_p
+
+        def bind(name, argtypes, restype):
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = argtypes, restype
+            return fn
+
+        self.set_loader = bind("JS_SetModuleLoaderFunc", [vp, NormalizeFunc, LoaderFunc, vp], None)
+        self.namespace = bind("JS_GetModuleNamespace", [vp, vp], JSValue)
+        self.import_meta = bind("JS_GetImportMeta", [vp, vp], JSValue)
+        self.promise_state = bind("JS_PromiseState", [vp, JSValue], ctypes.c_int)
+        self.promise_result = bind("JS_PromiseResult", [vp, JSValue], JSValue)
+        self.strdup = bind("js_strdup", [vp, cp], vp)
+        self.throw = bind("JS_Throw", [vp, JSValue], JSValue)
+        self.resolve = bind("JS_ResolveModule", [vp, JSValue], ctypes.c_int)
+
+    @classmethod
+    def _byte(cls, mdef: int, offset: int) -> int:
+        return ctypes.c_uint8.from_address(mdef + offset).value
+
+    def status(self, mdef: int) -> int:
+        return self._byte(mdef, self.STATUS)
+
+    def threw(self, mdef: int) -> bool:
+        return self._byte(mdef, self.EVAL_HAS_EXCEPTION) != 0
+
+    def resolved(self, mdef: int) -> bool:
+        return self._byte(mdef, self.RESOLVED) != 0
+
+    def has_tla(self, mdef: int) -> bool:
+        return self._byte(mdef, self.HAS_TLA) != 0

@@ -33,6 +33,7 @@ from protocol import (
 from .engine import (
     ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
 )
+from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
@@ -261,7 +262,7 @@ class WorkerError(Exception):
         self.data = data
 
 
-class Worker:
+class Worker(ModuleMethods):
     def __init__(self, stream: MessageStream, cancel_cell=None):
         self.stream = stream
         self.contexts: dict[int, ContextState] = {}
@@ -458,6 +459,7 @@ class Worker:
                 raise WorkerError(WireError.UNSUPPORTED, f"memory_limit cannot be enforced: {exc}") from None
         self.contexts[context_id] = ContextState(
             context_id, engine, options.get("name", ""), options.get("origin", ""), memory_limit)
+        self._modules_attach(context_id, self.contexts[context_id], options)
         if (options.get("code_generation") or {}).get("strings") is False:
             self._value_of(engine.op("forbid_code_generation"))
         globals_ = options.get("globals")
@@ -541,7 +543,9 @@ class Worker:
                 code, options.get("filename", "evalmachine.<anonymous>"), options.get("line_offset", 0),
                 options.get("column_offset", 0), options.get("display_errors", True))
             if failure is not None:
-                self._value_of(failure)  # raises the SyntaxError
+                bytecode = self._module_retry_script(engine, code, options)  # import attributes
+                if bytecode is None:
+                    self._value_of(failure)  # raises the SyntaxError
         if key is not None:
             self.scripts.put(key, bytecode)
         return bytecode
@@ -597,6 +601,8 @@ class Worker:
     def _on_compile_function(self, context_id: int, code: str | None, params: list, options: dict):
         """``vm.compileFunction``: the function; ``[function, bytecode]`` with ``bytecode_out``."""
         state = self._context(context_id)
+        if code is not None:
+            code = self._module_function_source(code, params)  # import attributes (workers/modules.py)
         key = options.get("key")
         known = options.get("bytecode") is not None or (key is not None and self.scripts.get(key) is not None)
         if code is not None and not known:
@@ -760,7 +766,8 @@ class Worker:
         return {"ok": True, "v": to_tagged(value)[0]}
 
 
-_NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_release_context}
+_NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_release_context,
+                  "module_release": Worker._on_module_release}
 
 
 def _holds_handles(value: Any) -> bool:

@@ -1,0 +1,35 @@
+# Ported from https://github.com/nodejs/node/blob/main/test/parallel/test-vm-global-define-property.js
+#
+# `res === x` (the host object x): a dict crosses by value (README), so the
+# identity is checked inside the context (`f === x`).
+import pytest
+
+import isolate
+
+import _node
+
+pytestmark = pytest.mark.timeout(60)
+
+CODE = ('Object.defineProperty(this, "f", {\n'
+        "  get: function() { return x; },\n"
+        "  set: function(k) { x = k; },\n"
+        "  configurable: true,\n"
+        "  enumerable: true\n"
+        "});\n"
+        "g = f;\n"
+        "f;\n")
+
+CASES = [{"id": "define_accessor", "api": "runInContext-sequence", "sandbox": {"console": {}, "x": {}},
+          "code": CODE, "options": {"filename": "test"}}]
+
+test_matches_node, test_live_node = _node.tests(__file__, CASES)
+
+
+def test_accessor_defined_on_the_global_reaches_the_sandbox():
+    o = {"console": {}, "x": {}}
+    isolate.create_context(o)
+    res = isolate.run_in_context(CODE, o, "test")
+    assert isinstance(res, dict) and res == {}
+    assert isolate.run_in_context("f === x && g === x", o) is True
+    assert o["f"] == res
+    assert list(o) == ["console", "x", "f", "g"]
