@@ -536,3 +536,25 @@ def test_identifiers_count_per_context(pool):
     assert (first.identifier, second.identifier) == ("vm:module(0)", "vm:module(1)")
     assert isolate.SourceTextModule("", identifier="x.mjs", context=ctx).identifier == "x.mjs"
     assert first.context is ctx and isolate.SourceTextModule("", pool=pool).context is None
+
+
+def test_break_on_sigint_stops_module_evaluation(pool):
+    import signal
+    import threading
+
+    ctx = pool.create_context()
+    ready = threading.Event()
+    ctx["ready"] = ready.set
+    m = linked(isolate.SourceTextModule("ready(); while (true) {}", context=ctx))
+    threading.Thread(target=lambda: (ready.wait(10), os.kill(os.getpid(), signal.SIGINT)), daemon=True).start()
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(isolate.ScriptInterruptedError) as err:
+        m.evaluate(break_on_sigint=True).result()
+    assert err.value.code == "ERR_SCRIPT_EXECUTION_INTERRUPTED"
+    assert signal.getsignal(signal.SIGINT) is before and m.status == "errored"
+
+
+def test_without_the_c_api_modules_fail_loudly():
+    with isolate.Pool(size=1, spare_workers=0, env={"ISOLATE_DISABLE_QUICKJS_CTYPES": "1"}) as pool:
+        with pytest.raises(isolate.UnsupportedError, match="QuickJS C API is unavailable"):
+            isolate.SourceTextModule("export {};", pool=pool)

@@ -648,6 +648,7 @@ class ModuleMethods:
         space = getattr(state, "modules", None)
         if space is None:
             if not getattr(state, "module_hooks", False):
+                self._module_api()  # raises with the reason when modules cannot work here at all
                 raise self._worker_error(WireError.UNSUPPORTED, "ES modules are unavailable in this context")
             space = state.modules = ModuleSpace(state.engine, self._module_mapi)
         return space
