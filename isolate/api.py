@@ -219,7 +219,7 @@ class Script:
 
     def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
         run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
-        context = (self._pool or default_pool()).main_context
+        context = _main_context(self._pool or default_pool())
         _note_import(context, self._compile, self)
         return context._run(self._source, self._compile, run_opts)
 
@@ -252,17 +252,32 @@ def _compile(pool: Pool, source: ScriptSource, compile_opts: CompileOptions, byt
     The worker keeps the compiled script by its key, so the first run there
     sends no code. Returns the bytecode when ``bytecode_out``.
     """
-    context = pool.main_context
-    worker = context._worker
-    known = source.key in worker.scripts and not bytecode_out
-    if known:
-        return None
-    result = context._request("compile", source.code, {
+    from .scheduler import ANYWHERE
+
+    if not bytecode_out and any(source.key in w.scripts for w in list(pool._workers)):
+        return None  # checked and cached already
+    timeout_ms = pool.limits.compile_timeout_s * 1000.0
+    # On any worker, in a throwaway context of its own (nothing of any tenant's).
+    call = pool._scheduler.submit(ANYWHERE, "compile", [0, source.code, {
         "key": source.key, "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
         "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
-        "bytecode_out": bytecode_out})
-    worker.scripts.add(source.key)
+        "bytecode_out": bytecode_out, "timeout": timeout_ms}], timeout_ms=timeout_ms)
+    result = _compile_outcome(pool, call)
+    call.worker.scripts.add(source.key)
     return result if bytecode_out else None
+
+
+def _compile_outcome(pool: Pool, call) -> Any:
+    """A compile's result; a compile stopped at its bound is a syntax check that ran
+    code outside its wrapper (nothing else runs while compiling): a SyntaxError."""
+    from .errors import JSSyntaxError, ScriptTimeoutError
+
+    try:
+        return pool._scheduler.wait(call)
+    except ScriptTimeoutError as exc:
+        raise JSSyntaxError("Unexpected token '}' (the code ran past the compile bound of "
+                            f"{pool.limits.compile_timeout_s * 1000:.0f} ms: it closes its function wrapper)",
+                            name="SyntaxError") from exc
 
 
 def _note_import(context: Context, compile_opts: CompileOptions, referrer: Any, code: str | None = None) -> None:
@@ -343,8 +358,21 @@ def _run_in_this_context(pool: Pool, code: str, options: Any, kwargs: dict) -> A
     check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
-    _note_import(pool.main_context, compile_opts, None, code)
-    return pool.main_context._run(code, compile_opts, run_opts)
+    context = _main_context(pool)
+    _note_import(context, compile_opts, None, code)
+    return context._run(code, compile_opts, run_opts)
+
+
+def _main_context(pool: Pool) -> Context:
+    """The pool's main context for code that relies on its state: if the last one
+    was lost with its worker, that loss is reported once, then a new one serves."""
+    reason = pool._take_main_context_loss()
+    if reason is not None:
+        from .errors import ContextLostError
+
+        raise ContextLostError(f"the main context (run_in_this_context) is lost: {reason}; "
+                               "the next call gets a new one")
+    return pool.main_context
 
 
 def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
@@ -389,11 +417,20 @@ def _compile_function(pool: Pool, code: str, params: Iterable[str], options: Any
     send_code = source.key not in worker.scripts
     if source.bytecode is not None and send_code:
         options["bytecode"] = source.bytecode
+    timeout_ms = pool.limits.compile_timeout_s * 1000.0
+    options["timeout"] = timeout_ms
+
+    def compile_on(code_or_none):
+        context._check()
+        call = pool._scheduler.submit(worker, "compile_function", [context._id, code_or_none, list(params), options],
+                                      decode=context._decode, timeout_ms=timeout_ms, owner=context)
+        return _compile_outcome(pool, call)
+
     try:
-        result = context._request("compile_function", code if send_code else None, list(params), options)
+        result = compile_on(code if send_code else None)
     except ScriptNotCached:  # evicted there since: send the code
         worker.scripts.discard(source.key)
-        result = context._request("compile_function", code, list(params), options)
+        result = compile_on(code)
     worker.scripts.add(source.key)
     fn = result
     if compile_opts.produce_cached_data:

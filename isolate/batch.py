@@ -32,20 +32,12 @@ from .errors import (
     ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
     ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
-from .futures import Future
+from .futures import Future, running_future
 from .options import describe
 
 __all__ = ["Dispatcher", "run_batch", "jsonable", "JOB_STATUSES"]
 
 JOB_STATUSES = ("ok", "error", "timeout", "memory", "crashed", "invalid")
-
-# The call a dispatcher thread is running for a Future, so that cancel() can stop it.
-_current = threading.local()
-
-
-def current_future() -> Future | None:
-    return getattr(_current, "future", None)
-
 
 class Dispatcher:
     """Threads that run submitted calls against a pool (started on first use)."""
@@ -82,15 +74,13 @@ class Dispatcher:
             fn, future = item
             if not future.set_running_or_notify_cancel():
                 continue
-            _current.future = future
-            try:
-                result = fn()
-            except BaseException as exc:  # delivered through the future
-                _settle(future, exception=exc)
-            else:
-                _settle(future, result=result)
-            finally:
-                _current.future = None
+            with running_future(future):
+                try:
+                    result = fn()
+                except BaseException as exc:  # delivered through the future
+                    _settle(future, exception=exc)
+                else:
+                    _settle(future, result=result)
 
 
 def _settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
@@ -176,7 +166,8 @@ def error_of(exc: BaseException) -> dict:
 
 def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = None,
               memory_limit: int | str | None = None, retries: int = 0, ordered: bool = False,
-              max_in_flight: int | None = None, filename: str | None = None) -> Iterator[dict]:
+              max_in_flight: int | None = None, filename: str | None = None,
+              queue_timeout: float | None = None) -> Iterator[dict]:
     """One record per job, as jobs complete (or in input order with ``ordered=True``).
 
     A job is ``{"id": ..., "code": "..."}``, or with ``script`` (a ``Script``
@@ -191,12 +182,15 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
     """
     from .api import Script
     from .context import Context
-    from .options import compile_options, parse_size, run_options
+    from .options import ContextOptions, compile_options, parse_size, run_options
 
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgTypeError(f'The "retries" argument must be an int >= 0. Received {describe(retries)}')
     limit = parse_size(memory_limit, "memory_limit")
-    run_opts = run_options({"timeout": timeout})
+    # A job waits for a free worker as long as it takes unless asked otherwise:
+    # the batch keeps at most max_in_flight jobs going, so only its own wait.
+    run_opts = run_options({"timeout": timeout, "queue_timeout": queue_timeout if queue_timeout is not None
+                            else pool.queue_timeout if pool.queue_timeout is not None else float("inf")})
     if script is not None and not isinstance(script, Script):
         script = Script(script, filename=filename or "script.js", pool=pool)
     default_compile = compile_options({"filename": filename} if filename else {})
@@ -212,13 +206,16 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
             code, compile_opts, sandbox = script.code, script._compile, dict(job.get("context") or {})
         else:
             code, compile_opts, sandbox = job["code"], default_compile, dict(job.get("context") or {})
+        ctx_opts = ContextOptions(name=f"job {record['id']}", memory_limit=limit)
         for attempt in range(retries + 1):
             start = time.monotonic()
-            context = None
+            report: dict = {}
             try:
-                context = Context._create(pool, sandbox, name=f"job {record['id']}", origin="",
-                                          memory_limit=limit)
-                value = context._run(code, compile_opts, run_opts, stats=True)
+                # One round trip on whichever worker is free first: a job that
+                # never started (its worker died first) runs elsewhere, so only
+                # a job that was running when its worker died is "crashed".
+                value, _ = Context._run_new(pool, sandbox, ctx_opts, code, compile_opts, run_opts,
+                                            stats=True, report=report)
                 record.update(status="ok", value=value)
             except PoolClosedError:
                 raise  # the batch is over: no record for a job that did not run
@@ -226,10 +223,10 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
                 record.update(status=status_of(exc), error=error_of(exc))
                 record.pop("value", None)
             record["wall_ms"] = round((time.monotonic() - start) * 1000.0, 3)
-            stats = getattr(context, "_last_stats", None) if context is not None else None
+            stats = report.get("stats")
             record["cpu_ms"] = round(stats["cpu_ms"], 3) if stats else None
             record["memory"] = stats["memory"] if stats else None
-            record["pid"] = context.worker_pid if context is not None else None
+            record["pid"] = report.get("pid")
             if record["status"] != "crashed" or attempt == retries:
                 break
             record["retried"] = attempt + 1

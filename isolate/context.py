@@ -23,13 +23,27 @@ from protocol.codec import peek
 
 from .errors import (
     ContextLostError, IsolateError, JSError, JSReferenceError, PromisePendingError, ScriptInterruptedError,
-    ScriptNotCached, ScriptTimeoutError, UnencodableValueError, js_error_class,
+    ScriptNotCached, ScriptTimeoutError, UnencodableValueError, error_from_value, thrown_error,
 )
+from .scheduler import ANYWHERE, CallState
 from .scripts import ScriptSource
 
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle"]
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
+_DEFAULT = object()  # "no queue_timeout given": the pool's default, else the call's own timeout
+
+
+def _queue_bound(pool, queue_timeout: float | None, timeout: float | None) -> float | None:
+    """How long a call may wait for its worker (ms; None: no bound).
+
+    The call's own ``queue_timeout``, else the pool's, else the call's
+    ``timeout``; ``math.inf`` at any level means no bound.
+    """
+    for value in (queue_timeout, pool.queue_timeout, timeout):
+        if value is not None:
+            return None if value == float("inf") else value
+    return None
 
 
 class Context(MutableMapping):
@@ -46,65 +60,80 @@ class Context(MutableMapping):
     def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
                 globals_: dict | None = None, memory_limit: int | None = None,
                 code_generation: dict | None = None) -> "Context":
+        self = cls._blank(pool, context_object, name, origin, memory_limit)
+        params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
+                   "code_generation": code_generation,
+                   "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
+        # Any worker: the first one free (least loaded among the idle). The
+        # call counts in that worker's load from the moment it starts, so
+        # recycling cannot retire the worker under the context being made.
+        scheduler = pool._scheduler
+        call = scheduler.submit(ANYWHERE, "create_context", params, places_context=True, owner=self)
+        try:
+            self._id = scheduler.wait(call)
+        except BaseException:
+            if call.placed:
+                call.worker.live_contexts -= 1
+                call.placed = False
+            raise
+        finally:
+            if call.worker is not None and call.state is CallState.DONE:
+                pool._after_call(call.worker)
+        self._adopt(call.worker)
+        return self
+
+    @classmethod
+    def _blank(cls, pool, context_object, name, origin, memory_limit) -> "Context":
         self = object.__new__(cls)
         self._pool = pool
         self._object = context_object
         self._lost_reason = None
         self._host_function_ids: list[int] = []
+        self._id = 0
+        self._worker = None
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
         self.origin = origin
         self.memory_limit = memory_limit
-        params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
-                   "code_generation": code_generation,
-                   "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
-        from .errors import PoolClosedError
-        from .pool import RerouteCall
+        return self
 
-        for attempt in range(3):
-            worker = pool._pick_worker()
-            worker.live_contexts += 1  # counted from now on, so recycling cannot retire it under us
-            try:
-                self._id = worker.request("create_context", params)
-                break
-            except (RerouteCall, PoolClosedError):
-                worker.live_contexts -= 1
-                # The worker was lost or retired between pick and send: pick again
-                # (a closed pool fails the next pick with PoolClosedError).
-                if attempt == 2:
-                    raise
-            except BaseException:
-                worker.live_contexts -= 1
-                raise
+    def _adopt(self, worker) -> None:
+        """Register this context as living on ``worker`` (its load was counted at creation)."""
         self._worker = worker
         worker.contexts.add(self)
-        pool._contexts[(id(worker), self._id)] = self
-        weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
-        return self
+        self._pool._contexts[(id(worker), self._id)] = self
+        weakref.finalize(self, _release_context, self._pool, worker, self._id, self._host_function_ids)
 
     @classmethod
     def _run_new(cls, pool, context_object: dict | None, ctx_opts, code: str, compile_opts, run_opts,
-                 stats: bool = False):
-        """run_in_new_context in one round trip (the worker's ``run_new``).
+                 stats: bool = False, report: dict | None = None):
+        """run_in_new_context in one round trip (the worker's ``run_new``), on any worker.
 
         Returns ``(value, context)``: the context is None when the worker
         disposed of it (the outcome held no handles), else a live Context.
+        A worker that dies before starting the call does not fail it: the
+        call runs on another worker. ``report`` (a dict) receives the pid of
+        the worker that ran it and the call's stats, whatever the outcome.
         """
-        self = object.__new__(cls)
-        self._pool = pool
-        self._object = context_object
-        self._lost_reason = None
-        self._host_function_ids = []
-        self._id = 0
-        self.name = ctx_opts.name if ctx_opts.name is not None else f"VM Context {next(_context_numbers)}"
-        self.origin = ctx_opts.origin
-        self.memory_limit = ctx_opts.memory_limit
+        self = cls._blank(pool, context_object, ctx_opts.name, ctx_opts.origin, ctx_opts.memory_limit)
+        try:
+            return self._run_new_here(context_object, ctx_opts, code, compile_opts, run_opts, stats)
+        finally:
+            if report is not None:
+                report["pid"] = self._worker.pid if self._worker is not None else None
+                report["stats"] = getattr(self, "_last_stats", None)
+
+    def _run_new_here(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
+        pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
                           "globals": self._encode(context_object or {})}
         options = self._run_options(compile_opts, run_opts, stats)
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
-        from .errors import PoolClosedError
-        from .pool import RerouteCall
+        scheduler = pool._scheduler
+
+        def params(worker):
+            self._worker = worker
+            return [context_params, *script_params(worker, script, options)]
 
         def decode(raw, needs_finish):
             # A result starts with the context id, so that handles decode
@@ -114,35 +143,38 @@ class Context(MutableMapping):
                 self._id = first
             return self._decode(raw, needs_finish)
 
-        for attempt in range(3):
-            worker = pool._pick_worker()
-            self._worker = worker
+        for attempt in range(2):
+            call = scheduler.submit(ANYWHERE, "run_new", params, decode=decode, timeout_ms=options.get("timeout"),
+                                    queue_timeout_ms=_queue_bound(pool, run_opts.queue_timeout, run_opts.timeout),
+                                    places_context=True, owner=self)
             try:
-                context_id, value, globals_, *rest = worker.request(
-                    "run_new", [context_params, *script_params(worker, script, options)], decode,
-                    options.get("timeout"), interruptible=bool(options.get("break_on_sigint")), owner=self)
-                worker.scripts.add(script.key)
-                break
+                context_id, value, globals_, *rest = scheduler.wait(call)
             except ScriptNotCached:
-                worker.scripts.discard(script.key)  # evicted there: the next attempt sends the code
-                if attempt == 2:
+                call.worker.scripts.discard(script.key)  # evicted there: the next attempt sends the code
+                if attempt == 1:
                     raise
-            except (RerouteCall, PoolClosedError):
-                if attempt == 2:
-                    raise
+                continue
             except JSError as exc:
                 self._apply_mirror(getattr(exc, "_mirror", None))
                 self._last_stats = getattr(exc, "_stats", None)
                 raise
+            finally:
+                # The worker disposes of the context unless the outcome holds handles
+                # (then it stays counted, as its Context is adopted below).
+                if call.placed and not (call.state is CallState.DONE and self._id):
+                    call.worker.live_contexts -= 1
+                    call.placed = False
+                if call.state is CallState.DONE:
+                    pool._after_call(call.worker)
+            break
+        worker = call.worker
+        worker.scripts.add(script.key)
         self._apply_mirror(globals_)
         self._last_stats = rest[0] if rest else None
         if not context_id:
             pool._release_host_functions(self._host_function_ids)
             return value, None
-        worker.live_contexts += 1
-        worker.contexts.add(self)
-        pool._contexts[(id(worker), self._id)] = self
-        weakref.finalize(self, _release_context, pool, worker, self._id, self._host_function_ids)
+        self._adopt(worker)
         return value, self
 
     # -- plumbing ----------------------------------------------------------
@@ -153,11 +185,21 @@ class Context(MutableMapping):
     def _lost(self, reason: str) -> None:
         self._lost_reason = reason
 
-    def _request(self, method: str, *params: Any, timeout_ms: int | None = None) -> Any:
+    def _request(self, method: str, *params: Any, timeout_ms: float | None = None,
+                 queue_timeout_ms: Any = _DEFAULT) -> Any:
         self._check()
         options = params[-1] if params and isinstance(params[-1], dict) else {}
-        return self._worker.request(method, [self._id, *params], self._decode, timeout_ms,
-                                    interruptible=bool(options.get("break_on_sigint")), owner=self)
+        if queue_timeout_ms is _DEFAULT:
+            queue_timeout_ms = _queue_bound(self._pool, None, timeout_ms)
+        return self._pool._scheduler.request(
+            self._worker, method, [self._id, *params], decode=self._decode, timeout_ms=timeout_ms,
+            queue_timeout_ms=queue_timeout_ms, interruptible=bool(options.get("break_on_sigint")), owner=self)
+
+    def _access(self, method: str, *params: Any) -> Any:
+        """A property access (get/set/has/delete/keys): it may run script getters,
+        setters or Proxy traps, so it is bounded by the pool's access timeout."""
+        timeout_ms = self._pool.limits.access_timeout_s * 1000.0
+        return self._request(method, *params, {"timeout": timeout_ms}, timeout_ms=timeout_ms)
 
     def _encode(self, value: Any) -> Any:
         try:
@@ -207,6 +249,8 @@ class Context(MutableMapping):
             options["timeout"] = run_opts.timeout
         if run_opts.break_on_sigint:
             options["break_on_sigint"] = True
+        # Host-side only (popped before sending): how long the call may wait for its worker.
+        options["queue_timeout"] = _queue_bound(self._pool, run_opts.queue_timeout, run_opts.timeout)
         return options
 
     def _run(self, code: "str | ScriptSource", compile_opts, run_opts, stats: bool = False) -> Any:
@@ -229,9 +273,12 @@ class Context(MutableMapping):
         return value
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
-        options = params[-1]
+        options = dict(params[-1])
+        queue_timeout = options.pop("queue_timeout", _DEFAULT)
+        params = (*params[:-1], options)
         try:
-            value, globals_, *stats = self._request(method, *params, timeout_ms=options.get("timeout"))
+            value, globals_, *stats = self._request(method, *params, timeout_ms=options.get("timeout"),
+                                                    queue_timeout_ms=queue_timeout)
         except JSError as exc:
             mirrored = getattr(exc, "_mirror", None)
             if mirrored is not None:
@@ -250,8 +297,10 @@ class Context(MutableMapping):
         a killed worker took the context with it)."""
         if self._object is None or self._lost_reason is not None:
             return
+        timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         try:
-            self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0), {"mirror": True})
+            self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0),
+                             {"mirror": True, "timeout": timeout_ms})
         except IsolateError:
             pass
 
@@ -264,32 +313,32 @@ class Context(MutableMapping):
     def __getitem__(self, key: str) -> Any:
         _check_key(key)
         try:
-            return self._request("get", _GLOBAL, key)
+            return self._access("get", _GLOBAL, key)
         except JSReferenceError:
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         _check_key(key)
-        self._request("set", _GLOBAL, key, self._encode(value))
+        self._access("set", _GLOBAL, key, self._encode(value))
         if self._object is not None:
             self._object[key] = value
 
     def __delitem__(self, key: str) -> None:
         _check_key(key)
-        if not self._request("has", _GLOBAL, key):
+        if not self._access("has", _GLOBAL, key):
             raise KeyError(key)
-        self._request("delete", _GLOBAL, key)
+        self._access("delete", _GLOBAL, key)
         if self._object is not None:
             self._object.pop(key, None)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._request("keys", _GLOBAL))
+        return iter(self._access("keys", _GLOBAL))
 
     def __len__(self) -> int:
-        return len(self._request("keys", _GLOBAL))
+        return len(self._access("keys", _GLOBAL))
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(self._request("has", _GLOBAL, key))
+        return isinstance(key, str) and bool(self._access("has", _GLOBAL, key))
 
     def __repr__(self) -> str:
         state = f" lost: {self._lost_reason}" if self._lost_reason else ""
@@ -374,9 +423,7 @@ def _release_context(pool, worker, context_id: int, host_function_ids: list[int]
     pool._release_host_functions(host_function_ids)
 
 
-def _make_error(err: ErrorValue) -> JSError:
-    cls = js_error_class(err.name, err.message)
-    return cls(err.message, name=err.name, stack=err.stack, props=err.props)
+_make_error = error_from_value
 
 
 class JSHandle:
@@ -403,15 +450,15 @@ class JSHandle:
 
     def __getitem__(self, key: str) -> Any:
         try:
-            return self._context._request("get", self._ref.handle_id, str(key))
+            return self._context._access("get", self._ref.handle_id, str(key))
         except JSReferenceError:
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._context._request("set", self._ref.handle_id, str(key), self._context._encode(value))
+        self._context._access("set", self._ref.handle_id, str(key), self._context._encode(value))
 
     def keys(self) -> list[str]:
-        return self._context._request("keys", self._ref.handle_id)
+        return self._context._access("keys", self._ref.handle_id)
 
 
 class JSObject(JSHandle):
@@ -425,19 +472,23 @@ class JSFunction(JSHandle):
     def name(self) -> str:
         return self._ref.name
 
-    def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False) -> Any:
-        return self._invoke(args, timeout, break_on_sigint, construct=False)
+    def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
+                 queue_timeout: float | None = None) -> Any:
+        return self._invoke(args, timeout, break_on_sigint, queue_timeout, construct=False)
 
-    def new(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False) -> Any:
+    def new(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
+            queue_timeout: float | None = None) -> Any:
         """``new fn(...args)``."""
-        return self._invoke(args, timeout, break_on_sigint, construct=True)
+        return self._invoke(args, timeout, break_on_sigint, queue_timeout, construct=True)
 
-    def _invoke(self, args, timeout, break_on_sigint, construct: bool) -> Any:
+    def _invoke(self, args, timeout, break_on_sigint, queue_timeout, construct: bool) -> Any:
         from .options import run_options
 
-        run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint})
+        run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint,
+                                "queue_timeout": queue_timeout})
         ctx = self._context
-        options: dict = {"mirror": ctx._object is not None, "construct": construct}
+        options: dict = {"mirror": ctx._object is not None, "construct": construct,
+                         "queue_timeout": _queue_bound(ctx._pool, run_opts.queue_timeout, run_opts.timeout)}
         if run_opts.timeout is not None:
             options["timeout"] = run_opts.timeout
         encoded = ctx._encode(list(args))
@@ -458,16 +509,14 @@ class JSPromise(JSHandle):
 
     def state(self) -> str:
         """``"pending"``, ``"fulfilled"`` or ``"rejected"``."""
-        return self._context._request("promise_state", self._ref.handle_id)[0]
+        return self._context._access("promise_state", self._ref.handle_id)[0]
 
     def result(self, timeout: float | None = None) -> Any:
-        state, value = self._context._request("promise_state", self._ref.handle_id)
+        state, value = self._context._access("promise_state", self._ref.handle_id)
         if state == "fulfilled":
             return value
         if state == "rejected":
-            from .pool import _thrown
-
-            raise _thrown(value)
+            raise thrown_error(value)
         raise PromisePendingError("the promise is still pending: nothing in its context will settle "
                                   "it until more code runs there")
 

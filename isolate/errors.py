@@ -29,7 +29,7 @@ __all__ = [
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
     "WorkerMemoryError", "UnsupportedError",
-    "js_error_class", "describe_exit",
+    "js_error_class", "describe_exit", "thrown_error", "error_from_value",
 ]
 
 
@@ -150,12 +150,23 @@ def js_error_class(name: str, message: str = "") -> type[JSError]:
 # -- the script was stopped -------------------------------------------------------
 
 class ScriptTimeoutError(IsolateError, TimeoutError):
-    """The script ran past its ``timeout``. ``stage`` says what stopped it."""
+    """The script ran past its ``timeout``, or waited past its ``queue_timeout``.
+
+    ``stage`` says what stopped it: ``"interrupt"`` (the worker's timer; the
+    context survives), ``"kill"`` (the worker was killed at deadline + grace),
+    or ``"queued"`` (the call waited for its worker longer than ``timeout``
+    says, here its queue timeout, and never ran).
+    """
 
     code = "ERR_SCRIPT_EXECUTION_TIMEOUT"
 
     def __init__(self, timeout: float, stage: str = "interrupt"):
-        super().__init__(f"Script execution timed out after {_fmt_ms(timeout)}ms")
+        if stage == "queued":
+            message = (f"Script waited {_fmt_ms(timeout)}ms for its worker without starting "
+                       "(queue_timeout) and never ran")
+        else:
+            message = f"Script execution timed out after {_fmt_ms(timeout)}ms"
+        super().__init__(message)
         self.timeout = timeout
         self.stage = stage
 
@@ -258,3 +269,36 @@ class InvalidArgValueError(IsolateError, ValueError):
 
 class OutOfRangeError(IsolateError, ValueError):
     code = "ERR_OUT_OF_RANGE"
+
+
+def error_from_value(err: Any) -> "JSError":
+    """The JSError for an Error object that crossed the wire (protocol.ErrorValue)."""
+    cls = js_error_class(err.name, err.message)
+    return cls(err.message, name=err.name, stack=err.stack, props=err.props)
+
+
+def thrown_error(value: Any) -> IsolateError:
+    """The exception to raise for a value a script threw.
+
+    An Error carrying isolate's nesting code (the worker's answer to host
+    calls nested too deep, or a host callable's NestingTooDeepError that
+    crossed JS on its way out) becomes :class:`NestingTooDeepError`, as the
+    README promises; any other JSError is itself; a non-Error is wrapped.
+    """
+    if isinstance(value, JSError):
+        if value.props.get("code") == NestingTooDeepError.code:
+            error = NestingTooDeepError(value.message)
+            error.__cause__ = value
+            return error
+        return value
+    err = JSError(f"Uncaught {_js_repr(value)}", name="Error", value=value)
+    err.thrown_non_error = True
+    return err
+
+
+def _js_repr(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if value is None:
+        return "null"
+    return str(value)

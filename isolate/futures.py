@@ -11,7 +11,27 @@ import concurrent.futures
 import threading
 from typing import Any, Callable
 
-__all__ = ["Future", "run_in_thread"]
+__all__ = ["Future", "run_in_thread", "current_future", "running_future"]
+
+# The Future a dispatcher thread is running a call for, so that cancel() can stop it.
+_current = threading.local()
+
+
+def current_future() -> "Future | None":
+    return getattr(_current, "future", None)
+
+
+class running_future:
+    """Context manager: mark ``future`` as the one this thread runs a call for."""
+
+    def __init__(self, future: "Future"):
+        self.future = future
+
+    def __enter__(self):
+        _current.future = self.future
+
+    def __exit__(self, *exc):
+        _current.future = None
 
 
 class Future(concurrent.futures.Future):

@@ -91,23 +91,21 @@ def _running_loop():
 def _serving() -> bool:
     """Whether this thread is serving a call from JavaScript (a host function). Requests it
     makes to a worker are then nested in that call, and must come from this thread."""
-    from . import pool as _pool
+    from .scheduler import serving_snapshot
 
-    stacks = getattr(_pool._serving, "stacks", None)
-    return bool(stacks) and any(stacks.values())
+    return bool(serving_snapshot())
 
 
 def _in_helper_thread(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on a new thread and wait for it. The thread inherits this thread's nested
     calls (it acts for this thread, which only waits), so its requests nest as this one's."""
-    from . import pool as _pool
+    from .scheduler import adopt_serving, serving_snapshot
 
-    stacks = getattr(_pool._serving, "stacks", None) or {}
-    inherited = {key: list(value) for key, value in stacks.items()}
+    inherited = serving_snapshot()
     outcome: dict = {}
 
     def target():
-        _pool._serving.stacks = inherited
+        adopt_serving(inherited)
         try:
             outcome["value"] = fn()
         except BaseException as exc:  # handed to the waiting thread
@@ -555,9 +553,9 @@ def _as_exception(thrown: Any) -> BaseException:
     """The exception for a thrown JS value (the JSError itself for an Error)."""
     if isinstance(thrown, BaseException):
         return thrown
-    from .pool import _thrown
+    from .errors import thrown_error
 
-    return _thrown(thrown)
+    return thrown_error(thrown)
 
 
 def _walk(root: Module):
@@ -585,7 +583,7 @@ class ModuleNamespace(JSObject):
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys:
             raise KeyError(key)
-        return self._context._request("get", self._ref.handle_id, str(key))
+        return self._context._access("get", self._ref.handle_id, str(key))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") and name not in self.__dict__.get("_keys", ()):

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 
 __all__ = ["RunOptions", "ContextOptions", "normalize_options", "describe", "check_code",
-           "DEFAULT_FILENAME", "parse_size"]
+           "DEFAULT_FILENAME", "parse_size", "check_timeout"]
 
 DEFAULT_FILENAME = "evalmachine.<anonymous>"
 
@@ -38,7 +38,10 @@ def describe(value: Any) -> str:
     """How Node's error messages name a received value: ``type int (5)``."""
     if value is None:
         return "None"
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__, or an int past Python's digit limit
+        text = f"<{type(value).__name__} object>"
     if len(text) > 40:
         text = text[:37] + "..."
     return f"type {type(value).__name__} ({text})"
@@ -109,20 +112,29 @@ def _check_int(opts: dict, key: str, default: int, minimum: int, maximum: int) -
     return value
 
 
-def _check_timeout(opts: dict) -> int | None:
-    value = opts.pop("timeout", None)
+def _check_timeout(opts: dict, key: str = "timeout") -> int | float | None:
+    return check_timeout(opts.pop(key, None), f"options.{key}", allow_inf=key == "queue_timeout")
+
+
+def check_timeout(value: Any, name: str, allow_inf: bool = False) -> int | float | None:
+    """A timeout in ms: an integer from 1 to 2**32-1 (Node's range), or None.
+
+    ``allow_inf`` also takes ``math.inf`` (a queue timeout of "wait as long
+    as it takes").
+    """
     if value is None:
         return None
+    what = "property" if name.startswith("options.") else "argument"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgTypeError(
-            f'The "options.timeout" property must be of type int. Received {describe(value)}')
+        raise InvalidArgTypeError(f'The "{name}" {what} must be of type int. Received {describe(value)}')
+    if allow_inf and value == float("inf"):
+        return float("inf")
     if isinstance(value, float) and not value.is_integer():
-        raise OutOfRangeError(
-            f'The value of "options.timeout" is out of range. It must be an integer. Received {value}')
+        raise OutOfRangeError(f'The value of "{name}" is out of range. It must be an integer. Received {value}')
     if not 1 <= value <= MAX_TIMEOUT_MS:
         raise OutOfRangeError(
-            f'The value of "options.timeout" is out of range. It must be >= 1 && <= {MAX_TIMEOUT_MS}. '
-            f"Received {value}")
+            f'The value of "{name}" is out of range. It must be >= 1 && <= {MAX_TIMEOUT_MS}'
+            f'{" (or math.inf)" if allow_inf else ""}. Received {value}')
     return int(value)
 
 
@@ -191,6 +203,9 @@ class RunOptions:
     timeout: int | None = None
     break_on_sigint: bool = False
     display_errors: bool = True
+    # How long the call may wait for its worker before it starts (ms; inf: no
+    # bound); None: the pool's default, else the call's own timeout.
+    queue_timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +221,9 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
                "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
 # Below this a QuickJS runtime cannot even build its exceptions.
 MIN_MEMORY_LIMIT = 1024 * 1024
+# Above this no machine has the memory, and every layer below (msgpack, size_t,
+# rlimits) still represents the number exactly.
+MAX_MEMORY_LIMIT = 2**53 - 1
 
 
 def parse_size(value: Any, name: str, minimum: int = MIN_MEMORY_LIMIT) -> int | None:
@@ -220,10 +238,15 @@ def parse_size(value: Any, name: str, minimum: int = MIN_MEMORY_LIMIT) -> int | 
         if not m or m.group(2).lower() not in _SIZE_UNITS:
             raise InvalidArgValueError(
                 f'The "{name}" option must be a size like "64MB", "512KB" or "1GB". Received {value!r}')
-        value = int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
-    if value < minimum:
+        number = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        if number > MAX_MEMORY_LIMIT:
+            raise OutOfRangeError(
+                f'The value of "{name}" is out of range. It must be <= {MAX_MEMORY_LIMIT} bytes. Received {value!r}')
+        value = int(number)
+    if not minimum <= value <= MAX_MEMORY_LIMIT:
         raise OutOfRangeError(
-            f'The value of "{name}" is out of range. It must be >= {minimum} bytes. Received {value}')
+            f'The value of "{name}" is out of range. It must be >= {minimum} && <= {MAX_MEMORY_LIMIT} bytes. '
+            f"Received {value}")
     return value
 
 
@@ -272,6 +295,7 @@ def run_options(opts: dict) -> RunOptions:
         timeout=_check_timeout(opts),
         break_on_sigint=_check_bool(opts, "break_on_sigint", False),
         display_errors=_check_bool(opts, "display_errors", True),
+        queue_timeout=_check_timeout(opts, "queue_timeout"),
     )
 
 

@@ -259,13 +259,13 @@ def test_next_call_after_back_to_back_crashes_waits_for_the_replacement(spare_wo
 
 @pytest.mark.timeout(30)
 def test_call_racing_a_worker_death_is_not_told_the_pool_closed(monkeypatch):
-    from isolate.pool import WorkerHandle
+    from isolate.supervisor import WorkerHandle
 
     with isolate.Pool(size=1, spare_workers=0) as pool:
         ctx = pool.create_context()
         worker = ctx._worker
         in_window, release = threading.Event(), threading.Event()
-        wait_exit = WorkerHandle._wait_exit
+        wait_exit = WorkerHandle.wait_exit
 
         def slow_reap(self, timeout):
             # Holds the reader between "state = BROKEN" and "_failure = ...": what
@@ -275,7 +275,7 @@ def test_call_racing_a_worker_death_is_not_told_the_pool_closed(monkeypatch):
                 release.wait(10)
             return wait_exit(self, timeout)
 
-        monkeypatch.setattr(WorkerHandle, "_wait_exit", slow_reap)
+        monkeypatch.setattr(WorkerHandle, "wait_exit", slow_reap)
         os.kill(worker.pid, signal.SIGKILL)
         assert in_window.wait(10)
         try:
@@ -288,21 +288,21 @@ def test_call_racing_a_worker_death_is_not_told_the_pool_closed(monkeypatch):
 
 @pytest.mark.timeout(30)
 def test_new_context_is_not_routed_to_a_worker_that_just_died(monkeypatch):
-    from isolate.pool import WorkerHandle
+    from isolate.supervisor import WorkerHandle
 
     with isolate.Pool(size=2, spare_workers=1) as pool:
         busy = pool.create_context()  # load 1 on one worker; the other has load 0
         victim = next(w for w in pool._workers if w.pid != busy.worker_pid)
         hold = threading.Event()
-        broken = WorkerHandle._broken
+        lost = WorkerHandle._lost
 
         def late_reader(self, cause):
             # The victim's reader has not run yet: what a loaded host does for a while.
             if self is victim:
                 hold.wait(10)
-            return broken(self, cause)
+            return lost(self, cause)
 
-        monkeypatch.setattr(WorkerHandle, "_broken", late_reader)
+        monkeypatch.setattr(WorkerHandle, "_lost", late_reader)
         if not hasattr(os, "pidfd_open"):
             pytest.skip("needs os.pidfd_open to wait for the exit without reaping")
         pidfd = os.pidfd_open(victim.pid)
@@ -318,20 +318,20 @@ def test_new_context_is_not_routed_to_a_worker_that_just_died(monkeypatch):
 
 @pytest.mark.timeout(30)
 def test_a_call_answered_at_the_kill_deadline_is_reported_consistently(monkeypatch):
-    from isolate.pool import WorkerHandle
+    from isolate.scheduler import Scheduler
     from protocol import Response
 
     with isolate.Pool(size=1, spare_workers=1) as pool:
         ctx = pool.create_context()
         worker = ctx._worker
         killed = threading.Event()
-        kill_overrun = WorkerHandle._kill_overrun
+        kill_overrun = Scheduler._kill_overrun
 
         def kill_and_tell(self, *args, **kwargs):
             kill_overrun(self, *args, **kwargs)
             killed.set()
 
-        monkeypatch.setattr(WorkerHandle, "_kill_overrun", kill_and_tell)
+        monkeypatch.setattr(Scheduler, "_kill_overrun", kill_and_tell)
         read = worker._stream.read
         hold = threading.Event()
 

@@ -161,6 +161,11 @@ class Interrupts:
         self._executing = executing
         signal.signal(signal.SIGUSR1, self._on_signal)
 
+    def mark_started(self, msgid: int) -> None:
+        """Record in the shared cell (bytes 8-16) that request ``msgid`` has started."""
+        if self._cell is not None and len(self._cell) >= 16:
+            struct.pack_into("<q", self._cell, 8, msgid)
+
     def targets(self, msgid: int) -> bool:
         """Whether the host has asked to stop request ``msgid``."""
         return self._target() == msgid
@@ -316,11 +321,10 @@ class Worker(ModuleMethods):
             self._respond(Response(message.msgid, error_triple(
                 WireError.SCRIPT_INTERRUPTED, "Script execution was interrupted by `SIGINT`"), None))
             return
-        options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else None
-        if options is not None and options.get("timeout") and options.get("ack", True):
-            # The host's kill deadline counts from this acknowledgement, so time
-            # spent queued behind other calls is not charged to this one.
-            self.stream.write(Notification("started", [message.msgid]))
+        if not self._executing:
+            # Before anything runs: the host reads this if we die, to know the
+            # request had started (one that had not is rerouted, not failed).
+            self._interrupts.mark_started(message.msgid)
         self._executing.append(message.msgid)
         try:
             if handler is None:
@@ -663,23 +667,27 @@ class Worker(ModuleMethods):
         value = self._value_of(self._guarded(None, make))
         return [value, made["bytecode"]] if options.get("bytecode_out") else value
 
-    def _on_get(self, context_id: int, target: int, key: str):
-        return self._value_of(self._run_op(self._context(context_id), None, "get", target, key))
+    # Property access runs script getters, setters and Proxy traps: bounded by
+    # the options' timeout (the host always sends one).
+    def _on_get(self, context_id: int, target: int, key: str, options: dict | None = None):
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "get", target, key))
 
-    def _on_has(self, context_id: int, target: int, key: str) -> bool:
-        return self._value_of(self._run_op(self._context(context_id), None, "has", target, key))
+    def _on_has(self, context_id: int, target: int, key: str, options: dict | None = None) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "has", target, key))
 
-    def _on_set(self, context_id: int, target: int, key: str, value: Any):
-        return self._value_of(self._run_op(self._context(context_id), None, "set", target, key, to_tagged(value)))
+    def _on_set(self, context_id: int, target: int, key: str, value: Any, options: dict | None = None):
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "set", target, key,
+                                           to_tagged(value)))
 
-    def _on_delete(self, context_id: int, target: int, key: str) -> bool:
-        return self._value_of(self._run_op(self._context(context_id), None, "delete", target, key))
+    def _on_delete(self, context_id: int, target: int, key: str, options: dict | None = None) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "delete", target, key))
 
-    def _on_keys(self, context_id: int, target: int) -> list:
-        return self._value_of(self._run_op(self._context(context_id), None, "keys", target))
+    def _on_keys(self, context_id: int, target: int, options: dict | None = None) -> list:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "keys", target))
 
-    def _on_promise_state(self, context_id: int, handle_id: int) -> list:
-        return self._value_of(self._run_op(self._context(context_id), None, "promise_state", handle_id))
+    def _on_promise_state(self, context_id: int, handle_id: int, options: dict | None = None) -> list:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "promise_state",
+                                           handle_id))
 
     def _on_stats(self) -> dict:
         """Process facts the host can check: no inherited environment or descriptors."""
@@ -809,6 +817,10 @@ def _no_host_calls(function_id, tagged_args, tagged) -> dict:
 
 def _js_failure(name: str, message: str) -> dict:
     return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}"))[0]}
+
+
+def _timeout(options: dict | None):
+    return options.get("timeout") if isinstance(options, dict) else None
 
 
 def _ms(timeout_ms) -> str:

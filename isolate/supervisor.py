@@ -1,0 +1,334 @@
+"""One worker process's life: spawn, handshake, read, write, signal, kill, reap.
+
+The bottom of the host's stack::
+
+    pool       routing, replacement, recycling          (isolate.pool)
+    scheduler  every call's lifecycle, the kill ladder  (isolate.scheduler)
+    supervisor one worker process                       (this module)
+    protocol   messages on pipes                        (protocol)
+
+A :class:`WorkerHandle` owns one worker: its process, its pipes, the page of
+memory it shares with the host (the *cell*: which request the host asks to
+stop, which request the worker has started) and a reader thread. The reader
+hands every message to the scheduler and, when the stream ends or turns to
+nonsense, reaps the process and reports the loss with its exit status named.
+The handle never decides what happens to a call: it reports, the scheduler
+decides (under its lock, which also guards this handle's ``state``).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import mmap
+import os
+import queue
+import select
+import signal
+import struct
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from protocol import (
+    PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
+)
+
+from .errors import IsolateError, WorkerCrashedError, WorkerMemoryError
+from .scripts import KnownScripts
+
+if TYPE_CHECKING:
+    from .scheduler import Call, Scheduler
+
+__all__ = ["WorkerHandle", "WorkerState", "CELL_SIZE"]
+
+# The cell: bytes 0-8 hold the msgid the host asks the worker to stop (the
+# host writes it, then sends SIGUSR1); bytes 8-16 the msgid of the top-level
+# request the worker started last (the worker writes it before running
+# anything), so that after a crash the host knows whether a call had started.
+CELL_SIZE = 16
+_STOP_AT, _STARTED_AT = 0, 8
+
+
+class WorkerState(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    BROKEN = "broken"   # terminal: the process died or the stream is corrupt
+    CLOSED = "closed"   # terminal: the pool closed it
+
+
+class WorkerHandle:
+    """One worker process, its pipes, its shared cell and its reader thread.
+
+    ``state``, ``running``, ``nested`` and ``queue`` belong to the scheduler
+    and change only under its lock.
+    """
+
+    def __init__(self, scheduler: "Scheduler", index: int, *, env: dict[str, str],
+                 memory_limit: int | None, spawner):
+        self.scheduler = scheduler
+        self.limits = scheduler.limits
+        self.index = index
+        self.state = WorkerState.STARTING
+        # Scheduler-owned call state (see isolate.scheduler).
+        self.running: "Call | None" = None         # the top-level call the worker runs now
+        self.nested: dict[int, "Call"] = {}        # calls made from host callables, inside `running`
+        self.queue: list["Call"] = []              # calls pinned here, waiting for `running` to end
+        self.overrun: "Call | None" = None         # the call whose deadline got this worker killed
+        self.memory_kill: int | None = None        # the RSS that got this worker killed
+        self.failure: IsolateError | None = None   # what later calls here fail with, once BROKEN
+        self.interruptible_call: "Call | None" = None  # the break_on_sigint call a SIGINT stops
+        self.tasks = 0          # top-level calls answered, for max_tasks_per_worker
+        self.draining = False   # recycling: no new contexts; retired once idle
+        self.live_contexts = 0
+        self.contexts: "weakref.WeakSet" = weakref.WeakSet()  # Context proxies hosted here (to mark them lost)
+        self.scripts = KnownScripts()  # keys of scripts this worker compiled (see isolate.scripts)
+        self._msgids = itertools.count(1)
+        # The reader never waits for a writer: a caller blocked writing a large
+        # request into a full pipe must not keep the reader from draining the
+        # worker's (large) answer, or both sides would wait on each other.
+        self._write_lock = threading.Lock()
+        self._fd_lock = threading.Lock()       # guards closing the pipe ends (see _close_fd)
+        # Releases of handles and contexts, queued by GC finalizers (which may
+        # run inside any code, even while some thread holds a lock: so they
+        # only enqueue) and flushed before the next message is written.
+        self._releases: queue.SimpleQueue = queue.SimpleQueue()
+        self.cell = mmap.mmap(-1, CELL_SIZE)
+        self.process, self._stream = spawner.submit(lambda: self._fork(env, memory_limit)).result()
+        self.pid = self.process.pid
+        self._pidfd = _pidfd_open(self.pid)
+        self._closing_done = True
+        self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
+                                        daemon=True)
+        self._handshake()
+        self._reader.start()
+
+    def __repr__(self) -> str:
+        return f"<WorkerHandle pid={self.pid} {self.state.value}>"
+
+    # -- spawning ----------------------------------------------------------------
+    def _fork(self, env: dict[str, str], memory_limit: int | None):
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        # Imported here, not at `import isolate`: the host needs the engine only
+        # to fork workers from (they inherit the loaded modules), and this runs
+        # on the spawner thread, off the import path.
+        import multiprocess
+        import workers
+
+        ctx = multiprocess.get_context("fork")
+        process = ctx.Process(
+            target=workers.main, name=f"isolate-worker-{self.index}",
+            args=(to_worker_r, from_worker_w, os.getpid(), dict(env), memory_limit, self.cell), daemon=True)
+        try:
+            process.start()
+        finally:
+            os.close(to_worker_r)
+            os.close(from_worker_w)
+        return process, MessageStream(from_worker_r, to_worker_w)
+
+    def _handshake(self) -> None:
+        result: dict = {}
+
+        def exchange():
+            try:
+                self._stream.write(Request(0, "hello", [PROTOCOL_VERSION]))
+                result["reply"] = self._stream.read()
+            except BaseException as exc:  # reported below, in the caller's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=exchange, daemon=True)
+        thread.start()
+        thread.join(self.limits.handshake_timeout_s)
+        reply = result.get("reply")
+        if not isinstance(reply, Response) or reply.error is not None:
+            self.process.kill()
+            self.wait_exit(self.limits.reap_timeout_s)
+            self._close_fds()
+            detail = reply.error[1] if isinstance(reply, Response) else result.get("error", "no answer")
+            raise WorkerCrashedError(self.pid, self.process.exitcode, f"handshake failed: {detail}")
+        self.info = reply.result
+        self.state = WorkerState.READY
+
+    # -- reading -------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        cause: BaseException | None = None
+        try:
+            while True:
+                message = self._stream.read()
+                if isinstance(message, Response):
+                    self.scheduler.on_response(self, message)
+                elif isinstance(message, Request) and message.method == "call_host":
+                    self.scheduler.on_host_request(self, message)
+                else:
+                    raise ProtocolError(f"unexpected message from worker: {message!r:.100}")
+        except StreamClosed:
+            pass
+        except Exception as exc:  # the reader's top level: any failure breaks this worker only
+            cause = exc
+        self._lost(cause)
+
+    def _lost(self, cause: BaseException | None) -> None:
+        """The stream ended (or talked nonsense): kill if needed, reap, report once."""
+        if cause is not None and not isinstance(cause, OSError):
+            self.kill()  # a worker that talks nonsense is not trusted to exit by itself
+        self.scheduler.on_worker_exiting(self)
+        self.wait_exit(self.limits.reap_timeout_s)
+        detail = f"protocol error: {cause}" if cause is not None and not isinstance(cause, OSError) else ""
+        if self.memory_kill is not None:
+            error: IsolateError = WorkerMemoryError(
+                self.pid, self.process.exitcode,
+                f"its RSS reached {self.memory_kill} bytes, over the pool's worker_memory_limit")
+        else:
+            error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
+        self.scheduler.on_worker_lost(self, error)
+        self._close_fds()
+
+    def started_msgid(self) -> int:
+        """The msgid of the last top-level request the worker started (0: none)."""
+        return struct.unpack_from("<q", self.cell, _STARTED_AT)[0]
+
+    # -- writing -------------------------------------------------------------------
+    def next_msgid(self) -> int:
+        return next(self._msgids)
+
+    def write(self, message) -> None:
+        """Write one message (queued releases first). Raises OSError if the worker is gone."""
+        with self._write_lock:
+            self._flush_releases()
+            self._stream.write(message)
+
+    def write_quietly(self, message) -> None:
+        """Write if the worker is still there; a worker gone is reported by its reader."""
+        try:
+            self.write(message)
+        except (OSError, ValueError):
+            pass
+
+    def queue_release(self, method: str, params: list) -> None:
+        """Queue a release notification; safe to call from a GC finalizer."""
+        self._releases.put((method, params))
+
+    def _flush_releases(self) -> None:
+        # Called with _write_lock held.
+        while True:
+            try:
+                method, params = self._releases.get_nowait()
+            except queue.Empty:
+                return
+            self._stream.write(Notification(method, params))
+
+    # -- signals -------------------------------------------------------------------
+    def cancel(self, msgid: int) -> bool:
+        """Ask the worker to stop request ``msgid`` (ignored there unless it runs it)."""
+        struct.pack_into("<q", self.cell, _STOP_AT, msgid)
+        try:
+            os.kill(self.pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def interrupt(self) -> None:
+        """break_on_sigint: stop the interruptible call here (safe in a signal handler)."""
+        self.scheduler.interrupt(self)
+
+    def kill(self) -> None:
+        try:
+            self.process.kill()
+        except OSError:
+            pass
+
+    def kill_for_memory(self, rss: int) -> None:
+        if self.state is WorkerState.READY and self.memory_kill is None:
+            self.memory_kill = rss
+            self.kill()
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to exit, then reap it.
+
+        Waits on a pidfd, not on multiprocess's sentinel: a worker closes
+        every inherited descriptor, the sentinel's write end included, so the
+        sentinel reads as "exited" while the worker still runs.
+        """
+        if self._pidfd is not None:
+            try:
+                ready, _, _ = select.select([self._pidfd], [], [], timeout)
+            except (OSError, ValueError):  # the pidfd was closed by a concurrent close()
+                ready = [True]
+            if not ready:
+                return False
+        else:
+            try:
+                psutil.Process(self.pid).wait(timeout)
+            except psutil.TimeoutExpired:
+                return False
+            except psutil.NoSuchProcess:
+                pass
+        self.process.join()
+        return True
+
+    # -- closing -------------------------------------------------------------------
+    def begin_close(self) -> None:
+        """Ask the worker to exit (end of its input); returns at once.
+
+        The scheduler has already marked this handle CLOSED (and failed its
+        queued calls); a call still running ends with PoolClosedError when the
+        reader sees the stream end.
+        """
+        self._closing_done = False
+        self._close_fd("write_fd")
+
+    def finish_close(self, grace_deadline: float) -> None:
+        """Wait for the worker until ``grace_deadline``, then kill it; reap it."""
+        if self._closing_done:
+            return
+        self._closing_done = True
+        if not self.wait_exit(max(0.0, grace_deadline - time.monotonic())):
+            self.kill()
+            self.wait_exit(self.limits.reap_timeout_s)
+        if threading.current_thread() is not self._reader:
+            self._reader.join(self.limits.reap_timeout_s)
+        with self._fd_lock:
+            pidfd, self._pidfd = self._pidfd, None
+        if pidfd is not None:
+            os.close(pidfd)
+
+    def _close_fds(self) -> None:
+        self._close_fd("read_fd")
+        self._close_fd("write_fd")
+
+    def _close_fd(self, which: str) -> None:
+        """Close one end of the pipe exactly once.
+
+        A second close could hit the same number reused by a newer worker's
+        pipe, so the number is forgotten (set to -1) before it is closed.
+        """
+        with self._fd_lock:
+            fd = getattr(self._stream, which)
+            setattr(self._stream, which, -1)
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- convenience -----------------------------------------------------------------
+    def request(self, method: str, params: list, decode=None, timeout_ms: int | None = None,
+                interruptible: bool = False, owner=None) -> Any:
+        """A call pinned to this worker (see :meth:`Scheduler.request`)."""
+        return self.scheduler.request(self, method, params, decode=decode, timeout_ms=timeout_ms,
+                                      interruptible=interruptible, owner=owner)
+
+    def load(self) -> int:
+        return self.live_contexts + len(self.queue) + (self.running is not None)
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
