@@ -275,6 +275,7 @@ class Context(MutableMapping):
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = dict(params[-1])
         queue_timeout = options.pop("queue_timeout", _DEFAULT)
+        refreshing = options.pop("refreshing", False)
         params = (*params[:-1], options)
         try:
             value, globals_, *stats = self._request(method, *params, timeout_ms=options.get("timeout"),
@@ -285,8 +286,11 @@ class Context(MutableMapping):
                 self._apply_mirror(mirrored)
             self._last_stats = getattr(exc, "_stats", None)
             raise
-        except (ScriptTimeoutError, ScriptInterruptedError):
-            self._refresh_mirror()  # what the script did before it was stopped stays, as in Node
+        except (ScriptTimeoutError, ScriptInterruptedError) as exc:
+            # What the script did before it was stopped stays, as in Node (a call
+            # that never started did nothing; the refresh itself is not refreshed).
+            if getattr(exc, "stage", None) != "queued" and not refreshing:
+                self._refresh_mirror()
             raise
         self._apply_mirror(globals_)
         self._last_stats = stats[0] if stats else None
@@ -300,7 +304,7 @@ class Context(MutableMapping):
         timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         try:
             self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0),
-                             {"mirror": True, "timeout": timeout_ms})
+                             {"mirror": True, "timeout": timeout_ms, "refreshing": True})
         except IsolateError:
             pass
 

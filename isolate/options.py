@@ -27,7 +27,7 @@ _CAMEL = {
     "codeGeneration": "code_generation", "microtaskMode": "microtask_mode",
     "cachedData": "cached_data", "produceCachedData": "produce_cached_data",
     "importModuleDynamically": "import_module_dynamically", "parsingContext": "parsing_context",
-    "contextExtensions": "context_extensions",
+    "contextExtensions": "context_extensions", "queueTimeout": "queue_timeout",
 }
 
 # The largest timeout setitimer takes without overflow, as Node's uint32 limit.

@@ -570,7 +570,19 @@ class Pool:
     # cancelling it, or the asyncio task awaiting it, stops the call.
 
     def submit(self, code_or_script, context_object=None, options=None, /, **kwargs) -> "Future":
-        """Run ``code_or_script`` in a fresh context on any worker (as run_in_new_context)."""
+        """Run ``code_or_script`` in a fresh context on any worker (as run_in_new_context).
+
+        Like ``concurrent.futures.Executor.submit``, the call waits for a free
+        worker as long as it takes unless ``queue_timeout`` (or the pool's)
+        is given; its ``timeout`` counts from when it starts.
+        """
+        self._check_open()
+        if "queue_timeout" not in kwargs and not (isinstance(options, dict) and (
+                "queue_timeout" in options or "queueTimeout" in options)):
+            kwargs["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
+        return self._submit_new(code_or_script, context_object, options, kwargs)
+
+    def _submit_new(self, code_or_script, context_object, options, kwargs) -> "Future":
         from .api import Script, _run_in_new_context
 
         self._check_open()
@@ -582,8 +594,8 @@ class Pool:
             lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs))
 
     def arun_in_new_context(self, code, context_object=None, options=None, /, **kwargs) -> "Future":
-        """The awaitable twin of run_in_new_context (same as submit)."""
-        return self.submit(code, context_object, options, **kwargs)
+        """The awaitable twin of run_in_new_context (its queue wait bounded as that call's)."""
+        return self._submit_new(code, context_object, options, kwargs)
 
     def arun_in_context(self, code, context, options=None, /, **kwargs) -> "Future":
         """The awaitable twin of run_in_context."""
@@ -618,7 +630,6 @@ class Pool:
         in_flight = check_in_flight(max_in_flight, 2 * self.size)
         if timeout is not None:
             options["timeout"] = timeout
-        options.setdefault("queue_timeout", self.queue_timeout if self.queue_timeout is not None else float("inf"))
         for future in stream(lambda obj: self.submit(code_or_script, obj, **options), context_objects,
                              ordered=ordered, max_in_flight=in_flight):
             yield future.result()
