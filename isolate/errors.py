@@ -21,6 +21,8 @@ from __future__ import annotations
 import signal as _signal
 from typing import Any
 
+from protocol import WireError
+
 
 __all__ = [
     "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",
@@ -29,7 +31,7 @@ __all__ = [
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
     "WorkerMemoryError", "UnsupportedError",
-    "js_error_class", "describe_exit", "thrown_error", "error_from_value",
+    "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire",
 ]
 
 
@@ -302,3 +304,32 @@ def _js_repr(value: Any) -> str:
     if value is None:
         return "null"
     return str(value)
+
+
+def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError":
+    """The exception for an error response (``[code, message, data]``)."""
+    if code == WireError.JS_EXCEPTION.value:
+        # data is [thrown value, the context's globals after the failed run or None,
+        # and (when asked for) the call's stats]
+        thrown, globals_, *stats = decode(data, needs_finish)
+        error = thrown_error(thrown)
+        error._mirror = globals_
+        error._stats = stats[0] if stats else None
+        return error
+    if code == WireError.SCRIPT_INTERRUPTED.value:
+        return ScriptInterruptedError()
+    if code == WireError.SCRIPT_TIMEOUT.value:
+        return ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
+    if code == WireError.CONTEXT_UNUSABLE.value:
+        return ContextLostError(f"the context can no longer run code: {message}")
+    if code == WireError.UNKNOWN_CONTEXT.value:
+        return ContextLostError(str(message))
+    if code == WireError.UNSUPPORTED.value:
+        return UnsupportedError(str(message))
+    if code == WireError.UNKNOWN_SCRIPT.value:
+        return ScriptNotCached(str(message))
+    if code == WireError.UNENCODABLE.value:
+        return UnencodableValueError(str(message))
+    if code == WireError.NESTING_TOO_DEEP.value:
+        return NestingTooDeepError(str(message))
+    return ProtocolViolationError(f"{code}: {message}")

@@ -91,7 +91,7 @@ def _running_loop():
 def _serving() -> bool:
     """Whether this thread is serving a call from JavaScript (a host function). Requests it
     makes to a worker are then nested in that call, and must come from this thread."""
-    from .scheduler import serving_snapshot
+    from .hostcalls import serving_snapshot
 
     return bool(serving_snapshot())
 
@@ -99,7 +99,7 @@ def _serving() -> bool:
 def _in_helper_thread(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` on a new thread and wait for it. The thread inherits this thread's nested
     calls (it acts for this thread, which only waits), so its requests nest as this one's."""
-    from .scheduler import adopt_serving, serving_snapshot
+    from .hostcalls import adopt_serving, serving_snapshot
 
     inherited = serving_snapshot()
     outcome: dict = {}

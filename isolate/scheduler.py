@@ -49,24 +49,22 @@ import itertools
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from protocol import (
-    ErrorValue, ProtocolError, Request, Response, WireError, encode_value, error_triple, finish_values,
-)
+from protocol import ProtocolError, Request, Response, WireError, error_triple, finish_values
 
 from .errors import (
-    ContextLostError, InvalidArgValueError, IsolateError, JSError, NestingTooDeepError, PoolClosedError,
-    ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError, UnencodableValueError,
-    UnsupportedError, describe_exit, error_from_value, thrown_error,
+    ContextLostError, IsolateError, NestingTooDeepError, PoolClosedError, ProtocolViolationError,
+    ScriptInterruptedError, ScriptTimeoutError, describe_exit, error_from_value, error_from_wire,
 )
 from .futures import current_future
+from .hostcalls import innermost_served, serve_host_call, serving_in
 from .supervisor import WorkerHandle, WorkerState
 
 if TYPE_CHECKING:
     from .pool import Pool
 
-__all__ = ["Scheduler", "Call", "CallState", "ANYWHERE", "serving_snapshot", "adopt_serving"]
+__all__ = ["Scheduler", "Call", "CallState", "ANYWHERE"]
 
 ANYWHERE = None  # the target of a call that any worker can run
 _OVERRUN = "its worker {pid} was killed: a script on it overran its timeout"
@@ -137,36 +135,6 @@ class _Interrupted:
 _WAKE = object()  # the call's state changed (it started): recompute its deadline
 
 
-# -- which host calls this thread is serving ------------------------------------------
-# A thread running a host callable for a worker's call is "serving" that call:
-# requests it makes to that worker meanwhile are nested in it (the worker is
-# blocked waiting for the callable's answer, and serves them inside).
-_serving = threading.local()
-
-
-def _chain() -> list:
-    chain = getattr(_serving, "chain", None)
-    if chain is None:
-        chain = _serving.chain = []
-    return chain
-
-
-def serving_snapshot() -> list:
-    """The host calls this thread is serving, to hand to a thread that works for it."""
-    return list(_chain())
-
-
-def adopt_serving(snapshot: list) -> None:
-    """Make this thread serve the same host calls as the thread that took ``snapshot``."""
-    _serving.chain = list(snapshot)
-
-
-def _serving_in(worker: WorkerHandle) -> tuple[int, int]:
-    """(innermost msgid this thread serves for ``worker`` or 0, how many)."""
-    entries = [msgid for w, msgid in _chain() if w is worker]
-    return (entries[-1] if entries else 0), len(entries)
-
-
 class Scheduler:
     """The calls of one pool: queues, dispatch, deadlines, and what a worker's loss means."""
 
@@ -205,9 +173,8 @@ class Scheduler:
                     seq=next(self._seq))
         # Nested: this thread serves a host call of the worker concerned (for a
         # call that can run anywhere: of the innermost worker it serves).
-        chain = _chain()
-        host = target if target is not None else (chain[-1][0] if chain else None)
-        parent, depth = _serving_in(host) if host is not None else (0, 0)
+        host = target if target is not None else innermost_served()
+        parent, depth = serving_in(host) if host is not None else (0, 0)
         if parent:
             if depth >= self.limits.max_nesting:
                 raise NestingTooDeepError(f"nested calls deeper than {self.limits.max_nesting}")
@@ -419,7 +386,6 @@ class Scheduler:
 
     def on_worker_lost(self, worker: WorkerHandle, error: IsolateError) -> None:
         """The worker is gone and reaped: every call still tied to it ends, once."""
-        closed_error = PoolClosedError("the pool was closed during the call")
         failed: list[tuple[Call, BaseException]] = []
         with self.lock:
             closed = worker.state is WorkerState.CLOSED
@@ -651,94 +617,15 @@ class Scheduler:
     # -- host calls ---------------------------------------------------------------------------
     def _serve(self, call: Call, request: Request) -> None:
         if self._deadline(call, self.limits.kill_grace_s) is None:
-            self.serve_host_call(call.worker, request, call.owner)
+            serve_host_call(self.pool, call.worker, request, call.owner)
         else:
             # A host callable could block past the deadline: run it aside so
             # that this thread keeps the deadline. (A callable that never
             # returns keeps its thread; Python threads cannot be killed.)
-            threading.Thread(target=self.serve_host_call, args=(call.worker, request, call.owner),
+            threading.Thread(target=serve_host_call, args=(self.pool, call.worker, request, call.owner),
                              daemon=True, name=f"isolate-host-call-{request.msgid}").start()
-
-    def serve_host_call(self, worker: WorkerHandle, request: Request, owner=None) -> None:
-        """Run a host callable for JS, in this thread, and answer the worker."""
-        chain = _chain()
-        chain.append((worker, request.msgid))
-        try:
-            _, context_id, function_id, args = request.params
-            pool = self.pool
-            context = pool._context_by_id(worker, context_id)
-            if context is None and owner is not None and owner._id in (0, context_id):
-                owner._id = context_id  # a context the worker made within this call (run_new)
-                owner._worker = worker
-                context = owner
-            fn = pool._host_functions.get(function_id)
-            if fn is None:
-                raise ContextLostError(f"host function {function_id} was released")
-            args = context._decode(args, request.needs_finish) if context is not None else \
-                finish_values(args, request.needs_finish)
-            result = fn(*args)
-            encoded = context._encode(result) if context is not None else encode_value(result)
-            response = Response(request.msgid, None, encoded)
-        except BaseException as exc:  # a host callable's failure becomes a JS exception
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            response = Response(request.msgid, error_triple(
-                WireError.HOST_EXCEPTION, str(exc), encode_value(error_value_of(exc))), None)
-        finally:
-            chain.pop()
-        worker.write_quietly(response)
 
 
 def _decode_plain(value: Any, needs_finish: bool) -> Any:
     """Finish a value that belongs to no context (errors become JSErrors; no handles)."""
     return finish_values(value, needs_finish, make_error=error_from_value)
-
-
-def error_value_of(exc: BaseException) -> ErrorValue:
-    """How a Python exception raised by a host callable looks to JS."""
-    if isinstance(exc, JSError):
-        return ErrorValue(exc.name, exc.message, exc.stack, dict(exc.props))
-    name = {TypeError: "TypeError", ValueError: "RangeError", NameError: "ReferenceError"}.get(
-        type(exc), "Error")
-    props = {"pythonType": type(exc).__name__}
-    if isinstance(exc, IsolateError):
-        # isolate's own errors mirror Node's (ERR_VM_*, ERR_INVALID_ARG_*): JS sees the code,
-        # and the class Node throws them as.
-        props["code"] = exc.code
-        if isinstance(exc, (TypeError, InvalidArgValueError)):  # Node's ERR_INVALID_ARG_VALUE is a TypeError
-            name = "TypeError"
-        elif isinstance(exc, (ValueError, RecursionError)):
-            name = "RangeError"
-        else:
-            name = "Error"
-    message = str(exc) or type(exc).__name__
-    return ErrorValue(name, message, f"{name}: {message}\n    at <host> ({type(exc).__name__})", props)
-
-
-def error_from_wire(code, message, data, needs_finish, decode) -> IsolateError:
-    """The exception for an error response (``[code, message, data]``)."""
-    if code == WireError.JS_EXCEPTION.value:
-        # data is [thrown value, the context's globals after the failed run or None,
-        # and (when asked for) the call's stats]
-        thrown, globals_, *stats = decode(data, needs_finish)
-        error = thrown_error(thrown)
-        error._mirror = globals_
-        error._stats = stats[0] if stats else None
-        return error
-    if code == WireError.SCRIPT_INTERRUPTED.value:
-        return ScriptInterruptedError()
-    if code == WireError.SCRIPT_TIMEOUT.value:
-        return ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
-    if code == WireError.CONTEXT_UNUSABLE.value:
-        return ContextLostError(f"the context can no longer run code: {message}")
-    if code == WireError.UNKNOWN_CONTEXT.value:
-        return ContextLostError(str(message))
-    if code == WireError.UNSUPPORTED.value:
-        return UnsupportedError(str(message))
-    if code == WireError.UNKNOWN_SCRIPT.value:
-        return ScriptNotCached(str(message))
-    if code == WireError.UNENCODABLE.value:
-        return UnencodableValueError(str(message))
-    if code == WireError.NESTING_TOO_DEEP.value:
-        return NestingTooDeepError(str(message))
-    return ProtocolViolationError(f"{code}: {message}")
