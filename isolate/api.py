@@ -8,67 +8,25 @@ functions use a default :class:`Pool`, started on first use.
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import constants
-from .context import Context, JSFunction
+from .context import Context, JSFunction, context_of as _lookup, contextify as _register
+from .defaults import default_pool, is_pool
 from .errors import InvalidArgTypeError, ScriptNotCached
 from .options import (
     CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
-from .pool import Pool
 from .scripts import ScriptSource, make_cached_data, open_cached_data
+
+if TYPE_CHECKING:
+    from .pool import Pool
 
 __all__ = [
     "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
     "run_in_this_context", "compile_function", "default_pool",
 ]
-
-_default_pool: Pool | None = None
-_default_pool_lock = threading.Lock()
-
-# Dicts contextified by create_context(), by id. The Context holds the dict, so
-# the id cannot be reused while the entry exists; run_in_new_context's
-# contexts are registered weakly (they live as long as their Context does).
-_contextified: dict[int, Any] = {}
-_contextified_lock = threading.Lock()
-
-
-def default_pool() -> Pool:
-    """The pool behind the module-level functions (one worker per CPU), started on first use."""
-    global _default_pool
-    with _default_pool_lock:
-        if _default_pool is None or _default_pool.closed:
-            _default_pool = Pool()
-        return _default_pool
-
-
-def _pool_of(context: Context | None) -> Pool:
-    return context._pool if context is not None else default_pool()
-
-
-def _register(obj: dict, context: Context, strong: bool) -> None:
-    import weakref
-
-    with _contextified_lock:
-        _contextified[id(obj)] = context if strong else weakref.ref(context)
-
-
-def _lookup(obj: Any) -> Context | None:
-    if isinstance(obj, Context):
-        return obj
-    if isinstance(obj, dict):
-        with _contextified_lock:
-            entry = _contextified.get(id(obj))
-        if entry is None:
-            return None
-        context = entry if isinstance(entry, Context) else entry()
-        if context is not None and context._object is obj:
-            return context
-    return None
-
 
 def is_context(obj: Any) -> bool:
     """``vm.isContext``: true for a Context, or a dict contextified by ``create_context``.
@@ -108,7 +66,7 @@ def _check_context_object(obj: Any) -> dict | None:
     return obj
 
 
-def _create_context(pool: Pool, context_object: Any, options: Any, kwargs: dict) -> Context:
+def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dict) -> Context:
     if isinstance(context_object, Context):
         return context_object  # Node returns an already-contextified object as is
     existing = _lookup(context_object)
@@ -156,7 +114,7 @@ class Script:
 
     def __init__(self, code: str, options: Any = None, /, *, pool: Pool | None = None, **kwargs):
         self.code = check_code(code)
-        if pool is not None and not isinstance(pool, Pool):
+        if pool is not None and not is_pool(pool):
             raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
         opts = normalize_options(options, kwargs)
         self._compile = compile_options(opts)
@@ -246,7 +204,7 @@ def _source_map_url(code: str) -> str | None:
     return matches[-1] if matches else None
 
 
-def _compile(pool: Pool, source: ScriptSource, compile_opts: CompileOptions, bytecode_out: bool = False):
+def _compile(pool: "Pool", source: ScriptSource, compile_opts: CompileOptions, bytecode_out: bool = False):
     """Compile without running, so that syntax errors raise where Node raises them.
 
     The worker keeps the compiled script by its key, so the first run there
@@ -267,7 +225,7 @@ def _compile(pool: Pool, source: ScriptSource, compile_opts: CompileOptions, byt
     return result if bytecode_out else None
 
 
-def _compile_outcome(pool: Pool, call) -> Any:
+def _compile_outcome(pool: "Pool", call) -> Any:
     """A compile's result; a compile stopped at its bound is a syntax check that ran
     code outside its wrapper (nothing else runs while compiling): a SyntaxError."""
     from .errors import JSSyntaxError, ScriptTimeoutError
@@ -323,7 +281,7 @@ def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) ->
     return ctx._run(code, compile_opts, run_opts)
 
 
-def _run_in_new_context(pool: Pool, code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
+def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
     check_code(code)
     obj = _check_context_object(context_object)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
@@ -354,7 +312,7 @@ def run_in_new_context(code: str, context_object: dict | None = None, options: A
     return _run_in_new_context(default_pool(), code, context_object, options, kwargs)
 
 
-def _run_in_this_context(pool: Pool, code: str, options: Any, kwargs: dict) -> Any:
+def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: dict) -> Any:
     check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
@@ -380,7 +338,7 @@ def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
     return _run_in_this_context(default_pool(), code, options, kwargs)
 
 
-def _compile_function(pool: Pool, code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
+def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
     check_code(code)
     if isinstance(params, str) or not isinstance(params, (list, tuple)):
         raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')

@@ -32,8 +32,10 @@ from .errors import (
     ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
     ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
+from .api import Script
+from .context import Context, JSFunction, JSHandle
 from .futures import Future, running_future
-from .options import describe
+from .options import ContextOptions, compile_options, describe, parse_size, run_options
 
 __all__ = ["Dispatcher", "run_batch", "jsonable", "JOB_STATUSES"]
 
@@ -180,9 +182,6 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
     ``retries`` re-runs a job whose worker crashed (off by default: a script
     that crashes its worker may do it again).
     """
-    from .api import Script
-    from .context import Context
-    from .options import ContextOptions, compile_options, parse_size, run_options
 
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InvalidArgTypeError(f'The "retries" argument must be an int >= 0. Received {describe(retries)}')
@@ -305,7 +304,6 @@ def jsonable(value: Any) -> Any:
             return None
         if isinstance(v, JSError):
             return {"name": v.name, "message": v.message}
-        from .context import JSFunction, JSHandle
 
         if isinstance(v, JSFunction):
             return f"[Function {v.name}]" if v.name else "[Function]"

@@ -28,9 +28,36 @@ from .errors import (
 from .scheduler import ANYWHERE, CallState
 from .scripts import ScriptSource
 
-__all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle"]
+__all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
+
+# Dicts contextified by create_context(), by id. The Context holds the dict, so
+# the id cannot be reused while the entry exists; run_in_new_context's
+# contexts are registered weakly (they live as long as their Context does).
+_contextified: dict[int, Any] = {}
+_contextified_lock = threading.Lock()
+
+
+def contextify(obj: dict, context: "Context", strong: bool) -> None:
+    """Make ``obj`` stand for ``context`` wherever a context is expected (vm.isContext)."""
+    with _contextified_lock:
+        _contextified[id(obj)] = context if strong else weakref.ref(context)
+
+
+def context_of(obj: Any) -> "Context | None":
+    """The Context that ``obj`` is, or that the dict ``obj`` was contextified as."""
+    if isinstance(obj, Context):
+        return obj
+    if isinstance(obj, dict):
+        with _contextified_lock:
+            entry = _contextified.get(id(obj))
+        if entry is None:
+            return None
+        context = entry if isinstance(entry, Context) else entry()
+        if context is not None and context._object is obj:
+            return context
+    return None
 _DEFAULT = object()  # "no queue_timeout given": the pool's default, else the call's own timeout
 
 

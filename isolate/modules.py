@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
-from .context import Context, JSObject
+from .context import Context, JSObject, context_of
+from .defaults import default_pool, is_pool
 from .errors import (
     IsolateError, InvalidArgTypeError, InvalidArgValueError, JSError, JSReferenceError, OutOfRangeError,
 )
@@ -279,15 +280,12 @@ class Module:
 
     # -- construction (shared) ---------------------------------------------------------
     def _setup(self, context: Any, pool: Any, identifier: Any) -> None:
-        from .api import _lookup, default_pool
-        from .pool import Pool
-
-        if pool is not None and not isinstance(pool, Pool):
+        if pool is not None and not is_pool(pool):
             raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
         if context is None:
             ctx = (pool or default_pool()).main_context
         else:
-            ctx = _lookup(context)
+            ctx = context_of(context)
             if ctx is None:
                 if not isinstance(context, (dict, Context)) and not hasattr(context, "__dict__"):
                     raise _invalid_type("context", "of type object", context, prop=False)

@@ -27,20 +27,26 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import psutil
 
 from protocol import MAX_NESTING, HostFunctionRef
 
-from .errors import (
-    ContextLostError, InvalidArgTypeError, IsolateError, OutOfRangeError, UnsupportedError, WorkerCrashedError,
+from . import defaults
+from .api import (
+    Script, _compile_function, _create_context, _run_in_new_context, _run_in_this_context, run_in_context,
 )
+from .batch import Dispatcher, check_in_flight, run_batch, stream
+from .context import Context
+from .errors import (
+    ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, OutOfRangeError, PoolClosedError,
+    UnsupportedError, WorkerCrashedError,
+)
+from .futures import Future, run_in_thread
+from .options import check_timeout, describe, parse_size
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
-
-if TYPE_CHECKING:
-    from .futures import Future
 
 __all__ = ["Pool", "Limits"]
 
@@ -137,7 +143,6 @@ class Pool:
                  max_tasks_per_worker: int | None = None, max_worker_rss: int | str | None = None,
                  default_loader_root: str | None = None, limits: Limits | None = None,
                  queue_timeout: float | None = None):
-        from .options import check_timeout, describe, parse_size
 
         # Everything is validated before the first worker starts: a bad option
         # leaks nothing.
@@ -168,7 +173,6 @@ class Pool:
         # The directory constants.USE_MAIN_CONTEXT_DEFAULT_LOADER loads files from (isolate.modules):
         # import() never reaches outside it.
         if default_loader_root is not None:
-            from .errors import InvalidArgValueError
 
             if not isinstance(default_loader_root, (str, os.PathLike)):
                 raise InvalidArgTypeError('The "default_loader_root" argument must be of type str or os.PathLike. '
@@ -189,7 +193,6 @@ class Pool:
         self._lock = threading.RLock()   # guards the worker lists (taken before the scheduler's lock)
         self._closed = False
         self._scheduler = Scheduler(self)
-        from .batch import Dispatcher
 
         # Forks every worker from one thread that lives as long as the pool
         # (PR_SET_PDEATHSIG follows the thread that forked, not the process).
@@ -266,7 +269,6 @@ class Pool:
 
     def _check_open(self) -> None:
         if self._closed:
-            from .errors import PoolClosedError
 
             raise PoolClosedError("the pool is closed")
 
@@ -433,9 +435,6 @@ class Pool:
         Node: ``"workers"``, each worker's pid, RSS and USS (from psutil) and
         the contexts it hosts. A worker that dies meanwhile is left out.
         """
-        from .errors import InvalidArgValueError
-        from .futures import run_in_thread
-        from .options import describe
 
         options = dict(kwargs)
         mode = options.pop("mode", mode)
@@ -511,7 +510,6 @@ class Pool:
     # -- the API ---------------------------------------------------------------
     def create_context(self, context_object=None, options=None, /, **kwargs):
         """Like ``vm.createContext``: see :func:`isolate.create_context`."""
-        from .api import _create_context
         return _create_context(self, context_object, options, kwargs)
 
     @property
@@ -530,7 +528,6 @@ class Pool:
             if context is None or context._lost_reason is not None:
                 if context is not None:
                     self._main_context_loss = context._lost_reason
-                from .context import Context
                 self._main_context = Context._create(self, None, name="main", origin="")
             return self._main_context
 
@@ -547,19 +544,15 @@ class Pool:
             return reason
 
     def run_in_context(self, code, context, options=None, /, **kwargs):
-        from .api import run_in_context
         return run_in_context(code, context, options, **kwargs)
 
     def run_in_new_context(self, code, context_object=None, options=None, /, **kwargs):
-        from .api import _run_in_new_context
         return _run_in_new_context(self, code, context_object, options, kwargs)
 
     def run_in_this_context(self, code, options=None, /, **kwargs):
-        from .api import _run_in_this_context
         return _run_in_this_context(self, code, options, kwargs)
 
     def compile_function(self, code, params=(), options=None, /, **kwargs):
-        from .api import _compile_function
         return _compile_function(self, code, params, options, kwargs)
 
     # -- futures and asyncio ------------------------------------------------------
@@ -583,7 +576,6 @@ class Pool:
         return self._submit_new(code_or_script, context_object, options, kwargs)
 
     def _submit_new(self, code_or_script, context_object, options, kwargs) -> "Future":
-        from .api import Script, _run_in_new_context
 
         self._check_open()
         if isinstance(code_or_script, Script):
@@ -625,7 +617,6 @@ class Pool:
         A failed call raises its error when its turn comes, like
         ``concurrent.futures.Executor.map``; the rest are cancelled.
         """
-        from .batch import check_in_flight, stream
 
         in_flight = check_in_flight(max_in_flight, 2 * self.size)
         if timeout is not None:
@@ -636,8 +627,6 @@ class Pool:
 
     def run_batch(self, jobs, **options):
         """One record per job; see :func:`isolate.batch.run_batch`."""
-        from .batch import run_batch
-
         return run_batch(self, jobs, **options)
 
     def __repr__(self) -> str:
@@ -646,7 +635,6 @@ class Pool:
 
 
 def _run_script_in_new_context(pool, script, context_object, options, kwargs):
-    from .api import _run_in_new_context
 
     opts = dict(kwargs)
     if isinstance(options, dict):
@@ -655,3 +643,6 @@ def _run_script_in_new_context(pool, script, context_object, options, kwargs):
     opts.setdefault("line_offset", script.line_offset)
     opts.setdefault("column_offset", script.column_offset)
     return _run_in_new_context(pool, script.code, context_object, None, opts)
+
+
+defaults.register_pool_class(Pool)
