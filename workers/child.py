@@ -52,7 +52,8 @@ def run_worker(config: WorkerConfig, name: str, read_fd: int, write_fd: int, mem
         _follow_parent(config.zygote_pid)
         # The zygote's signal set-up is not the worker's.
         signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for signum in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the host, which relays what it means
         _name_process(f"isolate-worker {name}".rstrip())
         cell = mmap.mmap(memfd, CELL_BYTES)  # MAP_SHARED with the host; the mapping outlives the fd

@@ -23,9 +23,11 @@ descriptors as SCM_RIGHTS:
                      code, or minus the signal number (multiprocessing's exitcode)
 
 End of file on the socket (the host closed it, or died) makes the zygote
-SIGKILL its workers, reap them and exit. PR_SET_PDEATHSIG towards the host
-covers a host that dies while the zygote is busy; it is not relied on alone
-because it follows the host *thread* that started the zygote.
+SIGKILL its workers, reap them and exit. PR_SET_PDEATHSIG (SIGHUP, handled
+the same way) towards the host covers a host that dies while the zygote is
+busy; it is not relied on alone because it follows the host *thread* that
+started the zygote (the host client keeps that thread alive as long as the
+zygote).
 
 Run as ``python -I .../workers/zygote.py CONFIG_JSON`` (see ``_bootstrap``).
 """
@@ -61,14 +63,19 @@ def main(config: dict) -> None:
 
     sock = socket.socket(fileno=config["socket"])
     _follow_host(config["host"])
+    env = _exec_environment()
+    # After reading the environment block (the title overwrites it) and before
+    # changing os.environ (setproctitle finds its space through the C environ).
     _name_process("isolate-zygote")
+    os.environ.clear()
+    os.environ.update(env)
     # The zygote runs no script but holds the engine; it gets no core file either.
     import resource
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     engine_info = _prepare_engine()
     ready = sandbox.preflight() if config.get("sandbox", True) else None
-    worker_config = WorkerConfig(env=dict(os.environ), memory_limit=config.get("memory_limit"),
+    worker_config = WorkerConfig(env=env, memory_limit=config.get("memory_limit"),
                                  preflight=ready, zygote_pid=os.getpid())
 
     # SIGCHLD wakes the loop through a pipe, so reaping waits on the same
@@ -77,6 +84,12 @@ def main(config: dict) -> None:
     signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host's Ctrl-C is the host's to handle
+    # SIGHUP (our PDEATHSIG) and SIGTERM end the loop as end of file does: the
+    # handler only records it (the wakeup byte breaks the select), so the
+    # workers are always killed and reaped here, never left to init.
+    stopping: list[int] = []
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stopping.append(signum))
 
     children: set[int] = set()
 
@@ -95,6 +108,8 @@ def main(config: dict) -> None:
                 _drain(wake_r)
                 for pid, status in _reap(children, block=False):
                     send({"exit": pid, "status": status})
+                if stopping:
+                    break
             if sock in readable:
                 try:
                     data, fds, _, _ = socket.recv_fds(sock, CONTROL_MAX_BYTES, SPAWN_FDS)
@@ -187,9 +202,31 @@ def _follow_host(host_pid: int) -> None:
     from .sandbox import PR_SET_PDEATHSIG, _Libc
 
     libc = _Libc()
-    libc.call(libc.prctl, PR_SET_PDEATHSIG, *(ctypes.c_ulong(v) for v in (signal.SIGKILL, 0, 0, 0)))
+    # SIGHUP, handled in main(): the zygote then kills and reaps its workers
+    # itself (with SIGKILL they would be orphans for init to reap).
+    libc.call(libc.prctl, PR_SET_PDEATHSIG, *(ctypes.c_ulong(v) for v in (signal.SIGHUP, 0, 0, 0)))
     if os.getppid() != host_pid:
         os._exit(0)
+
+
+def _exec_environment() -> dict[str, str]:
+    """The environment exactly as the host passed it (the pool's ``env``).
+
+    Not ``os.environ``: Python's start-up adds to it (PEP 538 sets LC_CTYPE
+    when the locale is C, as it is with an empty environment). The block the
+    kernel copied at exec is still intact, and /proc shows it.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            block = f.read()
+    except OSError:
+        return dict(os.environ)
+    env = {}
+    for entry in block.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return env
 
 
 def _name_process(title: str) -> None:
