@@ -267,8 +267,6 @@ class _ZygoteProcess:
             self._child_sock.close()
             self._sock.close()
             return
-        finally:
-            self._ready_if_failed()
         self._child_sock.close()
         err = self._popen.stderr.fileno()
         watched = [self._sock, err]
@@ -293,10 +291,6 @@ class _ZygoteProcess:
                 break
         self._popen.stderr.close()
         self._sock.close()
-
-    def _ready_if_failed(self) -> None:
-        if self.gone is not None:
-            self._ready.set()
 
     def _receive(self) -> bool:
         try:

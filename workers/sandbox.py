@@ -167,6 +167,7 @@ class _Libc:
 PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_GET_NO_NEW_PRIVS = 39
+_PR_GET_SECCOMP = 21  # EINVAL when the kernel has no seccomp
 _SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every architecture
 _SYS_LANDLOCK_RESTRICT_SELF = 446
 _LANDLOCK_CREATE_RULESET_VERSION = 1 << 0
@@ -223,10 +224,19 @@ def preflight() -> Preflight:
     except OSError as exc:
         result.degraded.append(f"no_new_privs: the kernel does not support it ({exc})")
     try:
+        libc.call(libc.prctl, _PR_GET_SECCOMP, ctypes.c_ulong(0), ctypes.c_ulong(0),
+                  ctypes.c_ulong(0), ctypes.c_ulong(0))
         result.seccomp = scmp = _Seccomp()
-    except (OSError, AttributeError) as exc:
-        result.degraded.append(f"seccomp: {_Seccomp.SONAME} cannot be used ({exc}); "
-                               "install libseccomp2 for the system-call filter")
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            result.degraded.append("seccomp: the kernel has no seccomp filters (CONFIG_SECCOMP_FILTER); "
+                                   "system calls are not filtered")
+        else:
+            result.degraded.append(f"seccomp: {_Seccomp.SONAME} cannot be used ({exc}); "
+                                   "install libseccomp2 for the system-call filter")
+    except AttributeError as exc:
+        result.degraded.append(f"seccomp: {_Seccomp.SONAME} lacks a function ({exc}); "
+                               "system calls are not filtered")
     else:
         unknown = []
         for name in _FILTERED:
@@ -246,6 +256,10 @@ def preflight() -> Preflight:
         why = {errno.ENOSYS: "the kernel has no Landlock (Linux 5.13+ built with CONFIG_SECURITY_LANDLOCK)",
                errno.EOPNOTSUPP: "Landlock is disabled at boot (add landlock to the lsm= kernel parameter)"}
         result.degraded.append(f"Landlock: {why.get(exc.errno, exc)}; filesystem access is not restricted")
+    if result.landlock_abi and not result.no_new_privs:
+        result.landlock_abi = 0  # an unprivileged process may only restrict itself under no_new_privs
+        result.degraded.append("Landlock: needs no_new_privs, which this kernel lacks; "
+                               "filesystem access is not restricted")
     return result
 
 
@@ -263,16 +277,17 @@ def confine(policy: Policy, ready: Preflight | None = None) -> dict:
     report: dict = {"no_new_privs": False, "rlimits": {}, "seccomp": {"active": False},
                     "landlock": {"active": False}, "degraded": list(ready.degraded)}
 
-    def degrade(line: str) -> None:
-        report["degraded"].append(line)
+    def announce(line: str) -> None:
         if line not in announced:
             announced.add(line)
             log.warning("worker confinement degraded: %s", line)
 
+    def degrade(line: str) -> None:
+        report["degraded"].append(line)
+        announce(line)
+
     for line in ready.degraded:
-        if line not in announced:
-            announced.add(line)
-            log.warning("worker confinement degraded: %s", line)
+        announce(line)
 
     libc = ready.libc
     if libc is not None and ready.no_new_privs:
@@ -291,13 +306,10 @@ def confine(policy: Policy, ready: Preflight | None = None) -> dict:
         except OSError as exc:
             degrade(f"seccomp: the filter could not be loaded ({exc})")
     if ready.landlock_abi > 0 and libc is not None:
-        if not report["no_new_privs"]:
-            degrade("Landlock: needs no_new_privs, which is not set")
-        else:
-            try:
-                report["landlock"] = _restrict_filesystem(libc, ready.landlock_abi)
-            except OSError as exc:
-                degrade(f"Landlock: the ruleset could not be applied ({exc})")
+        try:
+            report["landlock"] = _restrict_filesystem(libc, ready.landlock_abi)
+        except OSError as exc:
+            degrade(f"Landlock: the ruleset could not be applied ({exc})")
     return report
 
 
