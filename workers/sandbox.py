@@ -243,7 +243,7 @@ def preflight() -> Preflight:
             nr = scmp.resolve(name.encode())
             if nr == _NR_SCMP_ERROR:
                 unknown.append(name)
-            else:
+            elif nr >= 0:  # a negative pseudo-number: absent on this architecture (fork on arm64)
                 result.syscalls[name] = nr
         if unknown:
             # Names newer than this libseccomp: everything else is still filtered.
