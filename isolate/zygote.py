@@ -302,6 +302,9 @@ class _ZygoteProcess:
         message = msgpack.unpackb(data, raw=False)
         if not isinstance(message, dict):
             raise ValueError(f"unexpected control message {message!r:.100}")
+        if fds and "spawned" not in message:
+            for fd in fds:  # only a spawn reply carries a descriptor
+                os.close(fd)
         if "exit" in message:
             with self._lock:
                 slot = self._exits.pop(message["exit"], None)

@@ -180,6 +180,9 @@ def test_a_confined_worker_serves_everything(zygote):
         assert s.call("module_link", ctx, root, [[root, [dep]], [dep, []]]).error is None
         assert s.call("module_evaluate", ctx, root, {}).result[0] is True
         assert s.call("run", ctx, "out", {}).result[0] == 42
+        # a bug report from the worker: its traceback is formatted without reading source files
+        error = s.call("run", ctx, 123, {}).error
+        assert error[0] == "INTERNAL" and "Traceback" in error[2]
         # its own facts: the environment is the pool's (empty), no file can be listed
         stats = s.call("stats").result
         assert stats["env_keys"] == [] and stats["pid"] == s.worker.pid

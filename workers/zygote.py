@@ -247,9 +247,6 @@ def _prepare_engine() -> dict:
 
     bridge_from_bytecode, bridge = engine.bridge_install_status()  # binds the C API, probes the memory API
     memory_ok, memory = engine.memory_api_status()
-    # Modules a worker imports lazily, loaded here while files can still be read.
-    import traceback  # noqa: F401 - formatting a worker-side error
-    import linecache  # noqa: F401
     return {"bridge": bridge, "bridge_bytecode": bridge_from_bytecode, "memory_api": memory,
             "memory_api_ok": memory_ok}
 
