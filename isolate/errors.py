@@ -30,7 +30,7 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
-    "WorkerMemoryError", "UnsupportedError",
+    "WorkerMemoryError", "WorkerStartError", "UnsupportedError",
     "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire",
 ]
 
@@ -216,6 +216,22 @@ class WorkerMemoryError(WorkerCrashedError, MemoryError):
     """The worker was killed for exceeding the pool's ``worker_memory_limit``."""
 
     code = "ERR_WORKER_MEMORY_LIMIT"
+
+
+class WorkerStartError(WorkerCrashedError):
+    """No worker could be started (the zygote could not start, fork, or answer).
+
+    A WorkerCrashedError with ``pid`` -1 and ``exitcode`` None, so code that
+    handles a dead worker handles this too; its own code tells them apart.
+    """
+
+    code = "ERR_WORKER_START"
+
+    def __init__(self, detail: str):
+        IsolateError.__init__(self, f"could not start a worker: {detail}")
+        self.pid = -1
+        self.exitcode = None
+        self.detail = detail
 
 
 class UnsupportedError(IsolateError):

@@ -268,6 +268,10 @@ class WorkerError(Exception):
 
 
 class Worker(ModuleMethods):
+    # Extra entries of the hello reply, set by whoever started the worker
+    # (workers/child.py adds "sandbox": what confines this process).
+    hello_extra: dict = {}
+
     def __init__(self, stream: MessageStream, cancel_cell=None):
         self.stream = stream
         self.contexts: dict[int, ContextState] = {}
@@ -301,7 +305,7 @@ class Worker(ModuleMethods):
             raise ProtocolError("protocol version mismatch")
         self.stream.write(Response(hello.msgid, None, {
             "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": ENGINE_NAME,
-            "python": sys.version.split()[0],
+            "python": sys.version.split()[0], **self.hello_extra,
         }))
 
     def _dispatch(self, message) -> None:
