@@ -12,10 +12,9 @@ Where it sits::
   (a spare takes its place at once), retires workers past their task or
   RSS limits between calls, and closes everything (context manager,
   ``close()``, atexit).
-* Workers are forked by one long-lived spawner thread: Linux's
-  ``PR_SET_PDEATHSIG`` (which kills a worker when the host dies, even by
-  SIGKILL) fires when the *thread* that forked it exits, so that thread must
-  live as long as the pool.
+* Workers come from the pool's zygote (isolate.zygote): a process exec'd
+  with the pool's environment only, which forks them on request, so a
+  worker holds nothing of the host; each is confined before it runs code.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from .futures import Future, run_in_thread
 from .options import check_timeout, describe, parse_size
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
+from .zygote import Zygote
 
 __all__ = ["Pool", "Limits"]
 
@@ -115,12 +115,7 @@ def _close_live_pools() -> None:
 
 
 def _register_atexit() -> None:
-    """Close pools at exit *before* multiprocess's own exit handler runs.
-
-    multiprocess registers its handler (which terminates daemonic children)
-    when the first worker starts; atexit runs handlers last-in first-out, so
-    ours is registered after that, once.
-    """
+    """Close open pools at interpreter exit (once): workers and zygotes end, no zombies."""
     global _atexit_registered
     if not _atexit_registered:
         _atexit_registered = True
@@ -134,6 +129,9 @@ class Pool:
     is the environment the workers see (default: empty; scripts never see
     it directly either). ``queue_timeout`` (ms) bounds how long a call may
     wait for its worker before it starts (see the README's guarantee).
+    Workers are forked by a zygote process exec'd for this pool and confined
+    (no_new_privs, rlimits, seccomp, Landlock: see :attr:`sandbox`);
+    ``sandbox=False`` turns the confinement off, for debugging only.
     Thread-safe. Use as a context manager or call :meth:`close`; open pools
     are closed at interpreter exit.
     """
@@ -142,7 +140,7 @@ class Pool:
                  spare_workers: int = 1, worker_memory_limit: int | str | None = None,
                  max_tasks_per_worker: int | None = None, max_worker_rss: int | str | None = None,
                  default_loader_root: str | None = None, limits: Limits | None = None,
-                 queue_timeout: float | None = None):
+                 queue_timeout: float | None = None, sandbox: bool = True):
 
         # Everything is validated before the first worker starts: a bad option
         # leaks nothing.
@@ -168,6 +166,8 @@ class Pool:
             raise (OutOfRangeError if isinstance(max_tasks_per_worker, int) and not isinstance(
                 max_tasks_per_worker, bool) else InvalidArgTypeError)(
                 f'The "max_tasks_per_worker" argument must be an int >= 1. Received {describe(max_tasks_per_worker)}')
+        if not isinstance(sandbox, bool):
+            raise InvalidArgTypeError(f'The "sandbox" argument must be of type bool. Received {describe(sandbox)}')
         if limits is not None and not isinstance(limits, Limits):
             raise InvalidArgTypeError(f'The "limits" argument must be an isolate.Limits. Received {describe(limits)}')
         # The directory constants.USE_MAIN_CONTEXT_DEFAULT_LOADER loads files from (isolate.modules):
@@ -193,10 +193,9 @@ class Pool:
         self._lock = threading.RLock()   # guards the worker lists (taken before the scheduler's lock)
         self._closed = False
         self._scheduler = Scheduler(self)
-
-        # Forks every worker from one thread that lives as long as the pool
-        # (PR_SET_PDEATHSIG follows the thread that forked, not the process).
-        self._spawner = Dispatcher(1, name="isolate-spawner")
+        # Workers are forked by a process exec'd for this pool (isolate.zygote),
+        # never by this one: they hold nothing of the host, and are confined.
+        self._zygote: Zygote | None = None
         self._workers: list[WorkerHandle] = []
         # Started, handshaken workers waiting to replace one that dies, so that
         # a replacement costs the caller nothing.
@@ -217,6 +216,7 @@ class Pool:
         self._dispatcher = Dispatcher(max(2, 2 * size))
         self._watchdog_stop = threading.Event()
         try:
+            self._zygote = Zygote(self._env, worker_memory_limit=self.worker_memory_limit, sandbox=sandbox)
             for index in range(size):
                 self._workers.append(self._new_worker(index))
             for _ in range(spare_workers):
@@ -230,8 +230,15 @@ class Pool:
             threading.Thread(target=self._watch_memory, name="isolate-rss-watchdog", daemon=True).start()
 
     def _new_worker(self, index: int) -> WorkerHandle:
-        return WorkerHandle(self._scheduler, index, env=self._env, memory_limit=self.worker_memory_limit,
-                            spawner=self._spawner)
+        return WorkerHandle(self._scheduler, index, zygote=self._zygote)
+
+    @property
+    def sandbox(self) -> dict[int, dict]:
+        """What each live worker actually runs under, by pid (its own report at start-up):
+        ``no_new_privs``, ``rlimits``, ``seccomp``, ``landlock``, and what degraded, if anything."""
+        with self._lock:
+            workers_ = [w for w in self._workers if w.state is WorkerState.READY]
+        return {w.pid: dict(w.info.get("sandbox") or {}) for w in workers_}
 
     # -- lifecycle -----------------------------------------------------------
     def __enter__(self) -> "Pool":
@@ -255,7 +262,8 @@ class Pool:
         grace_deadline = time.monotonic() + self.limits.close_grace_s
         for worker in workers_:
             worker.finish_close(grace_deadline)
-        self._spawner.stop()
+        if self._zygote is not None:
+            self._zygote.close()
         self._dispatcher.stop()
 
     @property

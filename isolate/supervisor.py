@@ -7,8 +7,8 @@ The bottom of the host's stack::
     supervisor one worker process                       (this module)
     protocol   messages on pipes                        (protocol)
 
-A :class:`WorkerHandle` owns one worker: its process, its pipes, the page of
-memory it shares with the host (the *cell*: which request the host asks to
+A :class:`WorkerHandle` owns one worker: its process (forked by the pool's
+zygote, see isolate.zygote), its pipes, the page of memory it shares with the host (the *cell*: which request the host asks to
 stop, which request the worker has started) and a reader thread. The reader
 hands every message to the scheduler and, when the stream ends or turns to
 nonsense, reaps the process and reports the loss with its exit status named.
@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import enum
 import itertools
-import mmap
 import os
 import queue
-import select
 import signal
 import struct
 import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
-
-import psutil
 
 from protocol import (
     PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
@@ -42,6 +38,7 @@ from .scripts import KnownScripts
 
 if TYPE_CHECKING:
     from .scheduler import Call, Scheduler
+    from .zygote import Zygote
 
 __all__ = ["WorkerHandle", "WorkerState", "CELL_SIZE"]
 
@@ -67,8 +64,7 @@ class WorkerHandle:
     and change only under its lock.
     """
 
-    def __init__(self, scheduler: "Scheduler", index: int, *, env: dict[str, str],
-                 memory_limit: int | None, spawner):
+    def __init__(self, scheduler: "Scheduler", index: int, *, zygote: "Zygote"):
         self.scheduler = scheduler
         self.limits = scheduler.limits
         self.index = index
@@ -96,10 +92,12 @@ class WorkerHandle:
         # run inside any code, even while some thread holds a lock: so they
         # only enqueue) and flushed before the next message is written.
         self._releases: queue.SimpleQueue = queue.SimpleQueue()
-        self.cell = mmap.mmap(-1, CELL_SIZE)
-        self.process, self._stream = spawner.submit(lambda: self._fork(env, memory_limit)).result()
+        # Forked by the pool's zygote (isolate.zygote): nothing of this process is
+        # in the worker, and the shared page is this worker's and the host's only.
+        self.process = zygote.spawn(f"#{index}" if index >= 0 else "spare")
         self.pid = self.process.pid
-        self._pidfd = _pidfd_open(self.pid)
+        self.cell = self.process.cell
+        self._stream = MessageStream(self.process.read_fd, self.process.write_fd)
         self._closing_done = True
         self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
                                         daemon=True)
@@ -108,27 +106,6 @@ class WorkerHandle:
 
     def __repr__(self) -> str:
         return f"<WorkerHandle pid={self.pid} {self.state.value}>"
-
-    # -- spawning ----------------------------------------------------------------
-    def _fork(self, env: dict[str, str], memory_limit: int | None):
-        to_worker_r, to_worker_w = os.pipe()
-        from_worker_r, from_worker_w = os.pipe()
-        # Imported here, not at `import isolate`: the host needs the engine only
-        # to fork workers from (they inherit the loaded modules), and this runs
-        # on the spawner thread, off the import path.
-        import multiprocess
-        import workers
-
-        ctx = multiprocess.get_context("fork")
-        process = ctx.Process(
-            target=workers.main, name=f"isolate-worker-{self.index}",
-            args=(to_worker_r, from_worker_w, os.getpid(), dict(env), memory_limit, self.cell), daemon=True)
-        try:
-            process.start()
-        finally:
-            os.close(to_worker_r)
-            os.close(from_worker_w)
-        return process, MessageStream(from_worker_r, to_worker_w)
 
     def _handshake(self) -> None:
         result: dict = {}
@@ -148,6 +125,7 @@ class WorkerHandle:
             self.process.kill()
             self.wait_exit(self.limits.reap_timeout_s)
             self._close_fds()
+            self.process.close()
             detail = reply.error[1] if isinstance(reply, Response) else result.get("error", "no answer")
             raise WorkerCrashedError(self.pid, self.process.exitcode, f"handshake failed: {detail}")
         self.info = reply.result
@@ -225,21 +203,14 @@ class WorkerHandle:
     def cancel(self, msgid: int) -> bool:
         """Ask the worker to stop request ``msgid`` (ignored there unless it runs it)."""
         struct.pack_into("<q", self.cell, _STOP_AT, msgid)
-        try:
-            os.kill(self.pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            return False
-        return True
+        return self.process.send_signal(signal.SIGUSR1)
 
     def interrupt(self) -> None:
         """break_on_sigint: stop the interruptible call here (safe in a signal handler)."""
         self.scheduler.interrupt(self)
 
     def kill(self) -> None:
-        try:
-            self.process.kill()
-        except OSError:
-            pass
+        self.process.kill()
 
     def kill_for_memory(self, rss: int) -> None:
         if self.state is WorkerState.READY and self.memory_kill is None:
@@ -247,28 +218,8 @@ class WorkerHandle:
             self.kill()
 
     def wait_exit(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for the process to exit, then reap it.
-
-        Waits on a pidfd, not on multiprocess's sentinel: a worker closes
-        every inherited descriptor, the sentinel's write end included, so the
-        sentinel reads as "exited" while the worker still runs.
-        """
-        if self._pidfd is not None:
-            try:
-                ready, _, _ = select.select([self._pidfd], [], [], timeout)
-            except (OSError, ValueError):  # the pidfd was closed by a concurrent close()
-                ready = [True]
-            if not ready:
-                return False
-        else:
-            try:
-                psutil.Process(self.pid).wait(timeout)
-            except psutil.TimeoutExpired:
-                return False
-            except psutil.NoSuchProcess:
-                pass
-        self.process.join()
-        return True
+        """Wait up to ``timeout`` s for the process to exit and its status to be known."""
+        return self.process.wait(timeout) is not None
 
     # -- closing -------------------------------------------------------------------
     def begin_close(self) -> None:
@@ -291,10 +242,7 @@ class WorkerHandle:
             self.wait_exit(self.limits.reap_timeout_s)
         if threading.current_thread() is not self._reader:
             self._reader.join(self.limits.reap_timeout_s)
-        with self._fd_lock:
-            pidfd, self._pidfd = self._pidfd, None
-        if pidfd is not None:
-            os.close(pidfd)
+        self.process.close()
 
     def _close_fds(self) -> None:
         self._close_fd("read_fd")
@@ -324,11 +272,3 @@ class WorkerHandle:
 
     def load(self) -> int:
         return self.live_contexts + len(self.queue) + (self.running is not None)
-
-
-def _pidfd_open(pid: int) -> int | None:
-    """A descriptor that becomes readable when ``pid`` exits (Linux 5.3+), or None."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
