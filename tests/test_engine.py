@@ -757,12 +757,7 @@ def answer(worker, message):
     """Serve one host message in the worker; return the worker's response (decoded)."""
     deliver(worker, message)
     reply = worker.host.read()
-    options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else {}
-    if options.get("timeout"):
-        # A timed call is acknowledged first: the host's kill deadline counts from here.
-        assert isinstance(reply, Notification) and reply.method == "started"
-        assert reply.params == [message.msgid]
-        reply = worker.host.read()
+    # No acknowledgement comes first, timed or not: the worker sends no notifications.
     assert isinstance(reply, Response) and reply.msgid == message.msgid
     if reply.error is not None:
         code, text, data = reply.error

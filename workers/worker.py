@@ -31,8 +31,10 @@ from protocol import (
 )
 
 from .engine import (
-    ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
+    ENGINE_NAME, EngineContext, EngineError, engine_running, function_body_compiles, in_abort_tail,
+    reset_for_new_process,
 )
+from .quickjs import quickjs as _quickjs
 from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
@@ -41,6 +43,12 @@ __all__ = ["Worker", "main", "MAX_NESTING"]
 # A syntax check compiles; it only runs code when a body closes its wrapper
 # early. Compiling even megabytes of source takes well under this.
 SYNTAX_CHECK_TIMEOUT_MS = 2000
+# Bound of engine work the worker does on its own behalf (releases, stats, module
+# bookkeeping) when the host gives no timeout: such ops run no user code unless a
+# script hooked a builtin they touch, and this is what stops that.
+INTERNAL_OP_TIMEOUT_MS = 10_000
+# The `code` of the RangeError a host call nested too deep throws in JS.
+NESTING_TOO_DEEP_CODE = "ERR_ISOLATE_NESTING_TOO_DEEP"
 # Delay of a re-delivered timeout: short, so the script stops almost at once
 # once control is back in the engine.
 _RETRIP_S = 50e-6
@@ -105,9 +113,12 @@ class Deadlines:
             # A stale timer (its deadline was removed) or an early tick: re-arm.
             self._arm()
             return
-        if not engine_running():
-            return  # the op already ended; its deadline is being removed
         self.redeliver_soon()
+        if not engine_running():
+            # Between two engine calls of one request (or just after its last):
+            # raise once the engine runs again. The deadline's removal re-arms
+            # the timer for what is left, which ends this re-delivery.
+            return
         if in_abort_tail(frame):
             return  # raise once back in the engine
         token = min(expired, key=lambda e: e[0])[1]
@@ -150,20 +161,33 @@ class ScriptInterrupted(BaseException):
 class Interrupts:
     """SIGUSR1 from the host stops one request: the one named in the shared cancel cell.
 
-    The host writes the msgid to stop into an 8-byte shared mapping, then
-    signals. A signal whose msgid is not executing here (that request just
-    finished) is ignored, so an interrupt can never hit the wrong call.
+    The cell is a 16-byte shared mapping (two little-endian int64). Bytes 0-8:
+    the msgid the host asks to stop; the host writes it, then signals. A signal
+    whose msgid is not executing here (that request just finished) is ignored,
+    so an interrupt can never hit the wrong call. Bytes 8-16: the msgid of the
+    last top-level request this worker started; the worker writes it before it
+    runs anything of that request, and the host reads it when the worker dies
+    (a call that never started is rerouted, not reported as crashed). An
+    8-byte cell (an older host) has no second half: nothing is written then.
     """
+
+    STARTED_OFFSET = 8
 
     def __init__(self, deadlines: "Deadlines", cell, executing: list[int]):
         self._deadlines = deadlines
         self._cell = cell
         self._executing = executing
+        self._has_started_slot = cell is not None and len(cell) >= self.STARTED_OFFSET + 8
         signal.signal(signal.SIGUSR1, self._on_signal)
 
     def targets(self, msgid: int) -> bool:
         """Whether the host has asked to stop request ``msgid``."""
         return self._target() == msgid
+
+    def note_started(self, msgid: int) -> None:
+        """Record in the shared cell that top-level request ``msgid`` has started."""
+        if self._has_started_slot:
+            struct.pack_into("<q", self._cell, self.STARTED_OFFSET, msgid)
 
     def _target(self) -> int:
         if self._cell is None:
@@ -316,11 +340,10 @@ class Worker(ModuleMethods):
             self._respond(Response(message.msgid, error_triple(
                 WireError.SCRIPT_INTERRUPTED, "Script execution was interrupted by `SIGINT`"), None))
             return
-        options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else None
-        if options is not None and options.get("timeout") and options.get("ack", True):
-            # The host's kill deadline counts from this acknowledgement, so time
-            # spent queued behind other calls is not charged to this one.
-            self.stream.write(Notification("started", [message.msgid]))
+        if not self._executing:
+            # A top-level request (not one nested in a call_host): tell the host,
+            # through the shared cell, that it started, before anything of it runs.
+            self._interrupts.note_started(message.msgid)
         self._executing.append(message.msgid)
         try:
             if handler is None:
@@ -552,44 +575,55 @@ class Worker(ModuleMethods):
 
     def _on_compile(self, context_id: int, code: str | None, options: dict):
         """Compile a script without running it (``vm.Script``'s constructor), in
-        the scratch context; it stays cached by its key. Returns its bytecode
-        when ``options["bytecode_out"]`` (to make cached data), else True."""
+        the compile context; it stays cached by its key. Returns its bytecode
+        when ``options["bytecode_out"]`` (to make cached data), else True.
+
+        The compile context only ever compiles (nothing runs there: a SyntaxError
+        is shaped by the bridge, whose primordials no user code can have touched),
+        so it is shared by every compile on the worker."""
         scratch = self._scratch_context()
         if not _native_fits(scratch.engine, options):
             if options.get("bytecode_out"):
                 raise WorkerError(WireError.UNSUPPORTED,
                                   "cached data needs the QuickJS C API, unavailable in this worker")
             return self._on_check_syntax(context_id, code, options)
-        bytecode = self._guarded(SYNTAX_CHECK_TIMEOUT_MS, lambda: self._bytecode(scratch.engine, code, options))
+        bytecode = self._guarded(_earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options)),
+                                 lambda: self._bytecode(scratch.engine, code, options))
         return bytecode if options.get("bytecode_out") else True
 
     def _scratch_context(self) -> ContextState:
         if self._scratch is None or not self._scratch.engine.usable:
             if self._scratch is not None:
                 self._scratch.engine.close()
-            self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
+            self._scratch = ContextState(0, EngineContext(_no_host_calls), "compile", "")
         return self._scratch
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
-        """Compile ``code`` without running it, in a scratch context nobody else uses.
-
-        The check wraps the code in a function that is never called; a body
-        that closes the wrapper early does run, which is why it runs here,
-        in a context of its own, under SYNTAX_CHECK_TIMEOUT_MS.
+        """Whether ``code`` is a function body (with ``options["params"]``); raises
+        its SyntaxError if not. None of ``code`` runs (see "Syntax checks" in
+        workers/engine.py), in a fresh context per check, under
+        SYNTAX_CHECK_TIMEOUT_MS (or the request's shorter timeout). A check that
+        is stopped (timeout, interrupt) fails: a body is never accepted unchecked.
         """
-        self._scratch_context()
+        params = options.get("params")
+        filename = options.get("filename", "evalmachine.<anonymous>")
+        timeout = _earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options))
         try:
-            reply = self._run_op(self._scratch, SYNTAX_CHECK_TIMEOUT_MS, "check_syntax", code,
-                                 options.get("filename", "evalmachine.<anonymous>"),
-                                 options.get("line_offset", 0), options.get("column_offset", 0),
-                                 options.get("display_errors", True), options.get("params"))
+            if quickjs_available() and self._guarded(timeout, lambda: function_body_compiles(code, params)):
+                return True
+            # A syntax error (or no C API): the bridge's check, in a fresh context with
+            # the bridge, says so with the SyntaxError shaped as Node shapes it.
+            reply = self._guarded(timeout, lambda: _fresh_check(code, filename, options, params))
         except WorkerError as exc:
-            if exc.code is WireError.JS_EXCEPTION:
-                raise
-            self._scratch.engine.close()
-            self._scratch = None  # whatever ran there is discarded with it
-            return True
-        return self._value_of(reply)
+            if exc.code in (WireError.SCRIPT_TIMEOUT, WireError.SCRIPT_INTERRUPTED):
+                raise _wrapper_closed(filename) from None
+            raise
+        if self._value_of(reply) is not True:
+            raise _wrapper_closed(filename)
+        if quickjs_available():
+            # The bridge found no error where the C API check did: never accept that.
+            raise _wrapper_closed(filename)
+        return True
 
     def _on_call(self, context_id: int, handle_id: int, args: list, options: dict) -> list:
         state = self._context(context_id)
@@ -616,7 +650,7 @@ class Worker(ModuleMethods):
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker compiles functions from source only")
         if options.get("bytecode_out"):
             raise WorkerError(WireError.UNSUPPORTED, "cached data needs the QuickJS C API, unavailable here")
-        reply = self._run_op(state, None, "compile_function", code, params,
+        reply = self._run_op(state, _timeout(options), "compile_function", code, params,
                              options.get("filename", ""), to_tagged(options.get("extensions", [])),
                              options.get("line_offset", 0), options.get("column_offset", 0))
         return self._value_of(reply)
@@ -660,26 +694,30 @@ class Worker(ModuleMethods):
             finally:
                 engine.op("release", [outer])
 
-        value = self._value_of(self._guarded(None, make))
+        value = self._value_of(self._guarded(_timeout(options), make))
         return [value, made["bytecode"]] if options.get("bytecode_out") else value
 
-    def _on_get(self, context_id: int, target: int, key: str):
-        return self._value_of(self._run_op(self._context(context_id), None, "get", target, key))
+    # get/has/set/delete/keys/promise_state can run script code (getters, setters,
+    # Proxy traps, a thenable's species): each takes a trailing options map whose
+    # `timeout` bounds it like `run`'s. The options may be left out (older hosts).
+    def _on_get(self, context_id: int, target: int, key: str, options: dict | None = None):
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "get", target, key))
 
-    def _on_has(self, context_id: int, target: int, key: str) -> bool:
-        return self._value_of(self._run_op(self._context(context_id), None, "has", target, key))
+    def _on_has(self, context_id: int, target: int, key: str, options: dict | None = None) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "has", target, key))
 
-    def _on_set(self, context_id: int, target: int, key: str, value: Any):
-        return self._value_of(self._run_op(self._context(context_id), None, "set", target, key, to_tagged(value)))
+    def _on_set(self, context_id: int, target: int, key: str, value: Any, options: dict | None = None):
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "set", target, key,
+                                           to_tagged(value)))
 
-    def _on_delete(self, context_id: int, target: int, key: str) -> bool:
-        return self._value_of(self._run_op(self._context(context_id), None, "delete", target, key))
+    def _on_delete(self, context_id: int, target: int, key: str, options: dict | None = None) -> bool:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "delete", target, key))
 
-    def _on_keys(self, context_id: int, target: int) -> list:
-        return self._value_of(self._run_op(self._context(context_id), None, "keys", target))
+    def _on_keys(self, context_id: int, target: int, options: dict | None = None) -> list:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "keys", target))
 
-    def _on_promise_state(self, context_id: int, handle_id: int) -> list:
-        return self._value_of(self._run_op(self._context(context_id), None, "promise_state", handle_id))
+    def _on_promise_state(self, context_id: int, handle_id: int, options: dict | None = None) -> list:
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "promise_state", handle_id))
 
     def _on_stats(self) -> dict:
         """Process facts the host can check: no inherited environment or descriptors."""
@@ -703,15 +741,22 @@ class Worker(ModuleMethods):
             out[context_id] = state.engine.memory_usage()
         return out
 
-    def _on_context_stats(self, context_id: int) -> dict:
+    def _on_context_stats(self, context_id: int, options: dict | None = None) -> dict:
         """Live handles and host functions of one context (how tests see releases work)."""
-        return self._value_of(self._run_op(self._context(context_id), None, "stats"))
+        state = self._context(context_id)
+        return self._value_of(self._guarded(_timeout(options) or INTERNAL_OP_TIMEOUT_MS,
+                                            lambda: state.engine.op("stats", drain=False)))
 
     # notifications
     def _on_release(self, context_id: int, handle_ids: list) -> None:
+        """The host dropped these handles. The bridge's op runs no user code (nor
+        the user's promise jobs); bounded all the same, like every engine entry."""
         state = self.contexts.get(context_id)
         if state is not None and state.engine.usable:
-            state.engine.op("release", handle_ids)
+            try:
+                self._guarded(INTERNAL_OP_TIMEOUT_MS, lambda: state.engine.op("release", handle_ids, drain=False))
+            except WorkerError as exc:  # nobody to answer: note it, keep serving
+                print(f"isolate worker: release in context {context_id} failed: {exc}", file=sys.stderr)
 
     def _on_release_context(self, context_id: int) -> None:
         self._drop_context(context_id)
@@ -738,7 +783,10 @@ class Worker(ModuleMethods):
     def _call_host(self, context_id: int, function_id: int, tagged_args: Any, tagged: bool) -> dict:
         """Called from inside the engine when JS calls a host function."""
         if len(self._executing) >= MAX_NESTING:
-            return _js_failure("RangeError", f"isolate: host calls nested deeper than {MAX_NESTING}")
+            # A RangeError, catchable in JS like a stack overflow; its `code` lets
+            # the host report it as NestingTooDeepError when it reaches Python.
+            return _js_failure("RangeError", f"isolate: host calls nested deeper than {MAX_NESTING}",
+                               {"code": NESTING_TOO_DEEP_CODE})
         try:
             args = encode_value(from_tagged(tagged_args, tagged))
         except UnencodableValue as exc:
@@ -793,6 +841,10 @@ def _holds_handles(value: Any) -> bool:
     return False
 
 
+def quickjs_available() -> bool:
+    return _quickjs() is not None
+
+
 def _native_fits(engine: EngineContext, options: dict) -> bool:
     """Whether a script can be compiled with its real file name (workers/quickjs.py).
 
@@ -803,12 +855,44 @@ def _native_fits(engine: EngineContext, options: dict) -> bool:
     return options.get("line_offset", 0) >= 0 and engine.native_available()
 
 
+def _fresh_check(code: str, filename: str, options: dict, params: list | None) -> dict:
+    """The bridge's check_syntax op in a context made for it and dropped after."""
+    engine = EngineContext(_no_host_calls)
+    try:
+        return engine.op("check_syntax", code, filename, options.get("line_offset", 0),
+                         options.get("column_offset", 0), options.get("display_errors", True), params)
+    finally:
+        engine.close()
+
+
+def _wrapper_closed(filename: str) -> WorkerError:
+    """The bridge's wrapperClosed: what a body that closes its function gets."""
+    text = "Unexpected token '}'"
+    error = ErrorValue("SyntaxError", text, f"SyntaxError: {text}\n    at {filename}")
+    return WorkerError(WireError.JS_EXCEPTION, text, [error, None])
+
+
+def _earliest(*timeouts) -> float | None:
+    """The shortest of some timeouts (ms; None for none)."""
+    given = [t for t in timeouts if t is not None]
+    return min(given) if given else None
+
+
 def _no_host_calls(function_id, tagged_args, tagged) -> dict:
     return _js_failure("TypeError", "no host functions in the syntax-check context")
 
 
-def _js_failure(name: str, message: str) -> dict:
-    return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}"))[0]}
+def _js_failure(name: str, message: str, props: dict | None = None) -> dict:
+    return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}", props or {}))[0]}
+
+
+def _timeout(options) -> float | None:
+    """The `timeout` (ms) of a trailing options map, if any."""
+    if isinstance(options, dict):
+        timeout = options.get("timeout")
+        if timeout:
+            return timeout
+    return None
 
 
 def _ms(timeout_ms) -> str:
