@@ -66,6 +66,7 @@
     try { delete G.dukpy; } catch (e) { /* non-configurable */ }
     try { delete G.call_python; } catch (e) { /* non-configurable */ }
   }
+  const installOptions = G.dukpy;  // dukpy's jsvars of the installing eval (see "memory" below)
   removeHostHooks();
   delete G.performance;
 
@@ -486,7 +487,7 @@
         try {
           if (!produced) {
             produced = true;
-            try { value = produce(); } catch (err) { threw = true; error = err; }
+            try { value = produce(); } catch (err) { threw = true; error = relieve(err); }
           }
           return encodeReply(threw, error, value, mirror);
         } finally { current = outer; }
@@ -502,7 +503,7 @@
             const e = encode(value);
             out = { ok: true, v: e.v, t: e.t };
           } catch (err) {
-            out = failure(err, true);
+            out = failure(relieve(err), true);
           }
         }
         if (mirror) {
@@ -522,8 +523,54 @@
     return enc ? { ok: false, e: e.v, t: e.t, enc: true } : { ok: false, e: e.v, t: e.t };
   }
 
+  // ---- memory: replying at the engine's memory limit -------------------------
+  // At its limit QuickJS throws InternalError "out of memory", or null when it
+  // cannot allocate even that error, and the bridge's own reply would fail too.
+  // Where the worker can raise the runtime's limit (the C API), it lends a
+  // reserve itself (EngineContext, "At the memory limit"). Where it cannot
+  // (dukpy's eval only), the bridge holds a ballast of `reserve` bytes (from
+  // the installing eval's jsvars) and frees it as soon as it catches running out
+  // of memory: the reply can be built, and the next op can run and free memory.
+  // The ballast is taken again at the start of an op once there is room for it
+  // twice over.
+  const ballastBytes = installOptions !== null && typeof installOptions === 'object' &&
+    typeof installOptions.reserve === 'number' ? installOptions.reserve : 0;
+  let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
+  function isOutOfMemory(err) {
+    try {
+      return err instanceof InternalErrorCtor && err.message === 'out of memory';
+    } catch (e) {
+      return false;
+    }
+  }
+  // Called first where the bridge catches what an op threw.
+  function relieve(err) {
+    if (ballast === null) return err;
+    if (err === null) {
+      // null: a script's `throw null`, or no room for the error. Tell them apart
+      // by trying to allocate a little (before freeing anything).
+      try {
+        new ArrayBufferCtor(1024);
+        return err;
+      } catch (e) {
+        ballast = null;
+        return new InternalErrorCtor('out of memory');
+      }
+    }
+    if (isOutOfMemory(err)) ballast = null;
+    return err;
+  }
+  function reacquireBallast() {
+    try {
+      let room = new ArrayBufferCtor(2 * ballastBytes);
+      room = null;
+      ballast = new ArrayBufferCtor(ballastBytes);
+    } catch (e) { /* still near the limit */ }
+  }
+
   // Primordials of the ops below (kept apart from the encoder's).
   const ArrayJoin = Array.prototype.join;
+  const ReflectConstruct = Reflect.construct;
   const mapSize = ObjectGetOwnPropertyDescriptor(Map.prototype, 'size').get;
   const CHECK_FUNCTION = '__isolate_body';
 
@@ -544,16 +591,16 @@
                   started: 0 };
   ObjectDefineProperty(G, SymbolFor('isolate.stash'), { value: stash, configurable: true });
   function takeStash() {
-    const thrown = stash.thrown, value = stash.value;
+    const value = stash.value;
     stash.thrown = false;
     stash.value = undefined;
-    return [thrown, value];
+    return value;
   }
 
   const ops = {
     // Reply with the stashed outcome of a run (compileError: of a compile).
     finish(mirror, compileError, code, filename, lineOffset, columnOffset, displayErrors) {
-      const [thrown, value] = takeStash();
+      const thrown = stash.thrown, value = takeStash();  // (no destructuring: no iterator to hook)
       current = lastRun = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
       if (thrown && compileError) {
         rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
@@ -568,8 +615,8 @@
         value = handOver(indirectEval(code));
       } catch (err) {
         thrown = true;
-        error = err;
-        rewriteStack(err, code, displayErrors);
+        error = relieve(err);
+        rewriteStack(error, code, displayErrors);
       }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
@@ -638,7 +685,7 @@
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
-      } catch (err) { thrown = true; error = err; }
+      } catch (err) { thrown = true; error = relieve(err); }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     construct(id, args, mirror) {
@@ -646,8 +693,8 @@
       current = functionOrigin.get(fn) || lastRun;
       let value, thrown = false, error;
       try {
-        value = handOver(new fn(...decodeArg(args)));
-      } catch (err) { thrown = true; error = err; }
+        value = handOver(ReflectConstruct(fn, decodeArg(args)));
+      } catch (err) { thrown = true; error = relieve(err); }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     set_globals(entries) {
@@ -811,6 +858,7 @@
         viaStash = true;
       }
     }
+    if (ballast === null && ballastBytes > 0) reacquireBallast();
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];
@@ -825,7 +873,8 @@
     try {
       return ReflectApply(ops[op], ops, args);
     } catch (err) {
-      return { toJSON: () => failure(err) };
+      const error = relieve(err);
+      return { toJSON: () => failure(error) };
     } finally {
       current = saved;
     }

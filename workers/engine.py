@@ -48,6 +48,9 @@ _running_ops = 0  # engine ops on the stack (nested ops come from host calls)
 # the op that frees memory (see "At the memory limit" in EngineContext).
 MEMORY_RESERVE = 512 * 1024
 _UNLIMITED = 1 << 62
+# The bridge's ballast where the limit cannot be raised (no C API): bytes it frees at the limit.
+BALLAST_BYTES = 256 * 1024
+_BALLAST_JSVARS = json.dumps({"reserve": BALLAST_BYTES}).encode()
 _OOM_ERROR = {"\u0000": "e", "name": "InternalError", "message": "out of memory",
               "stack": "InternalError: out of memory", "p": {}}
 
@@ -122,7 +125,9 @@ class EngineContext:
                 return
             except Exception:  # fall back to the source, on a fresh runtime
                 self._init_raw(on_host_call, on_abort)
-        _dukpy.eval_string(self, _BRIDGE_SOURCE, b"null", False, "<isolate-bridge>")
+        # Installed by dukpy's eval: no raising the limit later, so the bridge keeps a
+        # ballast to free at the limit (bridge.js, "memory").
+        _dukpy.eval_string(self, _BRIDGE_SOURCE, _BALLAST_JSVARS, False, "<isolate-bridge>")
 
     def _init_raw(self, on_host_call: HostCall, on_abort) -> None:
         # dukpy reads `_ctx` and calls `_check_exported_function_exists` and
@@ -191,6 +196,8 @@ class EngineContext:
             text = str(exc)
             if _UNUSABLE_MARK in text:
                 self.usable = False
+            elif text == "null" or text.startswith("InternalError: out of memory"):
+                return _oom_reply()  # not even the bridge could reply (its ballast was spent)
             raise EngineError(text, unusable=not self.usable) from None
         finally:
             _running_ops -= 1

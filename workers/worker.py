@@ -447,14 +447,9 @@ class Worker(ModuleMethods):
     def _value_of(reply: dict, state: "ContextState | None" = None) -> Any:
         if reply.get("ok"):
             return from_tagged(reply["v"], reply.get("t", True))
+        # (A null QuickJS threw for lack of memory arrives as InternalError "out of
+        # memory" already: the engine says so, see EngineContext "At the memory limit".)
         thrown = from_tagged(reply["e"], reply.get("t", True))
-        if thrown is None and state is not None and state.memory_limit:
-            # At its memory limit QuickJS may fail to allocate even the
-            # "out of memory" error and throws null instead. Under a limit,
-            # report that as what it almost surely is (a literal `throw null`
-            # in a memory-limited context would be reported the same way).
-            thrown = ErrorValue("InternalError", "out of memory",
-                                "InternalError: out of memory (the engine could not allocate the error)")
         message = thrown.message if isinstance(thrown, ErrorValue) else "Uncaught exception"
         raise WorkerError(WireError.JS_EXCEPTION, message, [thrown, None])
 
