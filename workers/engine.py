@@ -148,6 +148,8 @@ class EngineContext:
         self._entries = 0         # engine entries (ops, runs, compiles) on the stack
         self._oom = False         # memory ran out during the current outermost entry
         self._calls = 0           # the token of the latest entry into the bridge (see enter)
+        self._argv = (JSValue * 2)(UNDEFINED, JSValue(0, Tag.INT))  # the entry's arguments: request, token
+        self._token = self._argv[1]   # a view of the token's slot
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
@@ -270,12 +272,14 @@ class EngineContext:
 
     def _enter_bridge(self, api, ctx, arg) -> JSValue:
         """Call the bridge's entry with the request (borrowed) and a new token."""
-        self._calls += 1
-        if self._calls >= 1 << 30:  # keep the token an int32: start again from 1
+        calls = self._calls = self._calls + 1
+        if calls >= 1 << 30:  # keep the token an int32: start again from 1
             api.set_property_str(ctx, self._stash, b"started", JSValue(0, Tag.INT))
-            self._calls = 1
-        argv = (JSValue * 2)(arg, JSValue(self._calls, Tag.INT))
-        return self._js(api, ctx, api.call, ctx, self._enter, UNDEFINED, 2, argv)
+            calls = self._calls = 1
+        # Reused: JS_Call copies its arguments, so a nested op may refill this at once.
+        self._argv[0] = arg
+        self._token.u = calls
+        return self._js(api, ctx, api.call, ctx, self._enter, UNDEFINED, 2, self._argv)
 
     def _op_started(self) -> bool:
         """Whether the latest entry into the bridge got as far as running its op."""
@@ -292,33 +296,38 @@ class EngineContext:
         """The reply object as a dict: JSON.stringify runs its toJSON (the value is
         encoded then). If that fails for lack of memory, collect garbage and try
         once more (the op's own code does not run again: see the bridge's reply)."""
-        for attempt in (1, 2):
-            last = attempt == 2
-            out = self._js(api, ctx, api.json_stringify, ctx, reply, UNDEFINED, UNDEFINED)
-            if out.tag == Tag.EXCEPTION:
-                if not self._failed_for_memory(api, rt, ctx):
-                    raise EngineError(self._exception_text(api, ctx))
-                if last:
-                    return _oom_reply()
-                continue
-            try:
-                raw = api.to_text(ctx, out)  # clears its own exception on failure
-            finally:
-                api.free_value(ctx, out)
-            if raw is None:  # no room for the reply's UTF-8 copy
-                self._out_of_memory(api, rt)
-                if last:
-                    return _oom_reply()
-                continue
-            parsed = json.loads(raw)
-            if not last and parsed.get("enc") and _memory_like(parsed.get("e")):
-                # The op succeeded; encoding its value ran out of memory (often on the
-                # bridge's own garbage, which QuickJS collects only now and then).
-                self._out_of_memory(api, rt)
-                continue
-            parsed.pop("enc", None)
-            return parsed
-        raise AssertionError("unreachable")
+        parsed = self._stringify(api, rt, ctx, reply)
+        if parsed is not None:
+            if "enc" not in parsed:
+                return parsed  # the usual case
+            if not _memory_like(parsed.get("e")):
+                del parsed["enc"]
+                return parsed
+            # The op succeeded; encoding its value ran out of memory (often on the
+            # bridge's own garbage, which QuickJS collects only now and then).
+            self._out_of_memory(api, rt)
+        parsed = self._stringify(api, rt, ctx, reply)
+        if parsed is None:
+            return _oom_reply()
+        parsed.pop("enc", None)
+        return parsed
+
+    def _stringify(self, api, rt, ctx, reply) -> dict | None:
+        """One attempt of _serialize: the dict, or None when memory ran out (memory was
+        made since: see "At the memory limit")."""
+        out = self._js(api, ctx, api.json_stringify, ctx, reply, UNDEFINED, UNDEFINED)
+        if out.tag == Tag.EXCEPTION:
+            if not self._failed_for_memory(api, rt, ctx):
+                raise EngineError(self._exception_text(api, ctx))
+            return None
+        try:
+            raw = api.to_text(ctx, out)  # clears its own exception on failure
+        finally:
+            api.free_value(ctx, out)
+        if raw is None:  # no room for the reply's UTF-8 copy
+            self._out_of_memory(api, rt)
+            return None
+        return json.loads(raw)
 
     def _drain(self, api, rt, ctx) -> None:
         self._draining = True
