@@ -403,13 +403,16 @@ class Worker(ModuleMethods):
         if state is not None:
             state.engine.close()
 
-    def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
-        return self._guarded(timeout_ms, lambda: state.engine.op(*request))
+    def _run_op(self, state: ContextState, timeout_ms, *request, reported=None) -> dict:
+        return self._guarded(timeout_ms, lambda: state.engine.op(*request), reported)
 
-    def _guarded(self, timeout_ms, run) -> dict:
+    def _guarded(self, timeout_ms, run, reported=None) -> dict:
         """Run ``run()`` (engine work) under the request's deadline; stops and
-        engine failures become the request's WorkerError."""
+        engine failures become the request's WorkerError. ``reported``: the timeout
+        to name in SCRIPT_TIMEOUT, when ``timeout_ms`` is what is left of it."""
         me = self._executing[-1] if self._executing else 0
+        if reported is None:
+            reported = timeout_ms
         with self._deadlines.deadline(timeout_ms) as token:
             try:
                 return run()
@@ -424,16 +427,16 @@ class Worker(ModuleMethods):
                 if exc.token is not token:
                     raise  # an outer call's deadline: let it unwind to its owner
                 raise WorkerError(WireError.SCRIPT_TIMEOUT,
-                                  f"Script execution timed out after {_ms(timeout_ms)}ms",
-                                  timeout_ms) from None
+                                  f"Script execution timed out after {_ms(reported)}ms",
+                                  reported) from None
             except SystemError:
                 # A re-delivered stop whose handler ran while dukpy had a Python
                 # error set (at a callback boundary) surfaces as SystemError; it
                 # still stopped the script. Report the stop that fired.
                 if token is not None and self._deadlines.fired is token:
                     raise WorkerError(WireError.SCRIPT_TIMEOUT,
-                                      f"Script execution timed out after {_ms(timeout_ms)}ms",
-                                      timeout_ms) from None
+                                      f"Script execution timed out after {_ms(reported)}ms",
+                                      reported) from None
                 if me and self._deadlines.fired_interrupt == me:
                     raise WorkerError(WireError.SCRIPT_INTERRUPTED,
                                       "Script execution was interrupted by `SIGINT`") from None
@@ -630,15 +633,19 @@ class Worker(ModuleMethods):
     def _on_compile_function(self, context_id: int, code: str | None, params: list, options: dict):
         """``vm.compileFunction``: the function; ``[function, bytecode]`` with ``bytecode_out``."""
         state = self._context(context_id)
+        # One deadline for the whole request (check and compile): the worker's
+        # stop comes before the host's kill at `timeout` + grace.
+        end = _deadline_of(options)
         if code is not None:
             code = self._module_function_source(code, params)  # import attributes (workers/modules.py)
         key = options.get("key")
         known = options.get("bytecode") is not None or (key is not None and self.scripts.get(key) is not None)
         if code is not None and not known:
-            # Parse first where nothing can leak: a body that closes the wrapper
-            # early would otherwise run its tail in the real context right now.
+            # Check first, where nothing can leak and nothing runs: a body that closes
+            # the wrapper early would otherwise run its tail in the real context.
             # (Verified cached data and cached keys were checked when first compiled.)
-            self._on_check_syntax(context_id, code, dict(options, params=params))
+            self._on_check_syntax(context_id, code, dict(options, params=params, timeout=_left(end)))
+        options = dict(options, timeout=_left(end), sent_timeout=_timeout(options))
         if _native_fits(state.engine, options):
             return self._compile_function_native(state, code, params, options)
         if code is None:
@@ -647,7 +654,8 @@ class Worker(ModuleMethods):
             raise WorkerError(WireError.UNSUPPORTED, "cached data needs the QuickJS C API, unavailable here")
         reply = self._run_op(state, _timeout(options), "compile_function", code, params,
                              options.get("filename", ""), to_tagged(options.get("extensions", [])),
-                             options.get("line_offset", 0), options.get("column_offset", 0))
+                             options.get("line_offset", 0), options.get("column_offset", 0),
+                             reported=options["sent_timeout"])
         return self._value_of(reply)
 
     def _compile_function_native(self, state: ContextState, code: str | None, params: list, options: dict):
@@ -689,7 +697,7 @@ class Worker(ModuleMethods):
             finally:
                 engine.op("release", [outer])
 
-        value = self._value_of(self._guarded(_timeout(options), make))
+        value = self._value_of(self._guarded(_timeout(options), make, options.get("sent_timeout")))
         return [value, made["bytecode"]] if options.get("bytecode_out") else value
 
     # get/has/set/delete/keys/promise_state can run script code (getters, setters,
@@ -865,6 +873,17 @@ def _wrapper_closed(filename: str) -> WorkerError:
     text = "Unexpected token '}'"
     error = ErrorValue("SyntaxError", text, f"SyntaxError: {text}\n    at {filename}")
     return WorkerError(WireError.JS_EXCEPTION, text, [error, None])
+
+
+def _deadline_of(options) -> float | None:
+    """The monotonic time at which a request's `timeout` ends (None: no timeout)."""
+    timeout = _timeout(options)
+    return None if timeout is None else time.monotonic() + timeout / 1000.0
+
+
+def _left(end: float | None) -> float | None:
+    """Milliseconds left until ``end`` (at least 1: an expired deadline still stops)."""
+    return None if end is None else max((end - time.monotonic()) * 1000.0, 1.0)
 
 
 def _earliest(*timeouts) -> float | None:
