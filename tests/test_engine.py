@@ -721,6 +721,70 @@ class TestInterrupts:
         assert ctx.op("run", "1 + 1", "t.js", False, 0, 0, True)["v"] == 2
 
 
+# -- syntax checks: nothing of the body runs ----------------------------------------------------
+
+CLOSERS = [
+    "}); globalThis.ran = 1; (function () {",
+    "}; globalThis.ran = 1; function again() {",
+    "}\nfunction __isolate_body() {",          # declares the checked name again
+    "}; let undefined; function again() {",    # instantiation fails
+    "}); for (;;) {} (function () {",
+    "})",
+]
+
+
+class TestSyntaxCheck:
+    @pytest.mark.parametrize("params", [None, [], ["a", "b"]])
+    def test_bare_check(self, params):
+        from workers.engine import function_body_compiles
+
+        assert function_body_compiles("return 1", params) is True
+        assert function_body_compiles("'use strict'; var x = arguments; return new.target", params) is True
+        assert function_body_compiles("a b", params) is False
+        for body in CLOSERS:
+            assert function_body_compiles(body, params) is False, body
+
+    @pytest.mark.parametrize("params", [None, ["a"]])
+    def test_bridge_check_runs_nothing(self, engine, params):
+        for body in CLOSERS:
+            with pytest.raises(JSThrew) as info:
+                engine.value(engine.op("check_syntax", body, "w.js", 0, 0, True, params))
+            assert info.value.thrown.name == "SyntaxError", body
+        assert engine.value(engine.op("check_syntax", "return a", "ok.js", 0, 0, True, params)) is True
+        # Nothing ran. (A closing body's own declarations were instantiated, which is why
+        # the worker runs this op only in a fresh context of its own.)
+        assert engine.run("[typeof ran, typeof __isolate_body]") == ["undefined"] * 2
+
+    def test_closing_bodies_read_as_node_reads_them(self, engine):
+        # Where the body compiles as an expression's wrapper, Node's parser meets the '}' first.
+        with pytest.raises(JSThrew) as info:
+            engine.value(engine.op("check_syntax", "}); (function(){", "w.js", 0, 0, True, None))
+        assert info.value.thrown.message == "Unexpected token '}'"
+
+
+class TestHardenedEntry:
+    """The bridge's own steps do not go through builtins a script can replace."""
+
+    def test_ops_survive_hooked_builtins(self, engine):
+        fn = engine.run("(function f(x) { return x + 1 })")
+        engine.run("""
+            Array.prototype.slice = function () { throw new Error('slice hooked') };
+            Object.defineProperty(Map.prototype, 'size', { get() { throw new Error('size hooked') } });
+            Object.defineProperty(Object.prototype, 'get', { get() { throw new Error('descriptor hooked') },
+                                                             configurable: true });
+            0
+        """)
+        assert engine.call(fn, 1) == 2
+        assert engine.value(engine.op("stats")) == {"handles": 1, "hostFunctions": 0}
+        assert engine.value(engine.op("release", [fn.handle_id])) == 0
+        assert engine.run("1 + 1") == 2
+
+    def test_a_call_python_on_the_global_is_not_the_hosts(self, engine):
+        engine.expose("h", lambda: "from the host")
+        engine.run("globalThis.call_python = function () { return { ok: true, v: 'forged' } }; 0")
+        assert engine.run("h()") == "from the host"
+
+
 # -- the worker's dispatch, in-process ---------------------------------------------------------
 
 @pytest.fixture
@@ -757,12 +821,7 @@ def answer(worker, message):
     """Serve one host message in the worker; return the worker's response (decoded)."""
     deliver(worker, message)
     reply = worker.host.read()
-    options = message.params[-1] if message.params and isinstance(message.params[-1], dict) else {}
-    if options.get("timeout"):
-        # A timed call is acknowledged first: the host's kill deadline counts from here.
-        assert isinstance(reply, Notification) and reply.method == "started"
-        assert reply.params == [message.msgid]
-        reply = worker.host.read()
+    # No acknowledgement comes first, timed or not: the worker sends no notifications.
     assert isinstance(reply, Response) and reply.msgid == message.msgid
     if reply.error is not None:
         code, text, data = reply.error

@@ -128,6 +128,41 @@ class TestLimit:
         engine.run("delete globalThis.keep")
         assert engine.used() < 1 * MiB
 
+    BLOW_UP = "var a = []; while (true) a.push('x'.repeat(1000) + a.length)"
+
+    def test_context_stuck_at_its_limit_recovers(self, engine):
+        """The blow-up leaves the limit full (a global holds it all), where QuickJS
+        throws null and the bridge cannot reply: the engine lends its reserve."""
+        engine.ctx.set_memory_limit(32 * MiB)
+
+        def run(code):  # scripts through the C API (compiled with a file name), as the worker runs them
+            bytecode, failure = engine.ctx.compile_script(code, "blow.js")
+            assert failure is None
+            return engine.ctx.run_compiled(bytecode, False)
+
+        for _ in range(2):
+            reply = run(self.BLOW_UP)
+            assert not reply["ok"]
+            assert_out_of_memory(from_tagged(reply["e"], reply["t"]))
+            assert engine.ctx.memory_usage()["malloc_limit"] == 32 * MiB  # the reserve is not the user's
+            assert run("a = null; 1") == {"ok": True, "v": 1, "t": False}
+            assert engine.ctx.memory_usage(raw=True)["malloc_limit"] == 32 * MiB  # and it was given back
+            assert engine.run("[1, 2].map(x => x * 2)") == [2, 4]
+
+    def test_at_the_limit_every_op_says_out_of_memory(self, engine):
+        engine.ctx.set_memory_limit(32 * MiB)
+        engine.thrown("globalThis.keep = []; for (;;) keep.push('x'.repeat(1000) + keep.length)")
+        for reply in (engine.run_reply("keep.push('y'.repeat(1e6))"), engine.ctx.op("get", 0, "keep")):
+            assert not reply["ok"]
+            assert_out_of_memory(from_tagged(reply["e"], reply["t"]))
+        assert engine.run("keep = null; 'free'") == "free"
+
+    def test_throw_null_is_null_away_from_the_limit(self, engine):
+        assert engine.thrown("throw null") is None
+        bytecode, _ = engine.ctx.compile_script("throw null", "n.js")
+        reply = engine.ctx.run_compiled(bytecode, False)
+        assert not reply["ok"] and reply["e"] is None
+
     def test_raising_the_limit_again(self, engine):
         engine.ctx.set_memory_limit(16 * MiB)
         assert_out_of_memory(engine.thrown("'x'.repeat(20 * 1024 * 1024).length"))

@@ -66,6 +66,7 @@
     try { delete G.dukpy; } catch (e) { /* non-configurable */ }
     try { delete G.call_python; } catch (e) { /* non-configurable */ }
   }
+  const installOptions = G.dukpy;  // dukpy's jsvars of the installing eval (see "memory" below)
   removeHostHooks();
   delete G.performance;
 
@@ -472,22 +473,38 @@
 
   // One reply per operation. `value` is encoded lazily by toJSON, i.e. after
   // dukpy drained the jobs the operation queued.
+  //
+  // `produce` runs once: the worker may serialize a reply a second time (after
+  // freeing memory, when the first attempt ran out of it), and that must not
+  // run the op's user code (a getter, a Proxy trap) again.
   function reply(produce, mirror) {
     const info = current;  // positions in stacks refer to this op's code
+    let produced = false, threw = false, value, error;
     return {
-      toJSON() {
+      toJSON: function () {
         const outer = current;
         current = info;
-        try { return this.encodeReply(); } finally { current = outer; }
-      },
-      encodeReply() {
-        let out;
         try {
-          const value = produce();
-          const e = encode(value);
-          out = { ok: true, v: e.v, t: e.t };
-        } catch (err) {
-          out = failure(err);
+          if (!produced) {
+            produced = true;
+            try { value = produce(); } catch (err) { threw = true; error = relieve(err); }
+          }
+          return encodeReply(threw, error, value, mirror);
+        } finally { current = outer; }
+      },
+    };
+  }
+  function encodeReply(threw, error, value, mirror) {
+        let out;
+        if (threw) {
+          out = failure(error, false);
+        } else {
+          try {
+            const e = encode(value);
+            out = { ok: true, v: e.v, t: e.t };
+          } catch (err) {
+            out = failure(relieve(err), true);
+          }
         }
         if (mirror) {
           try {
@@ -497,14 +514,66 @@
           } catch (err) { /* an unreadable global: skip the mirror */ }
         }
         return out;
-      },
-    };
   }
-  function failure(err) {
+  // `enc`: the op succeeded but its value could not be encoded (e.g. for lack of
+  // memory: the worker may then collect garbage and serialize the reply again).
+  function failure(err, enc) {
     let e;
     try { e = encode(err); } catch (inner) { e = encode(new ErrorCtor('isolate: unencodable exception')); }
-    return { ok: false, e: e.v, t: e.t };
+    return enc ? { ok: false, e: e.v, t: e.t, enc: true } : { ok: false, e: e.v, t: e.t };
   }
+
+  // ---- memory: replying at the engine's memory limit -------------------------
+  // At its limit QuickJS throws InternalError "out of memory", or null when it
+  // cannot allocate even that error, and the bridge's own reply would fail too.
+  // Where the worker can raise the runtime's limit (the C API), it lends a
+  // reserve itself (EngineContext, "At the memory limit"). Where it cannot
+  // (dukpy's eval only), the bridge holds a ballast of `reserve` bytes (from
+  // the installing eval's jsvars) and frees it as soon as it catches running out
+  // of memory: the reply can be built, and the next op can run and free memory.
+  // The ballast is taken again at the start of an op once there is room for it
+  // twice over.
+  const ballastBytes = installOptions !== null && typeof installOptions === 'object' &&
+    typeof installOptions.reserve === 'number' ? installOptions.reserve : 0;
+  let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
+  function isOutOfMemory(err) {
+    try {
+      return err instanceof InternalErrorCtor && err.message === 'out of memory';
+    } catch (e) {
+      return false;
+    }
+  }
+  // Called first where the bridge catches what an op threw.
+  function relieve(err) {
+    if (ballast === null) return err;
+    if (err === null) {
+      // null: a script's `throw null`, or no room for the error. Tell them apart
+      // by trying to allocate a little (before freeing anything).
+      try {
+        new ArrayBufferCtor(1024);
+        return err;
+      } catch (e) {
+        ballast = null;
+        return new InternalErrorCtor('out of memory');
+      }
+    }
+    if (isOutOfMemory(err)) ballast = null;
+    return err;
+  }
+  function reacquireBallast() {
+    try {
+      let room = new ArrayBufferCtor(2 * ballastBytes);
+      room = null;
+      ballast = new ArrayBufferCtor(ballastBytes);
+    } catch (e) { /* still near the limit */ }
+  }
+
+  // Primordials of the ops below (kept apart from the encoder's).
+  const ArrayJoin = Array.prototype.join;
+  const ReflectConstruct = Reflect.construct;
+  const FunctionCall = Function.prototype.call;
+  const mapSize = ObjectGetOwnPropertyDescriptor(Map.prototype, 'size').get;
+  const CHECK_FUNCTION = '__isolate_body';
 
   function wrapperClosed(filename) {
     const error = new SyntaxError("Unexpected token '}'");
@@ -517,19 +586,22 @@
   // or the exception here, then the `finish` op replies with it. The worker
   // takes this object once (see EngineContext._native_ready) and the global
   // keeps no trace of it.
-  const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined };
+  // `started`: the token of the latest op entered through the C API whose op began
+  // (see enter), so the worker knows whether a failed entry ran anything.
+  const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
+                  started: 0 };
   ObjectDefineProperty(G, SymbolFor('isolate.stash'), { value: stash, configurable: true });
   function takeStash() {
-    const thrown = stash.thrown, value = stash.value;
+    const value = stash.value;
     stash.thrown = false;
     stash.value = undefined;
-    return [thrown, value];
+    return value;
   }
 
   const ops = {
     // Reply with the stashed outcome of a run (compileError: of a compile).
     finish(mirror, compileError, code, filename, lineOffset, columnOffset, displayErrors) {
-      const [thrown, value] = takeStash();
+      const thrown = stash.thrown, value = takeStash();  // (no destructuring: no iterator to hook)
       current = lastRun = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
       if (thrown && compileError) {
         rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
@@ -544,33 +616,66 @@
         value = handOver(indirectEval(code));
       } catch (err) {
         thrown = true;
-        error = err;
-        rewriteStack(err, code, displayErrors);
+        error = relieve(err);
+        rewriteStack(error, code, displayErrors);
       }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
-    // Compile without running: the code becomes the body of a function that
-    // is never called. A body can close the wrapper early ("}); ...; (function(){"),
-    // which is why the worker runs this only in a scratch context under a
-    // timeout, and why the result must be exactly the one wrapper function.
+    // Compile without running (see "Syntax checks" in workers/engine.py): the
+    // code becomes the body of a function declaration after `throw 0`. Evaluating
+    // that only instantiates declarations, then throws 0: no code of the body
+    // runs, even one that closes the wrapper early ("}); f(); (function(){"),
+    // which is caught by comparing the declared function's source with the
+    // whole text. The worker runs this in a fresh context of its own.
     check_syntax(code, filename, lineOffset, columnOffset, displayErrors, params) {
-      const head = params === null || params === undefined ? '(function(){' : '(function (' + params.join(', ') + ') {\n';
-      current = params == null
-        ? { filename, lineOffset, columnOffset, firstLineShift: head.length, firstLine: 1 }
-        : { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 2 };
+      const withParams = params !== null && params !== undefined;
+      // `throw 0` on a line of its own, and the header where the old wrapper
+      // `(function (...) {` had it: QuickJS's columns of errors in a function
+      // body depend on where its `function` keyword ends.
+      const decl = withParams
+        ? 'function ' + CHECK_FUNCTION + '(' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n'
+        : 'function ' + CHECK_FUNCTION + '(){';
+      const head = 'throw 0;\n' + decl;
+      current = withParams
+        ? { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+        : { filename, lineOffset, columnOffset, firstLineShift: decl.length, firstLine: 2 };
       let error = null;
       try {
-        const fn = indirectEval(head + code + '\n})');
-        const expected = head.slice(1) + code + '\n}';
-        if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
-          error = wrapperClosed(filename);
-        }
+        indirectEval(head + code + '\n}');
+        error = wrapperClosed(filename);  // `throw 0` comes first: cannot happen
       } catch (err) {
-        if (compileErrorPosition(err)) {
-          rewriteStack(err, code, displayErrors);
-          error = err;
+        if (err === 0) {
+          const desc = ObjectGetOwnPropertyDescriptor(G, CHECK_FUNCTION);
+          try { delete G[CHECK_FUNCTION]; } catch (e) { /* non-configurable: leave it */ }
+          const fn = desc === undefined ? undefined : desc.value;
+          const expected = decl + code + '\n}';
+          if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
+            error = wrapperClosed(filename);
+          }
+        } else if (compileErrorPosition(err)) {
+          // Not a function body. If it compiles inside a function *expression*
+          // (checked the same way: `throw 0` first, so nothing runs), it closes
+          // that wrapper: Node's parser sees the stray '}' first.
+          // Otherwise its error there is the one reported (as before this check
+          // existed: QuickJS's columns in a function body depend on the header).
+          const expr = withParams ? '(function (' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n' : '(function(){';
+          current = withParams
+            ? { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+            : { filename, lineOffset, columnOffset, firstLineShift: expr.length, firstLine: 2 };
+          let exprError = null;
+          try {
+            indirectEval('throw 0;\n' + expr + code + '\n})');
+          } catch (inner) {
+            exprError = inner;
+          }
+          if (exprError === 0 || !compileErrorPosition(exprError)) {
+            error = wrapperClosed(filename);
+          } else {
+            rewriteStack(exprError, code, displayErrors);
+            error = exprError;
+          }
         } else {
-          error = wrapperClosed(filename);  // only code outside the wrapper can have run and thrown
+          error = wrapperClosed(filename);  // the declarations could not be instantiated
         }
       }
       return reply(() => { if (error) throw error; return true; }, false);
@@ -581,7 +686,7 @@
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
-      } catch (err) { thrown = true; error = err; }
+      } catch (err) { thrown = true; error = relieve(err); }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     construct(id, args, mirror) {
@@ -589,8 +694,8 @@
       current = functionOrigin.get(fn) || lastRun;
       let value, thrown = false, error;
       try {
-        value = handOver(new fn(...decodeArg(args)));
-      } catch (err) { thrown = true; error = err; }
+        value = handOver(ReflectConstruct(fn, decodeArg(args)));
+      } catch (err) { thrown = true; error = relieve(err); }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     set_globals(entries) {
@@ -687,12 +792,16 @@
       }
       return reply(() => undefined, false);
     },
+    // release and stats run outside any call of the user's: no user code may run
+    // here (no iterator protocol, no `size` looked up on Map.prototype).
     release(ids) {
-      for (const id of ids) ReflectApply(mapDelete, handles, [id]);
-      return reply(() => handles.size, false);
+      const n = ids.length;
+      for (let i = 0; i < n; i++) ReflectApply(mapDelete, handles, [ids[i]]);
+      return reply(() => ReflectApply(mapSize, handles, []), false);
     },
     stats() {
-      return reply(() => ({ handles: handles.size, hostFunctions: hostFunctionCache.size }), false);
+      return reply(() => ({ handles: ReflectApply(mapSize, handles, []),
+                            hostFunctions: ReflectApply(mapSize, hostFunctionCache, []) }), false);
     },
     // ES modules (workers/modules.py): a value decoded into the stash, for the worker to
     // use through the C API; and the stashed value handed to the host as a handle whatever
@@ -707,7 +816,14 @@
       stash.value = undefined;
       // Its string keys too: reading a namespace's keys with Object.keys would read the
       // bindings, and throw while one is uninitialized.
-      const keys = ReflectOwnKeys(value).filter((k) => typeof k === 'string');
+      // (Indexed, no Array.prototype method: nothing a script can hook runs here.)
+      const all = ReflectOwnKeys(value), keys = [];
+      for (let i = 0, n = all.length, j = 0; i < n; i++) {
+        if (typeof all[i] === 'string') {
+          ObjectDefineProperty(keys, j++, { __proto__: null, value: all[i], writable: true, enumerable: true,
+                                            configurable: true });
+        }
+      }
       const handle = { [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
       return { toJSON: () => ({ ok: true, v: [handle, keys], t: true }) };
     },
@@ -716,22 +832,46 @@
   // Entered either by dukpy's eval (the request in the `dukpy` global) or, once
   // the worker holds this function, called directly with the request as JSON text.
   const JSONParse = JSON.parse;
-  function enter(requestText) {
-    const request = requestText === undefined ? G.dukpy : JSONParse(requestText);
-    if (typeof G.call_python === 'function') {
-      callPython = G.call_python;
-    } else if (stash.callPython !== undefined) {  // handed over by the worker (no dukpy eval)
-      callPython = stash.callPython;
-      stash.callPython = undefined;
+  //
+  // Nothing here may run user code (the op itself may): the request's array is
+  // read by index only (no slice, no iterator, whose lookups a script could
+  // hook), and once the worker calls through the C API, a `call_python` a
+  // script put on the global is not taken for dukpy's.
+  //
+  // `token` (C API calls only) is a number that grows with every call; it is
+  // written to stash.started just before the op runs. An entry that fails with
+  // stash.started below its token ran nothing (the worker may retry it, e.g.
+  // after making memory); a nested op can only start once an outer one has.
+  let viaStash = false;
+  function enter(requestText, token) {
+    let request;
+    if (requestText === undefined) {
+      request = G.dukpy;
+      if (!viaStash) {
+        const hook = ObjectGetOwnPropertyDescriptor(G, 'call_python');
+        if (hook !== undefined && typeof hook.value === 'function') callPython = hook.value;
+      }
+    } else {
+      request = JSONParse(requestText);
+      if (stash.callPython !== undefined) {  // handed over by the worker (no dukpy eval)
+        callPython = stash.callPython;
+        stash.callPython = undefined;
+        viaStash = true;
+      }
     }
+    if (ballast === null && ballastBytes > 0) reacquireBallast();
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];
-    if (!hasOwn.call(ops, op)) return { toJSON: () => failure(new TypeError('isolate: unknown op ' + op)) };
+    if (!ReflectApply(hasOwn, ops, [op])) return { toJSON: () => failure(new TypeError('isolate: unknown op ' + op)) };
+    if (token !== undefined) stash.started = token;
     try {
-      return ReflectApply(ops[op], ops, request.slice(1));
+      // ops[op].call(op, ...request.slice(1)), with the primordial `call`: the
+      // request's own elements are the arguments, with no copy and no hook.
+      return ReflectApply(FunctionCall, ops[op], request);
     } catch (err) {
-      return { toJSON: () => failure(err) };
+      const error = relieve(err);
+      return { toJSON: () => failure(error) };
     } finally {
       current = saved;
     }

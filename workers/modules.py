@@ -215,9 +215,16 @@ class ModuleSpace:
         rejection nobody else handles is not an unhandled rejection of the caller's run."""
         if self._then is None:
             self.capture_primordials()
-        api, _, ctx = self.native()
+        api, rt, ctx = self.native()
         args = (JSValue * 2)(UNDEFINED, self._noop)
-        derived = api.call(ctx, self._then, promise, 2, args)
+        # `then` looks up the promise's constructor (species), which a script can
+        # hook: engine work that a deadline must be able to stop.
+        _engine._running_ops += 1
+        try:
+            api.update_stack_top(rt)
+            derived = EngineContext._js(api, ctx, api.call, ctx, self._then, promise, 2, args)
+        finally:
+            _engine._running_ops -= 1
         if derived.tag == Tag.EXCEPTION:
             api.clear_exception(ctx)
         else:
@@ -658,6 +665,14 @@ class ModuleMethods:
         any code (without a callback registered, it must reject as Node's does)."""
         state.module_hooks = self._module_install(state.engine, context_id)
 
+    @staticmethod
+    def _module_deadline(options) -> float:
+        """The deadline (ms) of a module request that can run a script's code: the host's
+        `timeout` option, else the worker's bound for its own engine work."""
+        from .worker import INTERNAL_OP_TIMEOUT_MS, _timeout
+
+        return _timeout(options) or INTERNAL_OP_TIMEOUT_MS
+
     def _worker_error(self, code: WireError, message: str, data=None):
         from .worker import WorkerError
 
@@ -842,7 +857,7 @@ class ModuleMethods:
         return rec.id
 
     # -- linking -------------------------------------------------------------------------
-    def _on_module_link(self, context_id: int, root_id: int, graph: list) -> list:
+    def _on_module_link(self, context_id: int, root_id: int, graph: list, options: dict | None = None) -> list:
         """Instantiate ``root_id`` and the not-yet-linked modules of its graph.
 
         ``graph`` is ``[[module_id, [target_id, ...]], ...]``: for each module to link, the
@@ -870,53 +885,65 @@ class ModuleMethods:
             for target in rec.resolution:
                 if target.mdef is None and target not in pending:
                     raise _ModuleError(f"module {target.id} is neither linked nor in the link graph")
+        return self._guarded(self._module_deadline(options), lambda: self._module_link(space, root, pending))
+
+    def _module_link(self, space: ModuleSpace, root: ModuleRecord, pending: list) -> list:
         api, rt, ctx = space.native()
         # Synthetic modules call their host callback through a host function: made first,
         # by the bridge, outside the section below.
         callbacks = {rec.id: self._module_host_value(space, rec.evaluate_fn)
                      for rec in pending if rec.kind == "synthetic"}
         error = None
-        with _signals_held():
-            saved = self._module_mode
-            fresh = set()
-            try:
-                space.placeholder()
-                space.thrower()
-                for rec in pending:
-                    rec.mdef = None
-                    if rec.kind == "source":
-                        self._module_mode = _Read()
-                        api.update_stack_top(rt)
-                        value = api.deserialize(ctx, rec.bytecode)
-                        self._module_mode = saved
-                        if value.tag != Tag.MODULE:
-                            if value.tag == Tag.EXCEPTION:
-                                api.clear_exception(ctx)
-                            raise _ModuleError(f"module {rec.id} could not be read into its context")
-                        rec.mdef = space.keep(value)
-                        fresh.add(rec.id)
-                    else:
-                        self._module_make_synthetic(space, rec, callbacks.pop(rec.id))
-                error = self._module_instantiate(space, root, fresh)
-            finally:
-                self._module_mode = saved
-                for fn in callbacks.values():
-                    api.free_value(ctx, fn)
-                linked = []
-                for rec in pending:
-                    if rec.mdef is not None and space.mapi.status(rec.mdef.u) == ModuleStatus.LINKED:
-                        linked.append(rec.id)
-                    else:
-                        rec.mdef = None  # read again next time (its imports are fixed once resolved)
+        outcomes: list = []  # evaluation promises to mark handled, once stops can land again
+        try:
+            with _signals_held():
+                saved = self._module_mode
+                fresh = set()
+                try:
+                    space.placeholder()
+                    space.thrower()
+                    for rec in pending:
+                        rec.mdef = None
+                        if rec.kind == "source":
+                            self._module_mode = _Read()
+                            api.update_stack_top(rt)
+                            value = api.deserialize(ctx, rec.bytecode)
+                            self._module_mode = saved
+                            if value.tag != Tag.MODULE:
+                                if value.tag == Tag.EXCEPTION:
+                                    api.clear_exception(ctx)
+                                raise _ModuleError(f"module {rec.id} could not be read into its context")
+                            rec.mdef = space.keep(value)
+                            fresh.add(rec.id)
+                        else:
+                            self._module_make_synthetic(space, rec, callbacks.pop(rec.id))
+                    error = self._module_instantiate(space, root, fresh, outcomes)
+                finally:
+                    self._module_mode = saved
+                    for fn in callbacks.values():
+                        api.free_value(ctx, fn)
+                    linked = []
+                    for rec in pending:
+                        if rec.mdef is not None and space.mapi.status(rec.mdef.u) == ModuleStatus.LINKED:
+                            linked.append(rec.id)
+                        else:
+                            rec.mdef = None  # read again next time (its imports are fixed once resolved)
+            for outcome in outcomes:
+                space.mark_handled(outcome)  # can run a script's hook: outside the section above
+        finally:
+            for outcome in outcomes:
+                api.free_value(ctx, outcome)
         if error is not None:
             api.set_property_str(ctx, space.engine._stash, b"value", error)
             api.set_property_str(ctx, space.engine._stash, b"thrown", JSValue(1, Tag.BOOL))
             self._value_of(space.engine.op("finish", False, False, None, None, 0, 0, False))
         return linked
 
-    def _module_instantiate(self, space: ModuleSpace, root: ModuleRecord, fresh: set) -> JSValue | None:
+    def _module_instantiate(self, space: ModuleSpace, root: ModuleRecord, fresh: set,
+                            outcomes: list | None = None) -> JSValue | None:
         """Resolve the fresh modules of root's graph and link it (see the module docstring).
-        Returns None, or the link error (an owned value)."""
+        Returns None, or the link error (an owned value). With ``outcomes``, the wrapper's
+        evaluation promise is appended there (owned) for the caller to mark handled."""
         api, rt, ctx = space.native()
         thrower = space.thrower()
         specifiers = [b"\x01isolate:thrower", b"\x01isolate:root"]
@@ -937,6 +964,9 @@ class ModuleMethods:
         outcome = api.eval_function(ctx, api.dup_value(ctx, value))  # consumes the duplicate
         if outcome.tag == Tag.EXCEPTION:
             return api.take_exception(ctx)
+        if outcomes is not None:
+            outcomes.append(outcome)
+            return None
         space.mark_handled(outcome)  # rejected by the thrower, as planned
         api.free_value(ctx, outcome)
         return None
@@ -1060,7 +1090,11 @@ class ModuleMethods:
             if space._then is None:
                 space.capture_primordials()
             reactions = (JSValue * 2)(api.get_property_str(ctx, pair, b"0"), api.get_property_str(ctx, pair, b"1"))
-            derived = api.call(ctx, space._then, promise, 2, reactions)
+            _engine._running_ops += 1  # `then` reads the species a script may have hooked
+            try:
+                derived = EngineContext._js(api, ctx, api.call, ctx, space._then, promise, 2, reactions)
+            finally:
+                _engine._running_ops -= 1
             for value in (reactions[0], reactions[1], pair, derived):
                 if value.tag == Tag.EXCEPTION:
                     api.clear_exception(ctx)
@@ -1074,20 +1108,26 @@ class ModuleMethods:
         space = self._module_space(self._context(context_id))
         return [space.status(space.record(m)) for m in module_ids]
 
-    def _on_module_error(self, context_id: int, module_id: int):
+    # The requests below touch values a script made (a thrown value, a namespace) and so can
+    # run its code (getters, hooked builtins): each runs under a deadline (_module_deadline).
+    def _on_module_error(self, context_id: int, module_id: int, options: dict | None = None):
         """The value an errored module threw (evaluating it again only replays that)."""
         space = self._module_space(self._context(context_id))
         rec = space.record(module_id)
         if space.status(rec) != "errored":
             raise _ModuleError(f"module {module_id} is not errored")
         api, rt, ctx = space.native()
-        promise = self._module_run(space, rec)
-        try:
-            space.mark_handled(promise)
-            api.set_property_str(ctx, space.engine._stash, b"value", space.mapi.promise_result(ctx, promise))
-        finally:
-            api.free_value(ctx, promise)
-        return self._value_of(space.engine.op("finish", False, False, None, None, 0, 0, False))
+
+        def read():
+            promise = self._module_run(space, rec)
+            try:
+                space.mark_handled(promise)
+                api.set_property_str(ctx, space.engine._stash, b"value", space.mapi.promise_result(ctx, promise))
+            finally:
+                api.free_value(ctx, promise)
+            return space.engine.op("finish", False, False, None, None, 0, 0, False)
+
+        return self._value_of(self._guarded(self._module_deadline(options), read))
 
     def _module_handle(self, space: ModuleSpace, value: JSValue, class_name: str):
         """``value`` (owned) as a handle for the host, whatever its kind."""
@@ -1098,31 +1138,38 @@ class ModuleMethods:
         api.set_property_str(ctx, space.engine._stash, b"value", value)  # consumes it
         return self._value_of(space.engine.op("stash_handle", class_name))
 
-    def _on_module_namespace(self, context_id: int, module_id: int):
+    def _on_module_namespace(self, context_id: int, module_id: int, options: dict | None = None):
         """The module namespace object, as a handle (class ``Module``)."""
         space = self._module_space(self._context(context_id))
         rec = space.record(module_id)
         if space.status(rec) in ("unlinked", "linking"):
             raise _ModuleError(f"module {module_id} is not linked")
         api, rt, ctx = space.native()
-        return self._module_handle(space, space.mapi.namespace(ctx, rec.mdef.u), "Module")
+        return self._guarded(self._module_deadline(options), lambda: self._module_handle(
+            space, space.mapi.namespace(ctx, rec.mdef.u), "Module"))
 
-    def _on_module_import_meta(self, context_id: int, module_id: int):
+    def _on_module_import_meta(self, context_id: int, module_id: int, options: dict | None = None):
         """The module's ``import.meta`` object, as a handle, for initializeImportMeta."""
         space = self._module_space(self._context(context_id))
         rec = space.record(module_id)
         if rec.mdef is None:
             raise _ModuleError(f"module {module_id} is not linked")
         api, rt, ctx = space.native()
-        return self._module_handle(space, space.mapi.import_meta(ctx, rec.mdef.u), "Object")
+        return self._guarded(self._module_deadline(options), lambda: self._module_handle(
+            space, space.mapi.import_meta(ctx, rec.mdef.u), "Object"))
 
-    def _on_module_set_export(self, context_id: int, module_id: int, name: str, value: Any):
+    def _on_module_set_export(self, context_id: int, module_id: int, name: str, value: Any,
+                              options: dict | None = None):
         """``syntheticModule.setExport(name, value)`` on a linked synthetic module."""
         space = self._module_space(self._context(context_id))
         rec = space.record(module_id)
         if rec.kind != "synthetic" or rec.inner is None:
             raise _ModuleError(f"module {module_id} is not a linked synthetic module")
         index = rec.export_names.index(name)
+        return self._guarded(self._module_deadline(options),
+                             lambda: self._module_set_export(space, rec, index, value))
+
+    def _module_set_export(self, space: ModuleSpace, rec: ModuleRecord, index: int, value: Any):
         api, rt, ctx = space.native()
         reply = space.engine.op("stash_value", to_tagged(value))
         if not reply.get("ok"):

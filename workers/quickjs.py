@@ -121,6 +121,11 @@ class QuickJS:
         self.execute_pending_job = bind("JS_ExecutePendingJob", [vp, ctypes.POINTER(vp)], ci)
         self.new_cfunction2 = bind("JS_NewCFunction2", [vp, vp, cp, ci, ci, ci], JSValue)
         self.set_context_opaque = bind("JS_SetContextOpaque", [vp, vp], None)
+        self.get_global_object = bind("JS_GetGlobalObject", [vp], JSValue)
+        self.set_memory_limit = bind("JS_SetMemoryLimit", [vp, sz], None)
+        self.run_gc = bind("JS_RunGC", [vp], None)
+        self.throw = bind("JS_Throw", [vp, JSValue], JSValue)
+        self.is_error = bind("JS_IsError", [vp, JSValue], ctypes.c_bool)
         # dukpy's native `call_python` (a JSCFunction): it calls `_call_python` on
         # the object set as the context's opaque, which dukpy's eval sets to its host.
         self.call_py_function = ctypes.cast(lib.call_py_function, vp).value
@@ -155,6 +160,20 @@ class QuickJS:
             return ctypes.string_at(ptr, size.value).decode("utf-8", "surrogatepass")
         finally:
             self.free_cstring(ctx, ptr)
+
+    def error_message(self, ctx, value: JSValue) -> str | None:
+        """The ``message`` of an Error object (None for anything else). For errors the
+        engine made it is an own data property: nothing runs to read it."""
+        if value.tag != Tag.OBJECT or not self.is_error(ctx, value):
+            return None
+        message = self.get_property_str(ctx, value, b"message")
+        if message.tag == Tag.EXCEPTION:
+            self.clear_exception(ctx)
+            return None
+        try:
+            return self.to_text(ctx, message) if message.tag == Tag.STRING else None
+        finally:
+            self.free_value(ctx, message)
 
     def compile(self, ctx, source: bytes, filename: str, line: int, flags: int) -> JSValue:
         """``JS_Eval2`` in compile-only mode: a function-bytecode (or module) value, or EXCEPTION."""

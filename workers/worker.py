@@ -31,8 +31,10 @@ from protocol import (
 )
 
 from .engine import (
-    ENGINE_NAME, EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
+    ENGINE_NAME, EngineContext, EngineError, engine_running, function_body_compiles, in_abort_tail,
+    reset_for_new_process,
 )
+from .quickjs import quickjs as _quickjs
 from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
@@ -41,6 +43,12 @@ __all__ = ["Worker", "main", "MAX_NESTING"]
 # A syntax check compiles; it only runs code when a body closes its wrapper
 # early. Compiling even megabytes of source takes well under this.
 SYNTAX_CHECK_TIMEOUT_MS = 2000
+# Bound of engine work the worker does on its own behalf (releases, stats, module
+# bookkeeping) when the host gives no timeout: such ops run no user code unless a
+# script hooked a builtin they touch, and this is what stops that.
+INTERNAL_OP_TIMEOUT_MS = 10_000
+# The `code` of the RangeError a host call nested too deep throws in JS.
+NESTING_TOO_DEEP_CODE = "ERR_ISOLATE_NESTING_TOO_DEEP"
 # Delay of a re-delivered timeout: short, so the script stops almost at once
 # once control is back in the engine.
 _RETRIP_S = 50e-6
@@ -105,9 +113,12 @@ class Deadlines:
             # A stale timer (its deadline was removed) or an early tick: re-arm.
             self._arm()
             return
-        if not engine_running():
-            return  # the op already ended; its deadline is being removed
         self.redeliver_soon()
+        if not engine_running():
+            # Between two engine calls of one request (or just after its last):
+            # raise once the engine runs again. The deadline's removal re-arms
+            # the timer for what is left, which ends this re-delivery.
+            return
         if in_abort_tail(frame):
             return  # raise once back in the engine
         token = min(expired, key=lambda e: e[0])[1]
@@ -150,25 +161,33 @@ class ScriptInterrupted(BaseException):
 class Interrupts:
     """SIGUSR1 from the host stops one request: the one named in the shared cancel cell.
 
-    The host writes the msgid to stop into an 8-byte shared mapping, then
-    signals. A signal whose msgid is not executing here (that request just
-    finished) is ignored, so an interrupt can never hit the wrong call.
+    The cell is a 16-byte shared mapping (two little-endian int64). Bytes 0-8:
+    the msgid the host asks to stop; the host writes it, then signals. A signal
+    whose msgid is not executing here (that request just finished) is ignored,
+    so an interrupt can never hit the wrong call. Bytes 8-16: the msgid of the
+    last top-level request this worker started; the worker writes it before it
+    runs anything of that request, and the host reads it when the worker dies
+    (a call that never started is rerouted, not reported as crashed). An
+    8-byte cell (an older host) has no second half: nothing is written then.
     """
+
+    STARTED_OFFSET = 8
 
     def __init__(self, deadlines: "Deadlines", cell, executing: list[int]):
         self._deadlines = deadlines
         self._cell = cell
         self._executing = executing
+        self._has_started_slot = cell is not None and len(cell) >= self.STARTED_OFFSET + 8
         signal.signal(signal.SIGUSR1, self._on_signal)
-
-    def mark_started(self, msgid: int) -> None:
-        """Record in the shared cell (bytes 8-16) that request ``msgid`` has started."""
-        if self._cell is not None and len(self._cell) >= 16:
-            struct.pack_into("<q", self._cell, 8, msgid)
 
     def targets(self, msgid: int) -> bool:
         """Whether the host has asked to stop request ``msgid``."""
         return self._target() == msgid
+
+    def note_started(self, msgid: int) -> None:
+        """Record in the shared cell that top-level request ``msgid`` has started."""
+        if self._has_started_slot:
+            struct.pack_into("<q", self._cell, self.STARTED_OFFSET, msgid)
 
     def _target(self) -> int:
         if self._cell is None:
@@ -326,9 +345,9 @@ class Worker(ModuleMethods):
                 WireError.SCRIPT_INTERRUPTED, "Script execution was interrupted by `SIGINT`"), None))
             return
         if not self._executing:
-            # Before anything runs: the host reads this if we die, to know the
-            # request had started (one that had not is rerouted, not failed).
-            self._interrupts.mark_started(message.msgid)
+            # A top-level request (not one nested in a call_host): tell the host,
+            # through the shared cell, that it started, before anything of it runs.
+            self._interrupts.note_started(message.msgid)
         self._executing.append(message.msgid)
         try:
             if handler is None:
@@ -388,13 +407,16 @@ class Worker(ModuleMethods):
         if state is not None:
             state.engine.close()
 
-    def _run_op(self, state: ContextState, timeout_ms, *request) -> dict:
-        return self._guarded(timeout_ms, lambda: state.engine.op(*request))
+    def _run_op(self, state: ContextState, timeout_ms, *request, reported=None) -> dict:
+        return self._guarded(timeout_ms, lambda: state.engine.op(*request), reported)
 
-    def _guarded(self, timeout_ms, run) -> dict:
+    def _guarded(self, timeout_ms, run, reported=None) -> dict:
         """Run ``run()`` (engine work) under the request's deadline; stops and
-        engine failures become the request's WorkerError."""
+        engine failures become the request's WorkerError. ``reported``: the timeout
+        to name in SCRIPT_TIMEOUT, when ``timeout_ms`` is what is left of it."""
         me = self._executing[-1] if self._executing else 0
+        if reported is None:
+            reported = timeout_ms
         with self._deadlines.deadline(timeout_ms) as token:
             try:
                 return run()
@@ -409,16 +431,16 @@ class Worker(ModuleMethods):
                 if exc.token is not token:
                     raise  # an outer call's deadline: let it unwind to its owner
                 raise WorkerError(WireError.SCRIPT_TIMEOUT,
-                                  f"Script execution timed out after {_ms(timeout_ms)}ms",
-                                  timeout_ms) from None
+                                  f"Script execution timed out after {_ms(reported)}ms",
+                                  reported) from None
             except SystemError:
                 # A re-delivered stop whose handler ran while dukpy had a Python
                 # error set (at a callback boundary) surfaces as SystemError; it
                 # still stopped the script. Report the stop that fired.
                 if token is not None and self._deadlines.fired is token:
                     raise WorkerError(WireError.SCRIPT_TIMEOUT,
-                                      f"Script execution timed out after {_ms(timeout_ms)}ms",
-                                      timeout_ms) from None
+                                      f"Script execution timed out after {_ms(reported)}ms",
+                                      reported) from None
                 if me and self._deadlines.fired_interrupt == me:
                     raise WorkerError(WireError.SCRIPT_INTERRUPTED,
                                       "Script execution was interrupted by `SIGINT`") from None
@@ -432,14 +454,9 @@ class Worker(ModuleMethods):
     def _value_of(reply: dict, state: "ContextState | None" = None) -> Any:
         if reply.get("ok"):
             return from_tagged(reply["v"], reply.get("t", True))
+        # (A null QuickJS threw for lack of memory arrives as InternalError "out of
+        # memory" already: the engine says so, see EngineContext "At the memory limit".)
         thrown = from_tagged(reply["e"], reply.get("t", True))
-        if thrown is None and state is not None and state.memory_limit:
-            # At its memory limit QuickJS may fail to allocate even the
-            # "out of memory" error and throws null instead. Under a limit,
-            # report that as what it almost surely is (a literal `throw null`
-            # in a memory-limited context would be reported the same way).
-            thrown = ErrorValue("InternalError", "out of memory",
-                                "InternalError: out of memory (the engine could not allocate the error)")
         message = thrown.message if isinstance(thrown, ErrorValue) else "Uncaught exception"
         raise WorkerError(WireError.JS_EXCEPTION, message, [thrown, None])
 
@@ -560,44 +577,55 @@ class Worker(ModuleMethods):
 
     def _on_compile(self, context_id: int, code: str | None, options: dict):
         """Compile a script without running it (``vm.Script``'s constructor), in
-        the scratch context; it stays cached by its key. Returns its bytecode
-        when ``options["bytecode_out"]`` (to make cached data), else True."""
+        the compile context; it stays cached by its key. Returns its bytecode
+        when ``options["bytecode_out"]`` (to make cached data), else True.
+
+        The compile context only ever compiles (nothing runs there: a SyntaxError
+        is shaped by the bridge, whose primordials no user code can have touched),
+        so it is shared by every compile on the worker."""
         scratch = self._scratch_context()
         if not _native_fits(scratch.engine, options):
             if options.get("bytecode_out"):
                 raise WorkerError(WireError.UNSUPPORTED,
                                   "cached data needs the QuickJS C API, unavailable in this worker")
             return self._on_check_syntax(context_id, code, options)
-        bytecode = self._guarded(SYNTAX_CHECK_TIMEOUT_MS, lambda: self._bytecode(scratch.engine, code, options))
+        bytecode = self._guarded(_earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options)),
+                                 lambda: self._bytecode(scratch.engine, code, options))
         return bytecode if options.get("bytecode_out") else True
 
     def _scratch_context(self) -> ContextState:
         if self._scratch is None or not self._scratch.engine.usable:
             if self._scratch is not None:
                 self._scratch.engine.close()
-            self._scratch = ContextState(0, EngineContext(_no_host_calls), "syntax-check", "")
+            self._scratch = ContextState(0, EngineContext(_no_host_calls), "compile", "")
         return self._scratch
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
-        """Compile ``code`` without running it, in a scratch context nobody else uses.
-
-        The check wraps the code in a function that is never called; a body
-        that closes the wrapper early does run, which is why it runs here,
-        in a context of its own, under SYNTAX_CHECK_TIMEOUT_MS.
+        """Whether ``code`` is a function body (with ``options["params"]``); raises
+        its SyntaxError if not. None of ``code`` runs (see "Syntax checks" in
+        workers/engine.py), in a fresh context per check, under
+        SYNTAX_CHECK_TIMEOUT_MS (or the request's shorter timeout). A check that
+        is stopped (timeout, interrupt) fails: a body is never accepted unchecked.
         """
-        self._scratch_context()
+        params = options.get("params")
+        filename = options.get("filename", "evalmachine.<anonymous>")
+        timeout = _earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options))
         try:
-            reply = self._run_op(self._scratch, SYNTAX_CHECK_TIMEOUT_MS, "check_syntax", code,
-                                 options.get("filename", "evalmachine.<anonymous>"),
-                                 options.get("line_offset", 0), options.get("column_offset", 0),
-                                 options.get("display_errors", True), options.get("params"))
+            if quickjs_available() and self._guarded(timeout, lambda: function_body_compiles(code, params)):
+                return True
+            # A syntax error (or no C API): the bridge's check, in a fresh context with
+            # the bridge, says so with the SyntaxError shaped as Node shapes it.
+            reply = self._guarded(timeout, lambda: _fresh_check(code, filename, options, params))
         except WorkerError as exc:
-            if exc.code is WireError.JS_EXCEPTION:
-                raise
-            self._scratch.engine.close()
-            self._scratch = None  # whatever ran there is discarded with it
-            return True
-        return self._value_of(reply)
+            if exc.code in (WireError.SCRIPT_TIMEOUT, WireError.SCRIPT_INTERRUPTED):
+                raise _wrapper_closed(filename) from None
+            raise
+        if self._value_of(reply) is not True:
+            raise _wrapper_closed(filename)
+        if quickjs_available():
+            # The bridge found no error where the C API check did: never accept that.
+            raise _wrapper_closed(filename)
+        return True
 
     def _on_call(self, context_id: int, handle_id: int, args: list, options: dict) -> list:
         state = self._context(context_id)
@@ -609,24 +637,29 @@ class Worker(ModuleMethods):
     def _on_compile_function(self, context_id: int, code: str | None, params: list, options: dict):
         """``vm.compileFunction``: the function; ``[function, bytecode]`` with ``bytecode_out``."""
         state = self._context(context_id)
+        # One deadline for the whole request (check and compile): the worker's
+        # stop comes before the host's kill at `timeout` + grace.
+        end = _deadline_of(options)
         if code is not None:
             code = self._module_function_source(code, params)  # import attributes (workers/modules.py)
         key = options.get("key")
         known = options.get("bytecode") is not None or (key is not None and self.scripts.get(key) is not None)
         if code is not None and not known:
-            # Parse first where nothing can leak: a body that closes the wrapper
-            # early would otherwise run its tail in the real context right now.
+            # Check first, where nothing can leak and nothing runs: a body that closes
+            # the wrapper early would otherwise run its tail in the real context.
             # (Verified cached data and cached keys were checked when first compiled.)
-            self._on_check_syntax(context_id, code, dict(options, params=params))
+            self._on_check_syntax(context_id, code, dict(options, params=params, timeout=_left(end)))
+        options = dict(options, timeout=_left(end), sent_timeout=_timeout(options))
         if _native_fits(state.engine, options):
             return self._compile_function_native(state, code, params, options)
         if code is None:
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker compiles functions from source only")
         if options.get("bytecode_out"):
             raise WorkerError(WireError.UNSUPPORTED, "cached data needs the QuickJS C API, unavailable here")
-        reply = self._run_op(state, None, "compile_function", code, params,
+        reply = self._run_op(state, _timeout(options), "compile_function", code, params,
                              options.get("filename", ""), to_tagged(options.get("extensions", [])),
-                             options.get("line_offset", 0), options.get("column_offset", 0))
+                             options.get("line_offset", 0), options.get("column_offset", 0),
+                             reported=options["sent_timeout"])
         return self._value_of(reply)
 
     def _compile_function_native(self, state: ContextState, code: str | None, params: list, options: dict):
@@ -668,11 +701,12 @@ class Worker(ModuleMethods):
             finally:
                 engine.op("release", [outer])
 
-        value = self._value_of(self._guarded(None, make))
+        value = self._value_of(self._guarded(_timeout(options), make, options.get("sent_timeout")))
         return [value, made["bytecode"]] if options.get("bytecode_out") else value
 
-    # Property access runs script getters, setters and Proxy traps: bounded by
-    # the options' timeout (the host always sends one).
+    # get/has/set/delete/keys/promise_state can run script code (getters, setters,
+    # Proxy traps, a thenable's species): each takes a trailing options map whose
+    # `timeout` bounds it like `run`'s. The options may be left out (older hosts).
     def _on_get(self, context_id: int, target: int, key: str, options: dict | None = None):
         return self._value_of(self._run_op(self._context(context_id), _timeout(options), "get", target, key))
 
@@ -690,8 +724,7 @@ class Worker(ModuleMethods):
         return self._value_of(self._run_op(self._context(context_id), _timeout(options), "keys", target))
 
     def _on_promise_state(self, context_id: int, handle_id: int, options: dict | None = None) -> list:
-        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "promise_state",
-                                           handle_id))
+        return self._value_of(self._run_op(self._context(context_id), _timeout(options), "promise_state", handle_id))
 
     def _on_stats(self) -> dict:
         """Process facts the host can check: no inherited environment or descriptors."""
@@ -715,15 +748,22 @@ class Worker(ModuleMethods):
             out[context_id] = state.engine.memory_usage()
         return out
 
-    def _on_context_stats(self, context_id: int) -> dict:
+    def _on_context_stats(self, context_id: int, options: dict | None = None) -> dict:
         """Live handles and host functions of one context (how tests see releases work)."""
-        return self._value_of(self._run_op(self._context(context_id), None, "stats"))
+        state = self._context(context_id)
+        return self._value_of(self._guarded(_timeout(options) or INTERNAL_OP_TIMEOUT_MS,
+                                            lambda: state.engine.op("stats", drain=False)))
 
     # notifications
     def _on_release(self, context_id: int, handle_ids: list) -> None:
+        """The host dropped these handles. The bridge's op runs no user code (nor
+        the user's promise jobs); bounded all the same, like every engine entry."""
         state = self.contexts.get(context_id)
         if state is not None and state.engine.usable:
-            state.engine.op("release", handle_ids)
+            try:
+                self._guarded(INTERNAL_OP_TIMEOUT_MS, lambda: state.engine.op("release", handle_ids, drain=False))
+            except WorkerError as exc:  # nobody to answer: note it, keep serving
+                print(f"isolate worker: release in context {context_id} failed: {exc}", file=sys.stderr)
 
     def _on_release_context(self, context_id: int) -> None:
         self._drop_context(context_id)
@@ -750,7 +790,10 @@ class Worker(ModuleMethods):
     def _call_host(self, context_id: int, function_id: int, tagged_args: Any, tagged: bool) -> dict:
         """Called from inside the engine when JS calls a host function."""
         if len(self._executing) >= MAX_NESTING:
-            return _js_failure("RangeError", f"isolate: host calls nested deeper than {MAX_NESTING}")
+            # A RangeError, catchable in JS like a stack overflow; its `code` lets
+            # the host report it as NestingTooDeepError when it reaches Python.
+            return _js_failure("RangeError", f"isolate: host calls nested deeper than {MAX_NESTING}",
+                               {"code": NESTING_TOO_DEEP_CODE})
         try:
             args = encode_value(from_tagged(tagged_args, tagged))
         except UnencodableValue as exc:
@@ -805,6 +848,10 @@ def _holds_handles(value: Any) -> bool:
     return False
 
 
+def quickjs_available() -> bool:
+    return _quickjs() is not None
+
+
 def _native_fits(engine: EngineContext, options: dict) -> bool:
     """Whether a script can be compiled with its real file name (workers/quickjs.py).
 
@@ -815,16 +862,55 @@ def _native_fits(engine: EngineContext, options: dict) -> bool:
     return options.get("line_offset", 0) >= 0 and engine.native_available()
 
 
+def _fresh_check(code: str, filename: str, options: dict, params: list | None) -> dict:
+    """The bridge's check_syntax op in a context made for it and dropped after."""
+    engine = EngineContext(_no_host_calls)
+    try:
+        return engine.op("check_syntax", code, filename, options.get("line_offset", 0),
+                         options.get("column_offset", 0), options.get("display_errors", True), params)
+    finally:
+        engine.close()
+
+
+def _wrapper_closed(filename: str) -> WorkerError:
+    """The bridge's wrapperClosed: what a body that closes its function gets."""
+    text = "Unexpected token '}'"
+    error = ErrorValue("SyntaxError", text, f"SyntaxError: {text}\n    at {filename}")
+    return WorkerError(WireError.JS_EXCEPTION, text, [error, None])
+
+
+def _deadline_of(options) -> float | None:
+    """The monotonic time at which a request's `timeout` ends (None: no timeout)."""
+    timeout = _timeout(options)
+    return None if timeout is None else time.monotonic() + timeout / 1000.0
+
+
+def _left(end: float | None) -> float | None:
+    """Milliseconds left until ``end`` (at least 1: an expired deadline still stops)."""
+    return None if end is None else max((end - time.monotonic()) * 1000.0, 1.0)
+
+
+def _earliest(*timeouts) -> float | None:
+    """The shortest of some timeouts (ms; None for none)."""
+    given = [t for t in timeouts if t is not None]
+    return min(given) if given else None
+
+
 def _no_host_calls(function_id, tagged_args, tagged) -> dict:
     return _js_failure("TypeError", "no host functions in the syntax-check context")
 
 
-def _js_failure(name: str, message: str) -> dict:
-    return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}"))[0]}
+def _js_failure(name: str, message: str, props: dict | None = None) -> dict:
+    return {"ok": False, "e": to_tagged(ErrorValue(name, message, f"{name}: {message}", props or {}))[0]}
 
 
-def _timeout(options: dict | None):
-    return options.get("timeout") if isinstance(options, dict) else None
+def _timeout(options) -> float | None:
+    """The `timeout` (ms) of a trailing options map, if any."""
+    if isinstance(options, dict):
+        timeout = options.get("timeout")
+        if timeout:
+            return timeout
+    return None
 
 
 def _ms(timeout_ms) -> str:
