@@ -72,6 +72,11 @@ class Limits:
     # machine (scheduling delays of tens of ms), and keeps "timeout + grace"
     # well under half a second for the common 100 ms timeouts.
     kill_grace_s: float = 0.1
+    # An idle worker starts a request within microseconds (a 100 MB request
+    # within a few hundred ms). One that has not started a call this long
+    # after it was sent is stopped (SIGSTOP) or wedged: it is killed, and the
+    # call, which never ran, runs elsewhere (or, for a lost context, fails).
+    start_timeout_s: float = 1.0
     # How often the supervisor samples worker RSS against worker_memory_limit.
     # The OS cap (RLIMIT_DATA) acts at once; the sample catches what it cannot
     # see (e.g. memory a native library maps some other way) within this delay.

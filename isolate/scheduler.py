@@ -83,7 +83,7 @@ class Call:
 
     __slots__ = ("method", "params", "decode", "timeout_ms", "queue_timeout_ms", "queue_deadline",
                  "interruptible", "owner", "pinned", "places_context", "placed", "worker", "state",
-                 "msgid", "parent", "started_at", "stop_deadline", "interrupted", "inbox", "seq")
+                 "msgid", "parent", "started_at", "stop_deadline", "interrupted", "inbox", "seq", "confirmed")
 
     def __init__(self, method: str, params, *, decode, timeout_ms, queue_timeout_ms, interruptible, owner,
                  pinned: WorkerHandle | None, places_context: bool, seq: int):
@@ -106,6 +106,7 @@ class Call:
         self.started_at: float | None = None
         self.stop_deadline: float | None = None   # after an interrupt: kill if still running then
         self.interrupted = False
+        self.confirmed = False                # the start check is done (see Scheduler._kill_wedged)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.seq = seq
 
@@ -319,6 +320,7 @@ class Scheduler:
         call.state = CallState.QUEUED
         call.worker = None
         call.started_at = None
+        call.confirmed = False
         keys = [c.seq for c in self._anywhere]
         self._anywhere.insert(bisect.bisect(keys, call.seq), call)
 
@@ -491,17 +493,27 @@ class Scheduler:
                 continue
             self._serve(call, item)
 
-    @staticmethod
-    def _deadline(call: Call, grace: float) -> float | None:
+    def _deadline(self, call: Call, grace: float) -> float | None:
         state = call.state
         if state is CallState.QUEUED:
             return call.queue_deadline
-        if state is CallState.RUNNING:
-            if call.stop_deadline is not None:
-                return call.stop_deadline
-            if call.timeout_ms is not None:
-                return call.started_at + call.timeout_ms / 1000.0 + grace
-        return None
+        if state is not CallState.RUNNING:
+            return None
+        if call.stop_deadline is not None:
+            kill_at = call.stop_deadline
+        elif call.timeout_ms is not None:
+            kill_at = call.started_at + call.timeout_ms / 1000.0 + grace
+        else:
+            kill_at = None
+        if call.confirmed or call.parent:
+            return kill_at
+        if call.worker.started_msgid() == call.msgid:
+            call.confirmed = True
+            return kill_at
+        # Not started yet (the worker is reading the request, or is stopped):
+        # look again at the kill deadline, and at the start check at the latest.
+        check = call.started_at + self.limits.start_timeout_s
+        return min(check, kill_at) if kill_at is not None and kill_at > time.monotonic() else check
 
     def _on_deadline(self, call: Call, grace: float) -> None:
         with self.lock:
@@ -511,10 +523,32 @@ class Scheduler:
                 self._dequeue_locked(call)
                 call.state = CallState.FAILED
                 raise ScriptTimeoutError(call.queue_timeout_ms, stage="queued")
-        if call.state is CallState.RUNNING:
-            deadline = self._deadline(call, grace)
-            if deadline is not None and time.monotonic() >= deadline:
-                self._kill_overrun(call)
+        if call.state is not CallState.RUNNING:
+            return
+        now = time.monotonic()
+        if not call.confirmed and not call.parent:
+            if call.worker.started_msgid() == call.msgid:
+                call.confirmed = True
+            elif now >= call.started_at + self.limits.start_timeout_s:
+                call.confirmed = True  # checked once per dispatch
+                self._kill_wedged(call)
+                return
+            else:
+                return  # not started, not overdue: the next deadline is the start check
+        kill_at = self._deadline(call, grace)
+        if kill_at is not None and now >= kill_at:
+            self._kill_overrun(call)
+
+    def _kill_wedged(self, call: Call) -> None:
+        """The worker has not started a call sent to it while idle: it is stopped
+        (SIGSTOP) or wedged. It is killed; the call, which never ran, moves on as
+        any call its worker never started does (see on_worker_exiting)."""
+        with self.lock:
+            worker = call.worker
+            if (call.state is not CallState.RUNNING or worker.running is not call
+                    or worker.state is not WorkerState.READY or worker.started_msgid() == call.msgid):
+                return
+        worker.kill()
 
     def _dequeue_locked(self, call: Call) -> None:
         if call in self._anywhere:

@@ -142,18 +142,17 @@ def test_calls_queued_behind_a_crash_run_elsewhere(sig):
 @pytest.mark.timeout(60)
 def test_sigstop_mid_call_is_killed_at_the_deadline_and_queued_calls_survive():
     with isolate.Pool(size=1, spare_workers=1) as pool:
-        ready = threading.Event()
-        ctx = pool.create_context({"ready": ready.set})
         stopped = {}
 
-        def stop_when_ready():
-            if ready.wait(10):
-                stopped["pid"] = ctx.worker_pid
-                os.kill(ctx.worker_pid, signal.SIGSTOP)
+        def stop_my_worker():
+            # Called from the script: its worker waits for this answer, so the
+            # SIGSTOP lands mid-call, before the script can go on.
+            stopped["pid"] = ctx.worker_pid
+            os.kill(ctx.worker_pid, signal.SIGSTOP)
 
-        threading.Thread(target=stop_when_ready, daemon=True).start()
-        running = pool.arun_in_context("ready(); 1", ctx, timeout=300)
-        queued = [pool.submit("n + 1", {"n": i}, queue_timeout=float("inf")) for i in range(5)]
+        ctx = pool.create_context({"stop": stop_my_worker})
+        running = pool.arun_in_context("stop(); 1", ctx, timeout=300)
+        queued = [pool.submit("n + 1", {"n": i}) for i in range(5)]
         start = time.monotonic()
         with pytest.raises(isolate.ScriptTimeoutError) as info:
             running.result(timeout=10)
@@ -340,3 +339,24 @@ def test_kill_storm_over_batches_maps_submits_and_threads(capsys):
     assert sum(outcomes.values()) == STORM_JOBS
     assert not problems, problems[:8]
     assert sum(kills.values()) >= 10
+
+
+@pytest.mark.timeout(60)
+def test_a_call_sent_to_a_stopped_idle_worker_runs_elsewhere():
+    # SIGSTOP while idle: nothing notices until a call is sent there. The
+    # worker never starts it; after Limits.start_timeout_s the supervisor
+    # kills the worker and the call (untimed: no other bound) runs on the spare.
+    limits = isolate.Limits(start_timeout_s=0.3)
+    with isolate.Pool(size=1, spare_workers=1, limits=limits) as pool:
+        [pid] = pool.worker_pids()
+        os.kill(pid, signal.SIGSTOP)
+        start = time.monotonic()
+        assert pool.run_in_new_context("6 * 7") == 42
+        assert time.monotonic() - start < 0.3 + 2.0
+        assert pid not in pool.worker_pids()
+        # A context on a stopped worker is lost (the worker is killed), typed and bounded.
+        ctx = pool.create_context()
+        os.kill(ctx.worker_pid, signal.SIGSTOP)
+        with pytest.raises(isolate.ContextLostError, match="before the call started"):
+            pool.run_in_context("1", ctx)
+        _wait_serving(pool)
