@@ -252,8 +252,11 @@ class _ZygoteProcess:
                   "packages": packages, "paths": paths}
         script = os.path.join(dict(packages)["workers"], "zygote.py")
         # -I: no PYTHON* variables, no user site, no script or working directory on sys.path.
+        # The start-up message goes in the environment (workers/zygote.py, CONFIG_ENV):
+        # the zygote takes it out before anything reads the pool's environment.
+        env = dict(self._env, ISOLATE_ZYGOTE_CONFIG=json.dumps(config))
         self._popen = subprocess.Popen(
-            [sys.executable, "-I", script, json.dumps(config)], env=self._env, cwd="/",
+            [sys.executable, "-I", script], env=env, cwd="/",
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             pass_fds=(self._child_sock.fileno(),), close_fds=True)
         self.pid = self._popen.pid

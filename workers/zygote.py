@@ -29,7 +29,8 @@ busy; it is not relied on alone because it follows the host *thread* that
 started the zygote (the host client keeps that thread alive as long as the
 zygote).
 
-Run as ``python -I .../workers/zygote.py CONFIG_JSON`` (see ``_bootstrap``).
+Run as ``python -I .../workers/zygote.py`` with its start-up message in the
+environment variable ``ISOLATE_ZYGOTE_CONFIG`` (see ``_bootstrap``).
 """
 
 # Only the standard library at module level: as a script (``__main__``) this
@@ -45,13 +46,18 @@ import signal
 import socket
 import sys
 
-__all__ = ["main", "CONTROL_MAX_BYTES", "SPAWN_FDS"]
+__all__ = ["main", "CONTROL_MAX_BYTES", "SPAWN_FDS", "CONFIG_ENV"]
 
 # Largest control message (they are a few hundred bytes).
 CONTROL_MAX_BYTES = 64 * 1024
 # Descriptors a spawn request carries: worker's input (read end), its output
 # (write end), its shared page (memfd).
 SPAWN_FDS = 3
+# The host's start-up message (JSON) travels in this environment variable, not
+# on the command line: then the environment block is never empty, which is
+# what setproctitle needs to find the space it renames the process in (and the
+# renaming overwrites that block, so /proc/<pid>/environ no longer shows it).
+CONFIG_ENV = "ISOLATE_ZYGOTE_CONFIG"
 
 
 def main(config: dict) -> None:
@@ -226,6 +232,7 @@ def _exec_environment() -> dict[str, str]:
         key, sep, value = entry.partition(b"=")
         if sep:
             env[os.fsdecode(key)] = os.fsdecode(value)
+    env.pop(CONFIG_ENV, None)  # the host's message to us, not the pool's environment
     return env
 
 
@@ -255,7 +262,7 @@ def _bootstrap() -> None:
     """Entry point as a script: load our packages from where the host found them, then run."""
     import importlib.util
 
-    config = json.loads(sys.argv[1])
+    config = json.loads(os.environ[CONFIG_ENV])  # removed in main(), once the process is renamed
     for path in config.get("paths", []):
         if path not in sys.path:
             sys.path.append(path)  # after the stdlib and site-packages: never shadows them
