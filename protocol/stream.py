@@ -13,7 +13,8 @@ from typing import Iterator
 import msgpack
 
 from .codec import ExtDecoder
-from .messages import Message, ProtocolError, pack_message, unpack_message
+from .errors import ProtocolError
+from .messages import Message, pack_message, unpack_message
 
 __all__ = ["MessageStream", "StreamClosed", "MAX_FRAME_BYTES"]
 
@@ -73,8 +74,11 @@ class MessageStream:
             doc = next(self._unpacker)
         except StopIteration:
             return
-        except (ValueError, msgpack.UnpackException) as exc:
-            # The stream is desynchronized: nothing after this can be trusted.
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            # Bad bytes, a bad ext payload, nesting past msgpack's stack (StackError),
+            # a declared length past the frame limit, or an array or map used as a
+            # map key (TypeError: unhashable). The stream is desynchronized:
+            # nothing after this can be trusted.
             self._unpacker = self._new_unpacker()
-            raise ProtocolError(f"undecodable message: {exc}") from exc
+            raise ProtocolError(f"undecodable message: {exc or type(exc).__name__}") from exc
         yield unpack_message(doc, self._decoder)
