@@ -147,7 +147,7 @@ def _set_items(s):
 class _Encoder:
     """One encoding pass: an explicit-stack walk, numbering containers in pre-order."""
 
-    __slots__ = ("to_ref", "seen", "keepalive", "refs", "max_depth", "opened")
+    __slots__ = ("to_ref", "seen", "keepalive", "refs", "max_depth", "opened", "made")
 
     def __init__(self, to_ref: Callable[[Any], Any] | None, max_depth: int):
         self.to_ref = to_ref
@@ -156,6 +156,10 @@ class _Encoder:
         self.refs = False
         self.max_depth = max_depth
         self.opened: tuple | None = None  # the frame of the container just met
+        # What to_ref made of each object: the same object met twice (an
+        # exception among its own props) makes one ErrorValue, so a cycle
+        # through it is a REF, not an endless chain.
+        self.made: dict[int, Any] = {}
 
     def run(self, root: Any) -> Any:
         holder: list = []
@@ -290,7 +294,12 @@ class _Encoder:
         if isinstance(v, Unencodable):
             raise UnencodableValue(v.reason)
         if self.to_ref is not None:
-            ref = self.to_ref(v)
+            ref = self.made.get(id(v))
+            if ref is None:
+                ref = self.to_ref(v)
+                if ref is not None:
+                    self.made[id(v)] = ref
+                    self.keepalive.append(v)
             if ref is not None:
                 return self.other(ref, depth)
         raise UnencodableValue(f"cannot pass a value of type {type(v).__name__} to JavaScript: {v!r:.80}")

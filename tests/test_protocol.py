@@ -1230,3 +1230,17 @@ class TestFuzz:
             except ProtocolError:
                 outcomes["error"] += 1
         assert outcomes["ok"] > 100 and outcomes["error"] > 100
+
+
+class TestSplitMessages:
+    def test_needs_finish_survives_a_message_split_across_reads(self, raw_pipe, monkeypatch):
+        # The marker is parsed from the first chunk; the rest arrives in later reads.
+        monkeypatch.setattr(stream_mod, "_READ_CHUNK", 7)
+        s, w = raw_pipe
+        os.write(w, pack_message(Notification("m", [0, encode_value([JSMap({"k": 1}), "x" * 100])])))
+        message = s.read()
+        assert message.needs_finish
+        got = finish_values(message.params, message.needs_finish)[1]
+        assert got == [JSMap({"k": 1}), "x" * 100] and type(got[0]) is JSMap
+        os.write(w, pack_message(Notification("m", [0, [1]])))
+        assert s.read().needs_finish is False  # and the flag is per message

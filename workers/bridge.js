@@ -226,6 +226,8 @@
   // meanwhile. Module-level, so that an encode makes no closures.
   let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eTooDeep = false;
   let ePassive = false, eAccessor = null;
+  // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
+  let ePlainArrays;
   // The container encodeItem just met, for the walk to descend into.
   let eOpen = false, eoKind = 0, eoSrc = null, eoKeys = null, eoN = 0, eoOut = null;
 
@@ -245,17 +247,18 @@
     const passive = root === mirrorSnapshot;
     if (passive) mirrorSnapshot = null;
     const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sTooDeep = eTooDeep;
-    const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen;
+    const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
     eSeen = new MapCtor();
     eCounter = 0;
     eTagged = eRefs = eTooDeep = eOpen = false;
     ePassive = passive;
     eAccessor = null;
+    ePlainArrays = undefined;
     try {
       return encodeWalk(root, wrapped || passive ? -1 : 0);
     } finally {
       eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
-      ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen;
+      ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
     }
   }
 
@@ -338,6 +341,24 @@
       out = stack[sp + 5]; depth = stack[sp + 6];
     }
     return { v: result, t: eTagged || eRefs, r: eRefs };
+  }
+
+  // An array for encoded items. A plain array serializes faster than one
+  // without a prototype, and is safe to fill unless a script gave
+  // Array.prototype or Object.prototype an index property (a setter there
+  // would intercept the filling): own keys list array indices first, so one
+  // look at each prototype per encode tells. (A getter the value runs later
+  // in the same encode could still add one: it would only garble its own
+  // value; the mirror runs no getters.)
+  function outputArray() {
+    if (ePlainArrays === undefined) {
+      const a = ReflectOwnKeys(ArrayPrototype)[0], o = ReflectOwnKeys(ObjectPrototype)[0];
+      ePlainArrays = !isIndexKey(a) && !isIndexKey(o);
+    }
+    return ePlainArrays ? [] : newList();
+  }
+  function isIndexKey(key) {
+    return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
   }
 
   function refusal() {
@@ -456,9 +477,7 @@
       eRefs = true;
       return { __proto__: null, [TAG]: 'R', i: known };
     }
-    // Output arrays get no prototype only in the mirror: elsewhere the value's own
-    // getters may run anyway, and a plain array serializes faster.
-    if (ArrayIsArray(v)) return openContainer(v, depth, E_ARRAY, v, null, v.length, ePassive ? newList() : []);
+    if (ArrayIsArray(v)) return openContainer(v, depth, E_ARRAY, v, null, v.length, outputArray());
     const proto = ObjectGetPrototypeOf(v);
     if (proto === ObjectPrototype || proto === null) {
       const keys = ObjectKeys(v);
