@@ -476,3 +476,26 @@ def test_malformed_values_in_a_request_are_answered(pool):
         proc.wait(timeout=20)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_bridge_decoder_bound():
+    """The bridge's own bound (MAX_DECODE_DEPTH), behind the host's and the worker's: tagged JSON
+    handed straight to the engine, in this process."""
+    from workers.engine import EngineContext
+
+    engine = EngineContext(lambda *args: {"ok": True, "v": None})
+    try:
+        fn = engine.op("run", "(v) => { let d = 0; while (Array.isArray(v)) { v = v[0]; d++; } return d; }",
+                       "a.js", False, 0, 0, True)["v"]["i"]
+        for depth, ok in ((protocol.MAX_DECODE_DEPTH - 1, True), (protocol.MAX_DECODE_DEPTH + 1, False)):
+            arg = [{"\0": "u"}]
+            for _ in range(depth - 1):
+                arg = [arg]
+            reply = engine.op("call", fn, [[arg], True], False)  # the argument list is one more level
+            if ok:
+                assert reply == {"ok": True, "v": depth, "t": False}
+            else:
+                assert not reply["ok"] and reply["e"][0]["name"] == "RangeError"
+                assert f"more than {protocol.MAX_DECODE_DEPTH} levels" in reply["e"][0]["message"]
+    finally:
+        engine.close()
