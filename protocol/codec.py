@@ -33,7 +33,7 @@ import msgpack
 from .errors import ProtocolError
 from .values import (
     TYPED_ARRAY_FORMATS, BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap,
-    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, Unhashable, UndefinedType, bigint_decimal, undefined,
+    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
 )
 
 __all__ = ["ExtType", "encode_value", "decode_value", "peek", "ExtDecoder", "UnencodableValue", "MirroredAccessor",

@@ -145,11 +145,13 @@
   //
   // Both walks use an explicit stack: the engine's own stack would give out
   // at a few hundred levels of recursion. Neither calls anything a script can
-  // replace (only intrinsics captured here, no iterator protocol, no setters:
-  // outputs are built without prototypes), so what user code runs during an
+  // replace (only intrinsics captured here, no iterator protocol, no
+  // instanceof, no setters: outputs are built without prototypes, see
+  // outputArray for the one exception), so what user code runs during an
   // encode is only what reading the value itself runs: getters and Proxy
-  // traps. In passive mode (the mirror of the globals) not even those for
-  // accessors: accessor properties are reported as {TAG: 'a'}, not called.
+  // traps, and the stack cleanup of an Error (cleanStack uses String methods).
+  // In passive mode (the mirror of the globals) not even getters: accessor
+  // properties are reported as {TAG: 'a'}, not called.
 
   // Mirrors protocol.MAX_VALUE_DEPTH: a value leaves the engine only if its
   // containers nest at most this deep; a deeper result, thrown value or host
