@@ -19,7 +19,7 @@ Quick start::
 """
 
 from protocol.values import (
-    BigInt, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+    BigInt, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
     undefined,
 )
 
@@ -49,7 +49,7 @@ __all__ = [
     "Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
     "run_in_new_context", "run_in_this_context",
     "Pool", "Limits", "Context", "JSFunction", "JSHandle", "JSObject", "JSPromise",
-    "BigInt", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol", "JSTypedArray", "Unhashable",
+    "BigInt", "JSAccessor", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol", "JSTypedArray", "Unhashable",
     "UndefinedType", "undefined",
     "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",
     "JSTypeError", "JSURIError", "JSAggregateError", "JSInternalError", "JSMemoryError",

@@ -25,7 +25,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from protocol.values import (
-    BigInt, JSDate, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+    BigInt, JSDate, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType, bigint_decimal,
 )
 
 from .errors import (
@@ -269,7 +269,7 @@ def jsonable(value: Any) -> Any:
         if v is None or isinstance(v, (bool, str)):
             return v
         if isinstance(v, BigInt):
-            return str(int(v))
+            return bigint_decimal(v)  # no int/str digit limit (2n ** 20000n has 6,000+ digits)
         if isinstance(v, int):
             return v
         if isinstance(v, float):

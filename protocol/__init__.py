@@ -10,24 +10,28 @@ The stack, bottom to top::
 Every method, ext type and error code is documented in ``protocol/SPEC.md``.
 """
 
-from .codec import ExtDecoder, ExtType, UnencodableValue, decode_value, encode_value
-from .errors import WireError, error_triple
+from .codec import (
+    MAX_DECODE_DEPTH, MAX_ENCODE_DEPTH, MAX_VALUE_DEPTH, ExtDecoder, ExtType, UnencodableValue,
+    decode_value, encode_value,
+)
+from .errors import ProtocolError, WireError, error_triple
 from .messages import (
-    MAX_NESTING, PROTOCOL_VERSION, Message, MessageKind, Notification, ProtocolError, Request, Response,
+    MAX_NESTING, PROTOCOL_VERSION, Message, MessageKind, Notification, Request, Response,
     finish_values, pack_message, unpack_message,
 )
 from .stream import MAX_FRAME_BYTES, MessageStream, StreamClosed
 from .values import (
-    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
-    JSTypedArray, Unhashable, UndefinedType, undefined,
+    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
+    JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
 )
 
 __all__ = [
+    "MAX_VALUE_DEPTH", "MAX_ENCODE_DEPTH", "MAX_DECODE_DEPTH",
     "ExtDecoder", "ExtType", "UnencodableValue", "decode_value", "encode_value",
     "WireError", "error_triple",
     "MAX_NESTING", "PROTOCOL_VERSION", "Message", "MessageKind", "Notification", "ProtocolError", "Request",
     "Response", "finish_values", "pack_message", "unpack_message",
     "MAX_FRAME_BYTES", "MessageStream", "StreamClosed",
-    "BigInt", "ErrorValue", "HandleRef", "HostFunctionRef", "JSDate", "JSMap", "JSRegExp",
-    "JSSet", "JSSymbol", "JSTypedArray", "Unhashable", "UndefinedType", "undefined",
+    "BigInt", "ErrorValue", "HandleRef", "HostFunctionRef", "JSAccessor", "JSDate", "JSMap", "JSRegExp",
+    "JSSet", "JSSymbol", "JSTypedArray", "Unencodable", "Unhashable", "UndefinedType", "undefined",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["WireError", "error_triple"]
+__all__ = ["WireError", "error_triple", "ProtocolError"]
 
 
 class WireError(str, enum.Enum):
@@ -26,6 +26,10 @@ class WireError(str, enum.Enum):
     UNKNOWN_SCRIPT = "UNKNOWN_SCRIPT"          # run by key, but the worker has no such script: resend it
     UNSUPPORTED = "UNSUPPORTED"                # the engine cannot do what was asked (e.g. memory limits)
     INTERNAL = "INTERNAL"                      # a bug: message says what
+
+
+class ProtocolError(ValueError):
+    """Bytes that are not a well-formed message, or a malformed value inside one."""
 
 
 def error_triple(code: WireError, message: str, data=None) -> list:

@@ -17,6 +17,7 @@ from typing import Any, Union
 import msgpack
 
 from .codec import ExtDecoder, decode_value
+from .errors import ProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION", "MAX_NESTING", "MessageKind", "Request", "Response", "Notification", "Message",
@@ -24,7 +25,8 @@ __all__ = [
 ]
 
 # Bumped whenever a method, an ext type or a message field changes meaning.
-PROTOCOL_VERSION = 1
+# 2: MAP, SET, ERROR and GRAPH became marked arrays, BIGINT two's-complement bytes, ACCESSOR added.
+PROTOCOL_VERSION = 2
 
 # Nested host <-> worker calls beyond this depth fail with NESTING_TOO_DEEP:
 # deep enough for any real callback chain, shallow enough that Python's own
@@ -36,10 +38,6 @@ class MessageKind(enum.IntEnum):
     REQUEST = 0
     RESPONSE = 1
     NOTIFICATION = 2
-
-
-class ProtocolError(ValueError):
-    """Bytes that are not a well-formed message."""
 
 
 @dataclass
@@ -82,31 +80,61 @@ def pack_message(message: Message) -> bytes:
 
 
 def unpack_message(doc: Any, decoder: ExtDecoder) -> Message:
-    """Validate an unpacked document's shape and build the typed message."""
-    if not isinstance(doc, (list, tuple)) or not doc:
-        raise ProtocolError(f"a message must be a non-empty array, got {type(doc).__name__}")
+    """Validate an unpacked document's shape and build the typed message.
+
+    Raises :class:`ProtocolError` naming what is wrong; the values inside are
+    checked later, by :func:`finish_values`.
+    """
+    if type(doc) is not list or not doc:
+        raise ProtocolError(f"a message must be a non-empty array, got {_describe(doc)}")
     kind = doc[0]
-    try:
-        if kind == MessageKind.REQUEST and len(doc) == 4:
-            _, msgid, method, params = doc
-            _check(isinstance(msgid, int) and isinstance(method, str) and isinstance(params, list), doc)
-            return Request(msgid, method, params, decoder.needs_finish)
-        if kind == MessageKind.RESPONSE and len(doc) == 4:
-            _, msgid, error, result = doc
-            _check(isinstance(msgid, int) and (error is None or isinstance(error, list)), doc)
-            return Response(msgid, error, result, decoder.needs_finish)
-        if kind == MessageKind.NOTIFICATION and len(doc) == 3:
-            _, method, params = doc
-            _check(isinstance(method, str) and isinstance(params, list), doc)
-            return Notification(method, params, decoder.needs_finish)
-    except ProtocolError:
-        raise
-    raise ProtocolError(f"malformed message: {str(doc)[:120]}")
+    if type(kind) is not int or kind not in (0, 1, 2):
+        raise ProtocolError(f"unknown message kind {_describe(kind)} (0 request, 1 response, 2 notification)")
+    arity = 3 if kind == MessageKind.NOTIFICATION else 4
+    if len(doc) != arity:
+        raise ProtocolError(f"a {MessageKind(kind).name.lower()} has {arity} fields, got {len(doc)}: {_describe(doc)}")
+    if kind == MessageKind.REQUEST:
+        _, msgid, method, params = doc
+        _check_msgid(msgid, doc)
+        _check_field(type(method) is str, "method", "a str", method, doc)
+        _check_field(type(params) is list, "params", "an array", params, doc)
+        return Request(msgid, method, params, decoder.needs_finish)
+    if kind == MessageKind.RESPONSE:
+        _, msgid, error, result = doc
+        _check_msgid(msgid, doc)
+        if error is not None:
+            _check_field(type(error) is list and len(error) == 3 and type(error[0]) is str
+                         and type(error[1]) is str, "error", "nil or [code (str), message (str), data]",
+                         error, doc)
+        return Response(msgid, error, result, decoder.needs_finish)
+    _, method, params = doc
+    _check_field(type(method) is str, "method", "a str", method, doc)
+    _check_field(type(params) is list, "params", "an array", params, doc)
+    return Notification(method, params, decoder.needs_finish)
 
 
-def _check(ok: bool, doc) -> None:
+def _describe(x: Any) -> str:
+    """A short description of a field, bounded in cost (a peer may send huge or deep values)."""
+    t = type(x)
+    if t is list:
+        return f"an array of {len(x)} items"
+    if t is dict:
+        return f"a map of {len(x)} entries"
+    if t is str or t is bytes:
+        return repr(x[:60]) + ("..." if len(x) > 60 else "")
+    if x is None or t is int or t is float or t is bool:
+        return repr(x)[:60]
+    return t.__name__
+
+
+def _check_msgid(msgid: Any, doc) -> None:
+    _check_field(type(msgid) is int and msgid >= 0, "msgid", "a non-negative int", msgid, doc)
+
+
+def _check_field(ok: bool, field: str, expected: str, value: Any, doc) -> None:
     if not ok:
-        raise ProtocolError(f"malformed message: {str(doc)[:120]}")
+        raise ProtocolError(f"malformed message: {field} must be {expected}, got {_describe(value)} "
+                            f"in {_describe(doc)}")
 
 
 def finish_values(value: Any, needs_finish: bool, **hooks) -> Any:

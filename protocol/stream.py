@@ -8,12 +8,12 @@ the memory a peer can make us buffer.
 from __future__ import annotations
 
 import os
-from typing import Iterator
 
 import msgpack
 
 from .codec import ExtDecoder
-from .messages import Message, ProtocolError, pack_message, unpack_message
+from .errors import ProtocolError
+from .messages import Message, pack_message, unpack_message
 
 __all__ = ["MessageStream", "StreamClosed", "MAX_FRAME_BYTES"]
 
@@ -54,7 +54,8 @@ class MessageStream:
     def read(self) -> Message:
         """Block until one whole message arrives. Raises StreamClosed at end of stream."""
         while True:
-            for message in self._pending():
+            message = self._next()
+            if message is not None:
                 return message
             chunk = os.read(self.read_fd, _READ_CHUNK)
             if not chunk:
@@ -67,14 +68,24 @@ class MessageStream:
         except msgpack.BufferFull:
             raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes") from None
 
-    def _pending(self) -> Iterator[Message]:
-        self._decoder.needs_finish = False
+    def _next(self) -> Message | None:
+        """The next whole message already buffered, or None."""
+        # The decoder's flag covers everything since the last whole message: the
+        # unpacker resumes a partial message where it stopped (its ext hook has
+        # already run for what arrived), so the flag is reset only between messages.
         try:
             doc = next(self._unpacker)
         except StopIteration:
-            return
-        except (ValueError, msgpack.UnpackException) as exc:
-            # The stream is desynchronized: nothing after this can be trusted.
+            return None
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            # Bad bytes, a bad ext payload, nesting past msgpack's stack (StackError),
+            # a declared length past the frame limit, or an array or map used as a
+            # map key (TypeError: unhashable). The stream is desynchronized:
+            # nothing after this can be trusted.
             self._unpacker = self._new_unpacker()
-            raise ProtocolError(f"undecodable message: {exc}") from exc
-        yield unpack_message(doc, self._decoder)
+            self._decoder.needs_finish = False
+            raise ProtocolError(f"undecodable message: {exc or type(exc).__name__}") from exc
+        try:
+            return unpack_message(doc, self._decoder)
+        finally:
+            self._decoder.needs_finish = False

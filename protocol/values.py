@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 
 __all__ = [
-    "UndefinedType", "undefined", "BigInt", "JSSymbol", "JSRegExp", "JSMap", "JSSet",
+    "UndefinedType", "undefined", "BigInt", "bigint_decimal", "JSSymbol", "JSRegExp", "JSMap", "JSSet",
     "JSTypedArray", "JSDate", "ErrorValue", "HandleRef", "HostFunctionRef", "Unhashable",
-    "TYPED_ARRAY_FORMATS",
+    "JSAccessor", "Unencodable", "TYPED_ARRAY_FORMATS",
 ]
 
 
@@ -44,7 +44,21 @@ class BigInt(int):
     """A JavaScript BigInt. An ``int``, so arithmetic works; it goes back to JS as a BigInt."""
 
     def __repr__(self) -> str:
-        return f"BigInt({int(self)})"
+        return f"BigInt({bigint_decimal(self)})"
+
+
+def bigint_decimal(n: int) -> str:
+    """``str(n)`` for an int of any size.
+
+    ``str`` refuses ints past ``sys.get_int_max_str_digits()`` digits (4300 by
+    default), a process-global limit; ``decimal`` converts without it.
+    """
+    try:
+        return str(int(n))
+    except ValueError:
+        import decimal
+
+        return str(decimal.Decimal(int(n)))
 
 
 @dataclass(frozen=True)
@@ -154,3 +168,31 @@ class HostFunctionRef:
 
     function_id: int
     name: str = ""
+
+
+@dataclass(frozen=True)
+class JSAccessor:
+    """An accessor property (getter and/or setter) seen in a context's mirror.
+
+    The mirror of a contextified dict reads the global's properties without
+    running script code, so it reports an accessor as such instead of calling
+    its getter. ``get`` and ``set`` say which halves are defined. It is a
+    marker, not a value: passing it back to JavaScript is refused.
+    """
+
+    get: bool
+    set: bool
+
+    def __repr__(self) -> str:
+        return f"JSAccessor(get={self.get}, set={self.set})"
+
+
+@dataclass(frozen=True)
+class Unencodable:
+    """Stands for a JavaScript value the bridge refused to encode (``reason`` says why).
+
+    The worker's encoder refuses it in turn, so the request that carried it is
+    answered with the ``UNENCODABLE`` wire error.
+    """
+
+    reason: str

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import struct
+import time
 from pathlib import Path
 
 import msgpack
@@ -28,7 +29,7 @@ from protocol import (
     UndefinedType, UnencodableValue, WireError, decode_value, encode_value, error_triple,
     finish_values, pack_message, undefined, unpack_message,
 )
-from protocol.codec import MAX_SAFE_INTEGER
+from protocol.codec import MAX_SAFE_INTEGER, MirroredAccessor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -224,7 +225,7 @@ class TestMalformedMessages:
             ExtDecoder()(42, b"")
 
     @pytest.mark.parametrize("code,payload", [
-        (ExtType.BIGINT, b"12a"),
+        (ExtType.BIGINT, b""),
         (ExtType.SURROGATE_STRING, b"\xff"),
         (ExtType.REF, b"\xc1"),
     ], ids=lambda x: getattr(x, "name", None) or repr(x))
@@ -250,12 +251,12 @@ class TestMalformedMessages:
 
     def test_bad_back_references_are_value_errors(self):
         decoder = ExtDecoder()
-        past_end = decoder.unpack(msgpack.packb(msgpack.ExtType(ExtType.GRAPH, msgpack.packb(
-            [msgpack.ExtType(ExtType.REF, msgpack.packb(5))]))))
-        with pytest.raises(ValueError):
+        past_end = decoder.unpack(msgpack.packb([msgpack.ExtType(ExtType.GRAPH, b""),
+                                                 [msgpack.ExtType(ExtType.REF, msgpack.packb(5))]]))
+        with pytest.raises(ProtocolError, match="REF.5. outside the 1 containers"):
             decode_value(past_end)
         outside_graph = decoder.unpack(msgpack.packb([[], msgpack.ExtType(ExtType.REF, msgpack.packb(0))]))
-        with pytest.raises(ValueError):
+        with pytest.raises(ProtocolError, match="outside any GRAPH"):
             decode_value(outside_graph)
 
 
@@ -396,27 +397,27 @@ class TestExtTypes:
         assert {e.name: e.value for e in ExtType} == {
             "UNDEFINED": 1, "BIGINT": 2, "DATE": 3, "REGEXP": 4, "MAP": 5, "SET": 6, "TYPED_ARRAY": 7,
             "ERROR": 8, "SYMBOL": 9, "HANDLE": 10, "HOST_FUNCTION": 11, "REF": 12, "GRAPH": 13,
-            "SURROGATE_STRING": 14,
+            "SURROGATE_STRING": 14, "ACCESSOR": 15,
         }
 
     # Payload layouts exactly as SPEC.md section 9 gives them.
     @pytest.mark.parametrize("value,code,payload", [
         (undefined, 1, b""),
-        (BigInt(-123), 2, b"-123"),
+        (BigInt(-123), 2, b"\x85"),
+        (BigInt(0), 2, b"\x00"),
+        (BigInt(255), 2, b"\x00\xff"),
+        (BigInt(-256), 2, b"\xff\x00"),
         (dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC), 3, struct.pack(">d", 1000.0)),
         (JSDate(math.nan), 3, struct.pack(">d", math.nan)),
         (JSRegExp("a+b", "gi"), 4, msgpack.packb(["a+b", "gi"])),
-        (JSMap({"k": 1, 2: "v"}), 5, msgpack.packb(["k", 1, 2, "v"])),
-        (JSSet([7]), 6, msgpack.packb([7])),
         (JSTypedArray("Uint8Array", b"\x01\x02"), 7, msgpack.packb(["Uint8Array", b"\x01\x02"], use_bin_type=True)),
-        (ErrorValue("TypeError", "m", "TypeError: m", {"code": 1}), 8,
-         msgpack.packb(["TypeError", "m", "TypeError: m", {"code": 1}])),
         (JSSymbol("s"), 9, msgpack.packb(["s", False])),
         (JSSymbol(None), 9, msgpack.packb([None, False])),
         (JSSymbol("app.key", registered=True), 9, msgpack.packb(["app.key", True])),
         (HandleRef("function", 3, "Function", "f"), 10, msgpack.packb(["function", 3, "Function", "f"])),
         (HostFunctionRef(9, "greet"), 11, msgpack.packb([9, "greet"])),
         ("a\ud800b", 14, b"a\xed\xa0\x80b"),
+        (MirroredAccessor(True, False), 15, msgpack.packb([True, False])),
     ], ids=lambda x: repr(x)[:30])
     def test_payload_layout(self, value, code, payload):
         out = ext_of(value)
@@ -572,11 +573,11 @@ class TestGraphs:
         a.append(a)
         out = encode_value([a, a])
         ref1 = msgpack.ExtType(ExtType.REF, msgpack.packb(1))
-        assert out == msgpack.ExtType(ExtType.GRAPH, msgpack.packb([[ref1], ref1]))
+        assert out == [msgpack.ExtType(ExtType.GRAPH, b""), [[ref1], ref1]]
 
     def test_no_graph_without_sharing(self):
         out = encode_value([[1], [1], {"a": [2]}])
-        assert not isinstance(out, msgpack.ExtType)
+        assert out == [[1], [1], {"a": [2]}]
 
     def test_self_cycle(self):
         a = [1]
@@ -611,8 +612,8 @@ class TestGraphs:
         e = ErrorValue("Error", "e", "", {"p": [1]})
         value = [m, s, e, inner, e.props["p"], s, m]
         out = encode_value(value)
-        assert out.code == ExtType.GRAPH
-        root = msgpack.unpackb(out.data, raw=False)
+        assert out[0] == msgpack.ExtType(ExtType.GRAPH, b"")
+        root = out[1]
         refs = [msgpack.unpackb(x.data) for x in root[3:]]
         assert refs == [2, 6, 4, 1]
         got = wire(value)
@@ -756,3 +757,490 @@ class TestErrorsAndSpec:
 
     def test_spec_frame_limit(self):
         assert "256 MiB" in SPEC.read_text() and MAX_FRAME_BYTES == 256 * 2**20
+
+
+# -- protocol 2: containers as marked arrays, bounded depth, BigInt bytes ---------------
+
+MAP_MARK = msgpack.ExtType(ExtType.MAP, b"")
+SET_MARK = msgpack.ExtType(ExtType.SET, b"")
+ERROR_MARK = msgpack.ExtType(ExtType.ERROR, b"")
+GRAPH_MARK = msgpack.ExtType(ExtType.GRAPH, b"")
+
+
+def ref(n):
+    return msgpack.ExtType(ExtType.REF, msgpack.packb(n))
+
+
+def nest(kind, depth, leaf=1):
+    """A value ``depth`` containers deep: each container holds the next one (under key "k")."""
+    v = leaf
+    for _ in range(depth):
+        if kind == "list":
+            v = [v]
+        elif kind == "dict":
+            v = {"k": v}
+        elif kind == "map":
+            v = JSMap({"k": v})
+        elif kind == "set":
+            v = JSSet({Unhashable(v) if isinstance(v, (list, dict, set)) else v})
+        else:
+            v = ErrorValue("Error", "e", "Error: e", {"cause": v})
+    return v
+
+
+def depth_of(v):
+    """How many containers deep ``nest`` went (iteratively: Python's repr/== would recurse)."""
+    d = 0
+    while True:
+        if isinstance(v, list):
+            v = v[0]
+        elif isinstance(v, JSSet):
+            (v,) = v
+            v = v.value if isinstance(v, Unhashable) else v
+        elif isinstance(v, dict):
+            v = v["k"]
+        elif isinstance(v, ErrorValue):
+            v = v.props["cause"]
+        else:
+            return d, v
+        d += 1
+
+
+KINDS = ["list", "dict", "map", "set", "error"]
+
+
+class TestContainerLayout:
+    def test_map_set_error_are_marked_arrays(self):
+        assert encode_value(JSMap({"k": 1, 2: "v"})) == [MAP_MARK, "k", 1, 2, "v"]
+        assert encode_value(JSSet([7])) == [SET_MARK, 7]
+        assert encode_value(ErrorValue("TypeError", "m", "TypeError: m", {"code": 1, "x": [2]})) == \
+            [ERROR_MARK, "TypeError", "m", "TypeError: m", "code", 1, "x", [2]]
+        assert encode_value(JSMap({Unhashable([1]): JSSet()})) == [MAP_MARK, [1], [SET_MARK]]
+
+    def test_error_fields_with_lone_surrogates_use_surrogate_string(self):
+        out = encode_value(ErrorValue("E\ud800", "m", ""))
+        assert out[1] == msgpack.ExtType(ExtType.SURROGATE_STRING, "E\ud800".encode("utf-8", "surrogatepass"))
+        assert wire(ErrorValue("E\ud800", "m", "")).name == "E\ud800"
+
+    def test_graph_is_a_marked_pair_and_not_a_container(self):
+        m = JSMap()
+        m["self"] = m
+        assert encode_value(m) == [GRAPH_MARK, [MAP_MARK, "self", ref(0)]]
+        got = wire(m)
+        assert got["self"] is got
+
+    def test_a_leaf_ext_first_in_an_array_is_just_an_item(self):
+        assert wire([undefined, BigInt(3), JSSymbol("s")]) == [undefined, BigInt(3), JSSymbol("s")]
+
+    def test_markers_decode_without_nested_unpacking(self):
+        decoder = ExtDecoder()
+        raw = decoder.unpack(msgpack.packb([MAP_MARK, "k", [SET_MARK, 1]], use_bin_type=True))
+        assert decoder.needs_finish and isinstance(raw, list)
+        assert decode_value(raw) == JSMap({"k": JSSet({1})})
+
+    def test_peek_through_a_graph(self):
+        a = [1]
+        a.append(a)
+        decoder = ExtDecoder()
+        raw = decoder.unpack(msgpack.packb(encode_value([7, a])))
+        assert protocol.codec.peek(raw, 0) == 7
+        with pytest.raises(ProtocolError):
+            protocol.codec.peek(decoder.unpack(msgpack.packb([MAP_MARK, 1, 2])), 0)
+        with pytest.raises(ProtocolError):
+            protocol.codec.peek([], 0)
+
+
+class TestBigIntBytes:
+    @pytest.mark.parametrize("n", [0, 1, -1, 127, 128, -128, -129, 255, 256, 2**63, -(2**63), 2**64 - 1,
+                                   2**20000 + 12345, -(2**20000) - 12345, -(2**19999)],
+                             ids=lambda n: f"{n.bit_length()}bits" + ("-neg" if n < 0 else ""))
+    def test_round_trip(self, n):
+        out = encode_value(BigInt(n))
+        assert out.code == ExtType.BIGINT
+        assert int.from_bytes(out.data, "big", signed=True) == n
+        got = wire(BigInt(n))
+        assert type(got) is BigInt and got == n
+
+    def test_twenty_thousand_bits_fast_and_without_the_digit_limit(self):
+        import sys
+        limit = sys.get_int_max_str_digits()
+        n = -(2**20000 + 7)
+        start = time.perf_counter()
+        for _ in range(100):
+            assert wire([BigInt(n)])[0] == n
+        assert time.perf_counter() - start < 2
+        assert sys.get_int_max_str_digits() == limit  # nothing raised the process-global limit
+        assert repr(BigInt(n)).startswith("BigInt(-3980276840337966592354")
+
+    def test_decimal_form(self):
+        from protocol.values import bigint_decimal
+
+        assert bigint_decimal(BigInt(-42)) == "-42"
+        n = 2**20000
+        digits = bigint_decimal(n)
+        assert len(digits) == 6021 and digits.startswith("3980276840") and digits.endswith("9376")
+
+    def test_tagged_hex_both_ways(self):
+        from workers.tagged import from_tagged, to_tagged
+
+        n = -(2**20000) + 3
+        tagged, flag = to_tagged([BigInt(n), BigInt(255)])
+        assert flag and tagged[1] == {"\0": "b", "v": "ff"} and tagged[0]["v"].startswith("-")
+        back = from_tagged(json_round(tagged), True)
+        assert back == [n, 255] and all(type(x) is BigInt for x in back)
+
+
+def json_round(x):
+    import json
+
+    return json.loads(json.dumps(x))
+
+
+class TestAccessors:
+    def test_value_type(self):
+        a = protocol.JSAccessor(get=True, set=False)
+        assert repr(a) == "JSAccessor(get=True, set=False)"
+        assert a == protocol.JSAccessor(True, False) and hash(a) == hash(protocol.JSAccessor(True, False))
+        with pytest.raises(Exception):
+            a.get = False
+
+    def test_refused_host_to_js(self):
+        with pytest.raises(UnencodableValue, match="marker from a context's mirror"):
+            encode_value({"x": [protocol.JSAccessor(True, True)]})
+
+    def test_worker_side_accessor_goes_on_the_wire(self):
+        got = wire({"x": MirroredAccessor(False, True)})
+        assert got == {"x": protocol.JSAccessor(False, True)} and type(got["x"]) is protocol.JSAccessor
+        with pytest.raises(UnencodableValue):
+            encode_value(got)
+
+    def test_tagged_form(self):
+        from workers.tagged import from_tagged
+
+        got = from_tagged({"a": {"\0": "a", "g": True, "s": False}}, True)["a"]
+        assert type(got) is MirroredAccessor and (got.get, got.set) == (True, False)
+
+
+class TestDepth:
+    def test_constants(self):
+        assert protocol.MAX_VALUE_DEPTH == 500
+        assert protocol.MAX_ENCODE_DEPTH == 502 and protocol.MAX_DECODE_DEPTH == 508
+        assert "MAX_VALUE_DEPTH" in SPEC.read_text() and "= 500" in SPEC.read_text()
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_encoder_bound_is_exact(self, kind):
+        for limit in (protocol.MAX_VALUE_DEPTH, protocol.MAX_ENCODE_DEPTH):
+            got = wire_doc(encode_value(nest(kind, limit), max_depth=limit))
+            assert depth_of(got) == (limit, 1)
+            with pytest.raises(UnencodableValue, match=r"more than 500 levels deep.*MAX_VALUE_DEPTH"):
+                encode_value(nest(kind, limit + 1), max_depth=limit)
+        assert depth_of(wire(nest(kind, protocol.MAX_ENCODE_DEPTH)))[0] == protocol.MAX_ENCODE_DEPTH
+        with pytest.raises(UnencodableValue):
+            encode_value(nest(kind, protocol.MAX_ENCODE_DEPTH + 1))
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_far_too_deep_fails_fast_without_recursion(self, kind):
+        import sys
+
+        value = nest(kind, 100_000)
+        limit = sys.getrecursionlimit()
+        start = time.perf_counter()
+        with pytest.raises(UnencodableValue):
+            encode_value(value)
+        assert time.perf_counter() - start < 1
+        assert sys.getrecursionlimit() == limit
+
+    def test_thousand_deep_list_is_unencodable_not_recursion_error(self):
+        with pytest.raises(UnencodableValue):
+            encode_value(nest("list", 1000))
+
+    def test_wide_is_fine(self):
+        value = [{"i": i, "s": JSSet({i})} for i in range(50_000)]
+        got = wire(value)
+        assert len(got) == 50_000 and got[-1] == {"i": 49_999, "s": JSSet({49_999})}
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_decoder_bound(self, kind):
+        ok = nest(kind, protocol.MAX_DECODE_DEPTH)
+        raw = ExtDecoder().unpack(msgpack.packb(encode_value(ok, max_depth=10**6)))
+        assert depth_of(decode_value(raw))[0] == protocol.MAX_DECODE_DEPTH
+        raw = ExtDecoder().unpack(msgpack.packb(encode_value(nest(kind, protocol.MAX_DECODE_DEPTH + 1),
+                                                             max_depth=10**6)))
+        with pytest.raises(ProtocolError, match="more than 508 levels deep"):
+            decode_value(raw)
+
+    def test_graph_counts_as_a_level(self):
+        v = nest("list", protocol.MAX_DECODE_DEPTH - 1)
+        v = [v, v]  # shared: a GRAPH around a value MAX_DECODE_DEPTH deep
+        raw = ExtDecoder().unpack(msgpack.packb(encode_value(v, max_depth=10**6)))
+        with pytest.raises(ProtocolError, match="deep"):
+            decode_value(raw)
+
+    def test_stream_refuses_nesting_past_msgpack_stack(self, raw_pipe):
+        s, w = raw_pipe
+        os.write(w, b"\x93\x02\xa1m\x91" + b"\x91" * 30_000 + b"\xc0")
+        start = time.perf_counter()
+        with pytest.raises(ProtocolError):
+            s.read()
+        assert time.perf_counter() - start < 1
+
+    def test_tagged_bounds(self):
+        from workers.tagged import from_tagged, to_tagged
+
+        with pytest.raises(UnencodableValue):
+            to_tagged(nest("map", 100_000))
+        deep = [1]
+        for _ in range(protocol.MAX_DECODE_DEPTH + 1):
+            deep = [deep]
+        with pytest.raises(ValueError, match="deep"):
+            from_tagged(deep, True)
+        value = json_round(to_tagged(nest("error", protocol.MAX_VALUE_DEPTH))[0])
+        assert depth_of(from_tagged(value, True)) == (protocol.MAX_VALUE_DEPTH, 1)
+
+
+def _frame(*items):
+    """A notification carrying ``items`` after a leading int (as a ctx or parent): how values reach the decoder."""
+    return msgpack.packb([2, "m", [0, *items]], use_bin_type=True)
+
+
+def _ext(code, payload=b""):
+    return msgpack.ExtType(code, payload)
+
+
+# Messages whose values are malformed: each must be a ProtocolError, from the stream or from
+# finish_values, and nothing else.
+MALFORMED_VALUES = {
+    "ref-outside-graph": _frame([[], ref(0)]),
+    "ref-past-end": _frame([GRAPH_MARK, [ref(1)]]),
+    "ref-at-graph-root": _frame([GRAPH_MARK, ref(0)]),
+    "ref-negative": _frame(_ext(ExtType.REF, msgpack.packb(-1))),
+    "ref-bool": _frame(_ext(ExtType.REF, msgpack.packb(True))),
+    "ref-not-int": _frame(_ext(ExtType.REF, msgpack.packb("0"))),
+    "ref-truncated": _frame(_ext(ExtType.REF, b"\xcd\x01")),
+    "graph-in-graph": _frame([GRAPH_MARK, [GRAPH_MARK, []]]),
+    "graph-short": _frame([GRAPH_MARK]),
+    "graph-long": _frame([GRAPH_MARK, 1, 2]),
+    "marker-alone": _frame(MAP_MARK),
+    "marker-second": _frame([1, SET_MARK]),
+    "marker-as-map-value": _frame({"k": ERROR_MARK}),
+    "marker-as-map-key": _frame({MAP_MARK: 1}),
+    "ref-as-map-key": _frame([GRAPH_MARK, [{ref(0): 1}]]),
+    "int-key-in-a-value": _frame([MAP_MARK, {1: 2}]),
+    "marker-with-payload": _frame([_ext(ExtType.MAP, b"\x90")]),
+    "map-odd": _frame([MAP_MARK, "k"]),
+    "error-short": _frame([ERROR_MARK, "Error", "m"]),
+    "error-name-not-str": _frame([ERROR_MARK, 1, "m", ""]),
+    "error-stack-nil": _frame([ERROR_MARK, "E", "m", None]),
+    "error-odd-props": _frame([ERROR_MARK, "E", "m", "", "k"]),
+    "error-prop-key-not-str": _frame([ERROR_MARK, "E", "m", "", 1, 2]),
+    "undefined-with-payload": _frame(_ext(ExtType.UNDEFINED, b"\x00")),
+    "bigint-empty": _frame(_ext(ExtType.BIGINT)),
+    "date-short": _frame(_ext(ExtType.DATE, b"\x00" * 7)),
+    "date-long": _frame(_ext(ExtType.DATE, b"\x00" * 9)),
+    "surrogate-bad-utf8": _frame(_ext(ExtType.SURROGATE_STRING, b"\xff\xfe")),
+    "regexp-one-item": _frame(_ext(ExtType.REGEXP, msgpack.packb(["a"]))),
+    "regexp-not-str": _frame(_ext(ExtType.REGEXP, msgpack.packb(["a", 1]))),
+    "regexp-truncated": _frame(_ext(ExtType.REGEXP, msgpack.packb(["abc", "g"])[:-1])),
+    "regexp-trailing": _frame(_ext(ExtType.REGEXP, msgpack.packb(["a", "g"]) + b"\x00")),
+    "symbol-registered-not-bool": _frame(_ext(ExtType.SYMBOL, msgpack.packb(["s", 1]))),
+    "symbol-nested-ext": _frame(_ext(ExtType.SYMBOL, msgpack.packb([_ext(ExtType.UNDEFINED), True]))),
+    "typed-array-unknown-kind": _frame(_ext(ExtType.TYPED_ARRAY, msgpack.packb(["Foo", b""], use_bin_type=True))),
+    "typed-array-str-data": _frame(_ext(ExtType.TYPED_ARRAY, msgpack.packb(["Uint8Array", "x"]))),
+    "handle-unknown-kind": _frame(_ext(ExtType.HANDLE, msgpack.packb(["thing", 1, "C", ""]))),
+    "handle-id-not-int": _frame(_ext(ExtType.HANDLE, msgpack.packb(["object", "1", "C", ""]))),
+    "host-function-short": _frame(_ext(ExtType.HOST_FUNCTION, msgpack.packb([1]))),
+    "accessor-not-bools": _frame(_ext(ExtType.ACCESSOR, msgpack.packb([1, 0]))),
+    "unknown-ext": _frame(_ext(77)),
+    "array-as-map-key": b"\x93\x02\xa1m\x92\x00\x81\x90\x00",
+    "map-as-map-key": b"\x93\x02\xa1m\x92\x00\x81\x80\x00",
+    "too-deep-for-the-decoder": _frame([GRAPH_MARK, nest("list", 600)]),
+}
+
+
+class TestMalformedValues:
+    @pytest.mark.parametrize("data", MALFORMED_VALUES.values(), ids=MALFORMED_VALUES.keys())
+    def test_protocol_error_and_nothing_else(self, raw_pipe, data):
+        s, w = raw_pipe
+        os.write(w, data)
+        with pytest.raises(ProtocolError):
+            message = s.read()
+            finish_values(message.params, message.needs_finish)
+
+    def test_protocol_error_is_a_value_error(self):
+        assert issubclass(ProtocolError, ValueError)
+        from protocol.messages import ProtocolError as from_messages
+
+        assert from_messages is ProtocolError
+
+    @pytest.mark.parametrize("header", [
+        b"\xdb\xff\xff\xff\xff",            # str 32 of 4 GiB
+        b"\xc6\xff\xff\xff\xff",            # bin 32
+        b"\xdd\xff\xff\xff\xff",            # array 32 of 4G items
+        b"\xdf\xff\xff\xff\xff",            # map 32
+        b"\xc9\xff\xff\xff\xff\x05",        # ext 32
+    ], ids=["str", "bin", "array", "map", "ext"])
+    def test_huge_declared_lengths(self, monkeypatch, header):
+        monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 4096)
+        r, w = os.pipe()
+        try:
+            s = MessageStream(r, w)
+            os.write(w, b"\x93\x02\xa1m\x91" + header + b"\x00" * 8192)
+            with pytest.raises(ProtocolError):
+                s.read()
+        finally:
+            os.close(r)
+            os.close(w)
+
+    @pytest.mark.parametrize("doc", [
+        [1, 1, ["CODE"], None],                     # error triple too short
+        [1, 1, ["CODE", "m", None, 4], None],       # too long
+        [1, 1, [5, "m", None], None],               # code not a str
+        [1, 1, ["CODE", None, None], None],         # message not a str
+        [0, True, "m", []],                         # a bool is not a msgid
+        [0, -1, "m", []],
+        [True, 1, "m", []],                         # nor a kind
+        [0, 1, "m", [], 5],
+        [[0], 1, "m", []],
+    ])
+    def test_message_shapes(self, doc):
+        with pytest.raises(ProtocolError, match="message|msgid|error|kind|fields"):
+            unpack_message(doc, ExtDecoder())
+
+    def test_descriptions_are_bounded(self):
+        doc = [0, "1", "m", nest("list", 5000)]
+        with pytest.raises(ProtocolError, match="msgid must be a non-negative int, got '1' in an array of 4"):
+            unpack_message(doc, ExtDecoder())
+        with pytest.raises(ProtocolError, match="unknown message kind an array of 1 items"):
+            unpack_message([nest("list", 5000)], ExtDecoder())
+
+
+def _valid_frames() -> list[bytes]:
+    a = [1]
+    a.append(a)
+    err = ErrorValue("TypeError", "bad", "TypeError: bad", {"code": "E", "n": [1, 2]})
+    err.props["self"] = err
+    values = [
+        [undefined, BigInt(-(2**70)), JSMap({1: {}, "k": JSSet({1, "x"})}), a],
+        {"s": "a\ud800", "d": dt.datetime(2000, 1, 1, tzinfo=UTC), "r": JSRegExp("a", "g"), "t":
+         JSTypedArray("Uint8Array", b"\x01\x02"), "y": JSSymbol("q"), "h": HandleRef("object", 3, "Foo", ""),
+         "f": HostFunctionRef(2, "g"), "e": err, "n": [math.nan, -0.0, math.inf]},
+    ]
+    frames = [pack_message(Request(7, "call", [0, 1, 2, encode_value(v), {"timeout": 5}])) for v in values]
+    frames.append(pack_message(Response(9, ["JS_EXCEPTION", "bad", encode_value([err, {"g": 1}])], None)))
+    frames.append(pack_message(Response(9, None, encode_value([values[0], {"acc": MirroredAccessor(True, False)}]))))
+    frames.append(pack_message(Notification("release", [1, [2, 3]])))
+    return frames
+
+
+def _read_all(data: bytes) -> None:
+    """Feed ``data`` to a fresh MessageStream; finish every value of every message it yields."""
+    r, w = os.pipe()
+    try:
+        os.write(w, data)
+        os.close(w)
+        w = -1
+        s = MessageStream(r, -1)
+        while True:
+            try:
+                message = s.read()
+            except StreamClosed:
+                return
+            if isinstance(message, Response):
+                finish_values([message.error, message.result], message.needs_finish)
+            else:
+                finish_values(message.params, message.needs_finish)
+    finally:
+        os.close(r)
+        if w != -1:
+            os.close(w)
+
+
+class TestFuzz:
+    """Random and mutated bytes: the stream and the decoder raise ProtocolError or decode; nothing else."""
+
+    def check(self, data: bytes) -> None:
+        try:
+            _read_all(data)
+        except ProtocolError:
+            pass
+
+    def test_valid_frames_decode(self):
+        for frame in _valid_frames():
+            _read_all(frame)
+
+    def test_random_bytes(self):
+        rng = random.Random(20240611)
+        start = time.perf_counter()
+        for _ in range(3000):
+            n = rng.choice([1, 2, 5, 20, 200])
+            self.check(bytes(rng.randrange(256) for _ in range(n)))
+        assert time.perf_counter() - start < 20
+
+    def test_random_bytes_after_a_message_header(self):
+        # Past the envelope the values are what gets parsed: start every sample inside params.
+        rng = random.Random(99)
+        for _ in range(3000):
+            body = bytes(rng.choice(b"\x90\x91\x92\x93\x80\x81\xc0\xc3\xd4\xd5\xc7\x05\x08\x0c\x0d\x00\x01\xa1a")
+                         for _ in range(rng.randrange(1, 40)))
+            self.check(b"\x93\x02\xa1m\x91" + body)
+
+    def test_mutated_frames(self):
+        rng = random.Random(4242)
+        frames = _valid_frames()
+        start = time.perf_counter()
+        for _ in range(4000):
+            data = bytearray(rng.choice(frames))
+            for _ in range(rng.randrange(1, 4)):
+                op = rng.randrange(4)
+                i = rng.randrange(len(data))
+                if op == 0:
+                    data[i] = rng.randrange(256)
+                elif op == 1:
+                    data[i] ^= 1 << rng.randrange(8)
+                elif op == 2:
+                    del data[i]
+                else:
+                    data.insert(i, rng.randrange(256))
+            if rng.random() < 0.2:
+                data = data[:rng.randrange(len(data))]
+            self.check(bytes(data))
+        assert time.perf_counter() - start < 30
+
+    def test_random_value_trees(self):
+        """Structures built from every ext code and marker, placed anywhere: decode or ProtocolError."""
+        rng = random.Random(7)
+        leaves = [None, 1, "s", b"b", 1.5, True, ref(0), ref(3), GRAPH_MARK, MAP_MARK, SET_MARK, ERROR_MARK,
+                  _ext(ExtType.UNDEFINED), _ext(ExtType.BIGINT, b"\x01"), _ext(ExtType.ACCESSOR, msgpack.packb([True, False])),
+                  _ext(ExtType.HANDLE, msgpack.packb(["object", 1, "C", ""])), _ext(ExtType.SYMBOL, msgpack.packb([None, False]))]
+
+        def tree(depth):
+            if depth > 5 or rng.random() < 0.35:
+                return rng.choice(leaves)
+            if rng.random() < 0.8:
+                return [tree(depth + 1) for _ in range(rng.randrange(5))]
+            return {rng.choice("abc"): tree(depth + 1) for _ in range(rng.randrange(3))}
+
+        outcomes = {"ok": 0, "error": 0}
+        for _ in range(5000):
+            data = msgpack.packb(tree(0), use_bin_type=True)
+            decoder = ExtDecoder()
+            try:
+                decode_value(decoder.unpack(data))
+                outcomes["ok"] += 1
+            except ProtocolError:
+                outcomes["error"] += 1
+        assert outcomes["ok"] > 100 and outcomes["error"] > 100
+
+
+class TestSplitMessages:
+    def test_needs_finish_survives_a_message_split_across_reads(self, raw_pipe, monkeypatch):
+        # The marker is parsed from the first chunk; the rest arrives in later reads.
+        monkeypatch.setattr(stream_mod, "_READ_CHUNK", 7)
+        s, w = raw_pipe
+        os.write(w, pack_message(Notification("m", [0, encode_value([JSMap({"k": 1}), "x" * 100])])))
+        message = s.read()
+        assert message.needs_finish
+        got = finish_values(message.params, message.needs_finish)[1]
+        assert got == [JSMap({"k": 1}), "x" * 100] and type(got[0]) is JSMap
+        os.write(w, pack_message(Notification("m", [0, [1]])))
+        assert s.read().needs_finish is False  # and the flag is per message

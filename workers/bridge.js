@@ -108,7 +108,7 @@
       return ReflectApply(mapGet, hostFunctionCache, [id]);
     }
     const fn = function (...args) {
-      const encodedArgs = encode(args);
+      const encodedArgs = encode(args, true);  // the argument list is no level of depth
       let reply;
       try {
         reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
@@ -137,136 +137,459 @@
     return fn;
   }
 
-  // ---- encoding: JS value -> tagged JSON ---------------------------------
+  // ---- values: JS value <-> tagged JSON ----------------------------------
   // Containers (arrays, plain objects, Maps, Sets, Errors) are numbered in
-  // pre-order; a container met again becomes {TAG: 'R', i: number}.
-  function encode(root) {
-    const seen = new MapCtor();
-    let counter = 0;
-    let tagged = false;
-    let refs = false;
-    function tag(t, fields) {
-      tagged = true;
-      const out = { [TAG]: t };
-      for (const k in fields) out[k] = fields[k];
-      return out;
-    }
-    function number(container) {
-      ReflectApply(mapSet, seen, [container, counter++]);
-    }
-    function enc(v) {
-      switch (typeof v) {
-        case 'string':
-        case 'boolean':
-          return v;
-        case 'number':
-          if (v !== v) return tag('n', { v: 'NaN' });
-          if (v === Infinity) return tag('n', { v: 'Infinity' });
-          if (v === -Infinity) return tag('n', { v: '-Infinity' });
-          if (v === 0 && 1 / v < 0) return tag('n', { v: '-0' });
-          return v;
-        case 'undefined':
-          return tag('u', {});
-        case 'bigint':
-          return tag('b', { v: StringCtor(v) });
-        case 'symbol': {
-          const key = SymbolKeyFor(v);
-          return tag('y', key !== undefined ? { v: key, g: true } : { v: v.description === undefined ? null : v.description });
-        }
-        case 'function': {
-          const hostId = hostFunctionIds.get(v);
-          if (hostId !== undefined) return tag('H', { i: hostId });
-          let name = '';
-          try { name = typeof v.name === 'string' ? v.name : ''; } catch (e) { /* getter threw */ }
-          if (!functionOrigin.has(v) && current.filename !== undefined) functionOrigin.set(v, current);
-          return tag('h', { k: 'function', i: newHandle(v), c: 'Function', n: name });
-        }
-        default:
-          break;
-      }
-      if (v === null) return null;
-      if (ReflectApply(mapHas, seen, [v])) {
-        refs = true;
-        return tag('R', { i: ReflectApply(mapGet, seen, [v]) });
-      }
-      if (ArrayIsArray(v)) {
-        number(v);
-        const n = v.length;
-        const out = new ArrayCtor(n);
-        for (let i = 0; i < n; i++) out[i] = enc(v[i]);
-        return out;
-      }
-      const proto = ObjectGetPrototypeOf(v);
-      if (proto === ObjectPrototype || proto === null) {
-        number(v);
-        const keys = ObjectKeys(v);
-        if (hasOwn.call(v, TAG)) {
-          const entries = [];
-          for (const k of keys) entries.push([k, enc(v[k])]);
-          return tag('O', { e: entries });
-        }
-        const out = {};
-        for (const k of keys) out[k] = enc(v[k]);
-        return out;
-      }
-      const kind = ObjectToString.call(v);
-      if (kind === '[object Date]') {
-        const t = ReflectApply(dateGetTime, v, []);
-        return tag('d', { v: t === t ? t : null });
-      }
-      if (kind === '[object RegExp]') {
-        return tag('r', { s: ReflectApply(regexpSource, v, []), f: ReflectApply(regexpFlags, v, []) });
-      }
-      if (v instanceof MapCtor) {
-        number(v);
-        const entries = [];
-        for (const [k, val] of ReflectApply(mapEntries, v, [])) entries.push([enc(k), enc(val)]);
-        return tag('m', { e: entries });
-      }
-      if (v instanceof SetCtor) {
-        number(v);
-        const items = [];
-        for (const item of ReflectApply(setValues, v, [])) items.push(enc(item));
-        return tag('S', { e: items });
-      }
-      if (v instanceof ArrayBufferCtor) {
-        return tag('A', { v: bytesToLatin1(new Uint8ArrayCtor(v)) });
-      }
-      if (ArrayBufferIsView(v)) {
-        const k = v instanceof DataViewCtor ? 'DataView' : ReflectApply(typedArrayTag, v, []);
-        return tag('t', { k, v: bytesToLatin1(new Uint8ArrayCtor(v.buffer, v.byteOffset, v.byteLength)) });
-      }
-      if (v instanceof ErrorCtor || kind === '[object Error]') {
-        number(v);
-        return tag('e', encodeErrorFields(v, enc));
-      }
-      if (v instanceof PromiseCtor) {
-        handOver(v);
-        return tag('h', { k: 'promise', i: newHandle(v), c: 'Promise', n: '' });
-      }
-      let cls = 'Object';
-      try {
-        const ctor = proto && proto.constructor;
-        if (typeof ctor === 'function' && typeof ctor.name === 'string' && ctor.name) cls = ctor.name;
-      } catch (e) { /* a getter threw: keep 'Object' */ }
-      return tag('h', { k: 'object', i: newHandle(v), c: cls, n: '' });
-    }
-    const v = enc(root);
-    return { v, t: tagged || refs, r: refs };
+  // pre-order; a container met again becomes {TAG: 'R', i: number}. Maps,
+  // Sets, Errors and objects with an own TAG key are arrays whose first item
+  // is their tag object ([{TAG: 'm'}, k1, v1, ...]), so every container is one
+  // level of JSON, as on the wire.
+  //
+  // Both walks use an explicit stack: the engine's own stack would give out
+  // at a few hundred levels of recursion. Neither calls anything a script can
+  // replace (only intrinsics captured here, no iterator protocol, no
+  // instanceof, no setters: outputs are built without prototypes, see
+  // outputArray for the one exception), so what user code runs during an
+  // encode is only what reading the value itself runs: getters and Proxy
+  // traps, and the stack cleanup of an Error (cleanStack uses String methods).
+  // In passive mode (the mirror of the globals) not even getters: accessor
+  // properties are reported as {TAG: 'a'}, not called.
+
+  // Mirrors protocol.MAX_VALUE_DEPTH: a value leaves the engine only if its
+  // containers nest at most this deep; a deeper result, thrown value or host
+  // call argument becomes the 'x' tag (the worker answers UNENCODABLE, a host
+  // call throws), and the mirror hands a deeper part over as a handle.
+  const MAX_VALUE_DEPTH = 500;
+  // Mirrors protocol.MAX_DECODE_DEPTH: the host refuses deeper values first.
+  const MAX_DECODE_DEPTH = MAX_VALUE_DEPTH + 8;
+
+  // Called per item: uncurried (a bound `call`, faster than Reflect.apply).
+  // The rest are called with Reflect.apply: binding costs every context
+  // creation time.
+  const FunctionCall = Function.prototype.call;
+  const uncurry = (fn) => ReflectApply(Function.prototype.bind, FunctionCall, [fn]);
+  const getterOf = (proto, key) => ObjectGetOwnPropertyDescriptor(proto, key).get;
+  const ObjectSetPrototypeOf = Object.setPrototypeOf;
+  const ArrayPrototype = Array.prototype;
+  const hasOwnCall = uncurry(hasOwn);
+  const mapGetCall = uncurry(mapGet), mapSetCall = uncurry(mapSet), setAddCall = uncurry(setAdd);
+  const charCodeAt = uncurry(String.prototype.charCodeAt);
+  const mapForEach = Map.prototype.forEach, setForEach = Set.prototype.forEach;
+  const mapSize = getterOf(Map.prototype, 'size'), setSize = getterOf(Set.prototype, 'size');
+  // RegExp.prototype.flags reads the flag properties (a script may redefine
+  // them); each flag's own getter reads the regexp's internal flags.
+  const REGEXP_FLAGS = 'dgimsuvy';
+  const REGEXP_FLAG_NAMES = ['hasIndices', 'global', 'ignoreCase', 'multiline', 'dotAll', 'unicode', 'unicodeSets', 'sticky'];
+  const regexpFlagGetters = [];
+  for (let i = 0; i < REGEXP_FLAG_NAMES.length; i++) {
+    const d = ObjectGetOwnPropertyDescriptor(RegExp.prototype, REGEXP_FLAG_NAMES[i]);
+    regexpFlagGetters[i] = d === undefined ? undefined : d.get;
+  }
+  const abByteLength = getterOf(ArrayBuffer.prototype, 'byteLength');
+  const taBuffer = getterOf(TypedArrayProto, 'buffer'), taByteOffset = getterOf(TypedArrayProto, 'byteOffset');
+  const taByteLength = getterOf(TypedArrayProto, 'byteLength');
+  const dvBuffer = getterOf(DataView.prototype, 'buffer'), dvByteOffset = getterOf(DataView.prototype, 'byteOffset');
+  const dvByteLength = getterOf(DataView.prototype, 'byteLength');
+  const symbolDescription = getterOf(Symbol.prototype, 'description');
+  const bigintToString = BigInt.prototype.toString;
+  const StringSlice = String.prototype.slice;
+  const regexpExec = RegExp.prototype.exec;
+  const weakMapGet = WeakMap.prototype.get, weakMapHas = WeakMap.prototype.has, weakMapSet = WeakMap.prototype.set;
+  const ErrorIsError = typeof Error.isError === 'function' ? Error.isError : null;
+  const DatePrototype = Date.prototype, RegExpPrototype = RegExp.prototype;
+  const MapPrototype = Map.prototype, SetPrototype = Set.prototype;
+  const ArrayBufferPrototype = ArrayBuffer.prototype, ErrorPrototype = Error.prototype;
+  const PromisePrototype = Promise.prototype, TypeErrorPrototype = TypeError.prototype;
+  const AggregateErrorCtor = AggregateError;
+  const DISPLAYED_STACK = /^[^\n]*\n[^\n]*\n\s*\^/;
+
+  // An empty list AggregateError can iterate without the script's Array iterator.
+  const NO_ERRORS = { __proto__: null, [Symbol.iterator]() {
+    return { __proto__: null, next() { return { __proto__: null, done: true, value: undefined }; } };
+  } };
+  const MAP_HEAD = { __proto__: null, [TAG]: 'm' };
+  const SET_HEAD = { __proto__: null, [TAG]: 'S' };
+  const OBJECT_HEAD = { __proto__: null, [TAG]: 'O' };
+
+  // An array with no prototype: filled by index without meeting a setter a
+  // script put on Array.prototype, and serialized without its toJSON.
+  function newList() {
+    const list = [];
+    ObjectSetPrototypeOf(list, null);
+    return list;
   }
 
-  function encodeErrorFields(err, enc) {
-    let name = 'Error', message = '', stack = '';
-    try { name = StringCtor(err.name); } catch (e) { /* keep default */ }
-    try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
-    try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
-    if (!/^[^\n]*\n[^\n]*\n\s*\^/.test(stack)) stack = nodeStyleStack(name, message, cleanStack(stack));
-    const props = {};
-    for (const k of ObjectKeys(err)) {
-      if (k === 'stack' || k === 'message') continue;
-      try { props[k] = enc(err[k]); } catch (e) { /* skip unreadable */ }
+  // The snapshot globalsSnapshot made last: encoding it is passive.
+  let mirrorSnapshot = null;
+
+  // Frame kinds of encode's stack.
+  const E_ARRAY = 0, E_OBJECT = 1, E_PAIRS = 2, E_LIST = 3, E_ERROR = 4;
+
+  // The state of the encode in progress. encode saves and restores it: a
+  // getter it runs may call a host function, whose arguments are encoded
+  // meanwhile. Module-level, so that an encode makes no closures.
+  let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eTooDeep = false;
+  let ePassive = false, eAccessor = null;
+  // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
+  let ePlainArrays;
+  // The container encodeItem just met, for the walk to descend into.
+  let eOpen = false, eoKind = 0, eoSrc = null, eoKeys = null, eoN = 0, eoOut = null;
+
+  // `wrapped`: the root is a container of values (a host call's argument
+  // list, the mirror) that does not count as a level of depth.
+  function encode(root, wrapped) {
+    switch (typeof root) {
+      case 'string': case 'boolean': return { v: root, t: false, r: false };
+      case 'number':
+        if (root === root && root !== Infinity && root !== -Infinity && (root !== 0 || 1 / root > 0)) {
+          return { v: root, t: false, r: false };
+        }
+        break;
+      default:
+        if (root === null) return { v: null, t: false, r: false };
     }
-    return { name, message, stack, p: props };
+    const passive = root === mirrorSnapshot;
+    if (passive) mirrorSnapshot = null;
+    const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sTooDeep = eTooDeep;
+    const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
+    eSeen = new MapCtor();
+    eCounter = 0;
+    eTagged = eRefs = eTooDeep = eOpen = false;
+    ePassive = passive;
+    eAccessor = null;
+    ePlainArrays = undefined;
+    try {
+      return encodeWalk(root, wrapped || passive ? -1 : 0);
+    } finally {
+      eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
+      ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
+    }
+  }
+
+  function encodeWalk(root, rootDepth) {
+    const result = encodeItem(root, rootDepth);
+    if (eTooDeep) return refusal();
+    if (!eOpen) return { v: result, t: eTagged || eRefs, r: eRefs };
+    // The stack holds 7 slots per frame: kind, source, keys, next index, length, output, depth.
+    const stack = newList();
+    let sp = 0;
+    let kind = eoKind, src = eoSrc, keys = eoKeys, i = 0, n = eoN, out = eoOut, depth = rootDepth + 1;
+    const passive = ePassive;
+    eOpen = false;
+    for (;;) {
+      if (kind === E_OBJECT && !passive) {
+        // The common case, in a loop of its own.
+        while (i < n) {
+          const key = keys[i++];
+          const v = src[key];
+          const t = typeof v;
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+            out[key] = v;
+            continue;
+          }
+          out[key] = encodeItem(v, depth);
+          if (eTooDeep) return refusal();
+          if (eOpen) break;
+        }
+      } else if (kind === E_ARRAY && !passive) {
+        while (i < n) {
+          const v = src[i++];
+          const t = typeof v;
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+            out[i - 1] = v;
+            continue;
+          }
+          out[i - 1] = encodeItem(v, depth);
+          if (eTooDeep) return refusal();
+          if (eOpen) break;
+        }
+      } else {
+        while (i < n) {
+          let v, key;
+          if (kind === E_ARRAY) {
+            v = readPassive(src, i);
+          } else if (kind === E_LIST) {
+            v = src[i];
+          } else {
+            key = keys[i];
+            if (kind === E_ERROR) {
+              if (key === 'stack' || key === 'message') { i++; continue; }
+              try {
+                v = passive ? readPassive(src, key) : src[key];
+              } catch (e) { i++; continue; }  // an unreadable prop is left out
+            } else {
+              v = passive ? readPassive(src, key) : src[key];
+            }
+          }
+          i++;
+          const r = encodeItem(v, depth);
+          if (eTooDeep) return refusal();
+          if (kind === E_ARRAY) out[i - 1] = r;
+          else if (kind === E_LIST) out[i] = r;   // after the Map's or Set's head
+          else if (kind === E_OBJECT) out[key] = r;
+          else { const at = out.length; out[at] = key; out[at + 1] = r; }
+          if (eOpen) break;
+        }
+      }
+      if (eOpen) {
+        stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = keys; stack[sp + 3] = i; stack[sp + 4] = n;
+        stack[sp + 5] = out; stack[sp + 6] = depth;
+        sp += 7;
+        kind = eoKind; src = eoSrc; keys = eoKeys; i = 0; n = eoN; out = eoOut; depth++;
+        eOpen = false;
+        continue;
+      }
+      if (sp === 0) break;
+      sp -= 7;
+      kind = stack[sp]; src = stack[sp + 1]; keys = stack[sp + 2]; i = stack[sp + 3]; n = stack[sp + 4];
+      out = stack[sp + 5]; depth = stack[sp + 6];
+    }
+    return { v: result, t: eTagged || eRefs, r: eRefs };
+  }
+
+  // An array for encoded items. A plain array serializes faster than one
+  // without a prototype, and is safe to fill unless a script gave
+  // Array.prototype or Object.prototype an index property (a setter there
+  // would intercept the filling): own keys list array indices first, so one
+  // look at each prototype per encode tells. (A getter the value runs later
+  // in the same encode could still add one: it would only garble its own
+  // value; the mirror runs no getters.)
+  function outputArray() {
+    if (ePlainArrays === undefined) {
+      const a = ReflectOwnKeys(ArrayPrototype)[0], o = ReflectOwnKeys(ObjectPrototype)[0];
+      ePlainArrays = !isIndexKey(a) && !isIndexKey(o);
+    }
+    return ePlainArrays ? [] : newList();
+  }
+  function isIndexKey(key) {
+    return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
+  }
+
+  function refusal() {
+    return { v: { __proto__: null, [TAG]: 'x', m: 'isolate: a value nested more than ' + MAX_VALUE_DEPTH +
+      ' levels deep (arrays, objects, Maps, Sets, Errors) cannot leave JavaScript (protocol.MAX_VALUE_DEPTH)' },
+    t: true, r: false };
+  }
+
+  // A property as the mirror reads it: a data property's value, or (for an
+  // accessor) undefined with eAccessor set, which encodeItem reports.
+  function readPassive(obj, key) {
+    const d = ObjectGetOwnPropertyDescriptor(obj, key);
+    if (d === undefined) return undefined;
+    if (hasOwnCall(d, 'value')) return d.value;
+    eAccessor = d;
+    return undefined;
+  }
+  // A data property found along the prototype chain, without calling accessors.
+  function readInherited(obj, key) {
+    for (let o = obj, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+      const d = ObjectGetOwnPropertyDescriptor(o, key);
+      if (d !== undefined) return hasOwnCall(d, 'value') ? d.value : undefined;
+    }
+    return undefined;
+  }
+  function className(proto) {
+    let cls = 'Object';
+    try {
+      const ctor = ePassive ? (proto === null ? undefined : readInherited(proto, 'constructor'))
+        : proto && proto.constructor;
+      const name = typeof ctor !== 'function' ? undefined : ePassive ? readInherited(ctor, 'name') : ctor.name;
+      if (typeof name === 'string' && name) cls = name;
+    } catch (e) { /* a getter threw: keep 'Object' */ }
+    return cls;
+  }
+  function handleTag(kind, v, cls, name) {
+    eTagged = true;
+    return { __proto__: null, [TAG]: 'h', k: kind, i: newHandle(v), c: cls, n: name };
+  }
+  // A container: numbered, and opened for the walk to fill `out`. Past the
+  // depth limit the mirror hands the container over by reference, anything
+  // else refuses the whole value.
+  function openContainer(v, depth, kind, src, keys, n, out) {
+    if (depth >= MAX_VALUE_DEPTH) {
+      if (!ePassive) {
+        eTooDeep = true;
+        return null;
+      }
+      return handleTag('object', v, ArrayIsArray(v) ? 'Array' : className(ObjectGetPrototypeOf(v)), '');
+    }
+    mapSetCall(eSeen, v, eCounter++);
+    eOpen = true;
+    eoKind = kind; eoSrc = src; eoKeys = keys; eoN = n; eoOut = out;
+    return out;
+  }
+  function bytesToLatin1(bytes, length) {
+    const CHUNK = 8192;
+    let out = '';
+    for (let i = 0; i < length; i += CHUNK) {
+      const size = MathMin(CHUNK, length - i);
+      const piece = new Uint8ArrayCtor(ReflectApply(taBuffer, bytes, []), ReflectApply(taByteOffset, bytes, []) + i, size);
+      // fromCharCode.apply reads `length`: an own property, not the script's getter.
+      ObjectDefineProperty(piece, 'length', { __proto__: null, value: size });
+      out += ReflectApply(StringFromCharCode, null, piece);
+    }
+    return out;
+  }
+
+  // One value: a tag or a primitive, or a container opened for the walk.
+  function encodeItem(v, depth) {
+    switch (typeof v) {
+      case 'string':
+      case 'boolean':
+        return v;
+      case 'number':
+        if (v !== v) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'NaN' }; }
+        if (v === Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'Infinity' }; }
+        if (v === -Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-Infinity' }; }
+        if (v === 0 && 1 / v < 0) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-0' }; }
+        return v;
+      case 'undefined':
+        eTagged = true;
+        if (eAccessor !== null) {
+          const d = eAccessor;
+          eAccessor = null;
+          return { __proto__: null, [TAG]: 'a', g: d.get !== undefined, s: d.set !== undefined };
+        }
+        return { __proto__: null, [TAG]: 'u' };
+      case 'bigint':
+        eTagged = true;
+        return { __proto__: null, [TAG]: 'b', v: ReflectApply(bigintToString, v, [16]) };
+      case 'symbol': {
+        eTagged = true;
+        const key = SymbolKeyFor(v);
+        if (key !== undefined) return { __proto__: null, [TAG]: 'y', v: key, g: true };
+        const description = ReflectApply(symbolDescription, v, []);
+        return { __proto__: null, [TAG]: 'y', v: description === undefined ? null : description };
+      }
+      case 'function': {
+        const hostId = ReflectApply(weakMapGet, hostFunctionIds, [v]);
+        if (hostId !== undefined) { eTagged = true; return { __proto__: null, [TAG]: 'H', i: hostId }; }
+        let name = '';
+        try {
+          const n = ePassive ? readInherited(v, 'name') : v.name;
+          if (typeof n === 'string') name = n;
+        } catch (e) { /* getter threw */ }
+        if (!ReflectApply(weakMapHas, functionOrigin, [v]) && current.filename !== undefined) {
+          ReflectApply(weakMapSet, functionOrigin, [v, current]);
+        }
+        return handleTag('function', v, 'Function', name);
+      }
+      default:
+        break;
+    }
+    if (v === null) return null;
+    const known = mapGetCall(eSeen, v);
+    if (known !== undefined) {
+      eRefs = true;
+      return { __proto__: null, [TAG]: 'R', i: known };
+    }
+    if (ArrayIsArray(v)) return openContainer(v, depth, E_ARRAY, v, null, v.length, outputArray());
+    const proto = ObjectGetPrototypeOf(v);
+    if (proto === ObjectPrototype || proto === null) {
+      const keys = ObjectKeys(v);
+      if (hasOwnCall(v, TAG)) {
+        eTagged = true;
+        const out = newList();
+        out[0] = OBJECT_HEAD;
+        return openContainer(v, depth, E_PAIRS, v, keys, keys.length, out);
+      }
+      return openContainer(v, depth, E_OBJECT, v, keys, keys.length, { __proto__: null });
+    }
+    if (ArrayBufferIsView(v)) {
+      eTagged = true;
+      const kind = ReflectApply(typedArrayTag, v, []);
+      const bytes = kind === undefined
+        ? new Uint8ArrayCtor(ReflectApply(dvBuffer, v, []), ReflectApply(dvByteOffset, v, []), ReflectApply(dvByteLength, v, []))
+        : new Uint8ArrayCtor(ReflectApply(taBuffer, v, []), ReflectApply(taByteOffset, v, []),
+          ReflectApply(taByteLength, v, []));
+      return { __proto__: null, [TAG]: 't', k: kind === undefined ? 'DataView' : kind, v: bytesToLatin1(bytes, ReflectApply(taByteLength, bytes, [])) };
+    }
+    // What kind of object: the intrinsic prototype it inherits from (as
+    // instanceof, without a script's Symbol.hasInstance), confirmed by the
+    // intrinsic that needs the internal slot (a forged prototype chain
+    // throws there, and the object is handed over as a handle).
+    let base = null;
+    for (let o = proto, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+      if (o === DatePrototype || o === RegExpPrototype || o === MapPrototype || o === SetPrototype ||
+          o === ArrayBufferPrototype || o === ErrorPrototype || o === PromisePrototype) {
+        base = o;
+        break;
+      }
+    }
+    if (base === ErrorPrototype || (ErrorIsError !== null && ErrorIsError(v))) {
+      eTagged = true;
+      const out = newList();
+      out[0] = errorHead(v, ePassive);
+      const keys = ObjectKeys(v);
+      return openContainer(v, depth, E_ERROR, v, keys, keys.length, out);
+    }
+    try {
+      if (base === DatePrototype) {
+        const t = ReflectApply(dateGetTime, v, []);
+        eTagged = true;
+        return { __proto__: null, [TAG]: 'd', v: t === t ? t : null };
+      }
+      if (base === RegExpPrototype && v !== RegExpPrototype) {
+        const s = ReflectApply(regexpSource, v, []);
+        let f = '';
+        for (let i = 0; i < regexpFlagGetters.length; i++) {
+          const flag = regexpFlagGetters[i];
+          if (flag !== undefined && ReflectApply(flag, v, [])) f += REGEXP_FLAGS[i];
+        }
+        eTagged = true;
+        return { __proto__: null, [TAG]: 'r', s, f };
+      }
+      if (base === MapPrototype) {
+        ReflectApply(mapSize, v, []);
+        const list = newList();
+        let j = 0;
+        ReflectApply(mapForEach, v, [(value, key) => { list[j++] = key; list[j++] = value; }]);
+        eTagged = true;
+        const out = newList();
+        out[0] = MAP_HEAD;
+        return openContainer(v, depth, E_LIST, list, null, j, out);
+      }
+      if (base === SetPrototype) {
+        ReflectApply(setSize, v, []);
+        const list = newList();
+        let j = 0;
+        ReflectApply(setForEach, v, [(value) => { list[j++] = value; }]);
+        eTagged = true;
+        const out = newList();
+        out[0] = SET_HEAD;
+        return openContainer(v, depth, E_LIST, list, null, j, out);
+      }
+      if (base === ArrayBufferPrototype) {
+        const length = ReflectApply(abByteLength, v, []);
+        eTagged = true;
+        return { __proto__: null, [TAG]: 'A', v: bytesToLatin1(new Uint8ArrayCtor(v), length) };
+      }
+    } catch (e) {
+      // A forged prototype chain (the intrinsic found no internal slot): a handle below.
+      if (e === null || typeof e !== 'object' || ObjectGetPrototypeOf(e) !== TypeErrorPrototype) throw e;
+    }
+    if (base === PromisePrototype) {
+      if (!ePassive) handOver(v);
+      return handleTag('promise', v, 'Promise', '');
+    }
+    return handleTag('object', v, className(proto), '');
+  }
+
+  // An Error's name, message and (Node-shaped) stack. Passive: data
+  // properties only, accessors count as absent.
+  function errorHead(err, passive) {
+    let name = 'Error', message = '', stack = '';
+    if (passive) {
+      const n = readInherited(err, 'name'), m = readInherited(err, 'message'), s = readInherited(err, 'stack');
+      if (n !== undefined && (typeof n !== 'object' || n === null) && typeof n !== 'function') name = StringCtor(n);
+      if (m !== undefined && (typeof m !== 'object' || m === null) && typeof m !== 'function') message = StringCtor(m);
+      if (typeof s === 'string') stack = s;
+    } else {
+      try { name = StringCtor(err.name); } catch (e) { /* keep default */ }
+      try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
+      try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
+    }
+    if (ReflectApply(regexpExec, DISPLAYED_STACK, [stack]) === null) stack = nodeStyleStack(name, message, cleanStack(stack));
+    return { __proto__: null, [TAG]: 'e', name, message, stack };
   }
 
   // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
@@ -276,92 +599,155 @@
     return head + '\n' + stack;
   }
 
-  function bytesToLatin1(bytes) {
-    const CHUNK = 8192;
-    let out = '';
-    for (let i = 0; i < bytes.length; i += CHUNK) {
-      out += ReflectApply(StringFromCharCode, null, bytes.subarray(i, MathMin(i + CHUNK, bytes.length)));
-    }
-    return out;
-  }
   function latin1ToBytes(s) {
     const bytes = new Uint8ArrayCtor(s.length);
-    for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+    for (let i = 0; i < s.length; i++) bytes[i] = charCodeAt(s, i);
     return bytes;
   }
+  function defineValue(obj, key, value, enumerable) {
+    ObjectDefineProperty(obj, key, { __proto__: null, value, writable: true, enumerable, configurable: true });
+  }
+
+  // Frame kinds of decode's stack.
+  const D_ARRAY = 0, D_OBJECT = 1, D_PAIRS = 2, D_MAP = 3, D_SET = 4, D_ERROR = 5;
+
+  // The state of the decode in progress, and the container decodeItem just
+  // met. Saved and restored like encode's: an Error constructor may run a
+  // script's Error.prepareStackTrace, which may call a host function.
+  let dTable = null;
+  let dOpen = false, doKind = 0, doSrc = null, doFirst = 0, doN = 0, doOut = null, doKeys = null;
 
   // ---- decoding: tagged JSON -> JS value ---------------------------------
+  // The input is JSON the bridge parsed itself; outputs are built without
+  // prototypes (no setter of a script's can intercept the filling) and get
+  // theirs once complete.
   function decode(root) {
-    const table = [];
-    function dec(v) {
-      if (v === null || typeof v !== 'object') return v;
-      if (ArrayIsArray(v)) {
-        const out = new ArrayCtor(v.length);
-        table.push(out);
-        for (let i = 0; i < v.length; i++) out[i] = dec(v[i]);
-        return out;
-      }
-      if (!hasOwn.call(v, TAG)) {
-        const out = {};
-        table.push(out);
-        for (const k of ObjectKeys(v)) out[k] = dec(v[k]);
-        return out;
-      }
-      switch (v[TAG]) {
-        case 'u': return undefined;
-        case 'n': return v.v === '-0' ? -0 : +v.v;
-        case 'b': return BigIntCtor(v.v);
-        case 'y': return v.g ? SymbolFor(v.v) : SymbolCtor(v.v === null ? undefined : v.v);
-        case 'd': return new DateCtor(v.v === null ? NaN : v.v);
-        case 'r': return new RegExpCtor(v.s, v.f);
-        case 'R': {
-          if (v.i < 0 || v.i >= table.length) throw new ReferenceError('isolate: bad back-reference');
-          return table[v.i];
-        }
-        case 'O': {
-          const out = {};
-          table.push(out);
-          for (const [k, val] of v.e) out[k] = dec(val);
-          return out;
-        }
-        case 'm': {
-          const out = new MapCtor();
-          table.push(out);
-          for (const [k, val] of v.e) ReflectApply(mapSet, out, [dec(k), dec(val)]);
-          return out;
-        }
-        case 'S': {
-          const out = new SetCtor();
-          table.push(out);
-          for (const item of v.e) ReflectApply(setAdd, out, [dec(item)]);
-          return out;
-        }
-        case 'A': return latin1ToBytes(v.v).buffer;
-        case 't': {
-          const bytes = latin1ToBytes(v.v);
-          if (v.k === 'DataView') return new DataViewCtor(bytes.buffer);
-          const Ctor = typedArrayCtors[v.k];
-          if (!Ctor) throw new TypeError('isolate: unknown typed array ' + v.k);
-          return new Ctor(bytes.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT);
-        }
-        case 'e': {
-          const Ctor = hasOwn.call(errorCtors, v.name) ? errorCtors[v.name] : ErrorCtor;
-          const err = v.name === 'AggregateError' ? new Ctor([], v.message) : new Ctor(v.message);
-          table.push(err);
-          if (!hasOwn.call(errorCtors, v.name)) {
-            ObjectDefineProperty(err, 'name', { value: v.name, writable: true, configurable: true });
-          }
-          if (v.stack) ObjectDefineProperty(err, 'stack', { value: v.stack, writable: true, configurable: true });
-          if (v.p) for (const k of ObjectKeys(v.p)) err[k] = dec(v.p[k]);
-          return err;
-        }
-        case 'h': return handleValue(v.i);
-        case 'H': return hostFunction(v.i, v.n);
-        default:
-          throw new TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
-      }
+    if (root === null || typeof root !== 'object') return root;
+    const sTable = dTable, sOpen = dOpen;
+    dTable = newList();
+    dOpen = false;
+    try {
+      return decodeWalk(root);
+    } finally {
+      dTable = sTable;
+      dOpen = sOpen;
     }
-    return dec(root);
+  }
+
+  function decodeWalk(root) {
+    const result = decodeItem(root, 0);
+    if (!dOpen) return result;
+    // The stack holds 8 slots per frame: kind, source, next index, length, output, depth, keys, pending Map key.
+    const stack = newList();
+    let sp = 0;
+    let kind = doKind, src = doSrc, i = doFirst, n = doN, out = doOut, depth = 1, keys = doKeys, pending;
+    dOpen = false;
+    for (;;) {
+      while (i < n) {
+        let key, v;
+        if (kind === D_OBJECT) {
+          key = keys[i];
+          v = src[key];
+          i++;
+        } else if (kind === D_PAIRS || kind === D_ERROR) {
+          key = src[i];
+          v = src[i + 1];
+          i += 2;
+        } else {
+          v = src[i];
+          i++;
+        }
+        const r = v === null || typeof v !== 'object' ? v : decodeItem(v, depth);
+        if (kind === D_ARRAY) out[i - 1] = r;
+        else if (kind === D_OBJECT || kind === D_PAIRS) out[key] = r;
+        else if (kind === D_MAP) {
+          if (i % 2 === 0) pending = r;
+          else mapSetCall(out, pending, r);
+        } else if (kind === D_SET) setAddCall(out, r);
+        else defineValue(out, key, r, true);
+        if (dOpen) {
+          stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = i; stack[sp + 3] = n; stack[sp + 4] = out;
+          stack[sp + 5] = depth; stack[sp + 6] = keys; stack[sp + 7] = pending;
+          sp += 8;
+          kind = doKind; src = doSrc; i = doFirst; n = doN; out = doOut; keys = doKeys; depth++;
+          dOpen = false;
+        }
+      }
+      // The container is complete: give it its prototype.
+      if (kind === D_ARRAY) ObjectSetPrototypeOf(out, ArrayPrototype);
+      else if (kind === D_OBJECT || kind === D_PAIRS) ObjectSetPrototypeOf(out, ObjectPrototype);
+      if (sp === 0) break;
+      sp -= 8;
+      kind = stack[sp]; src = stack[sp + 1]; i = stack[sp + 2]; n = stack[sp + 3]; out = stack[sp + 4];
+      depth = stack[sp + 5]; keys = stack[sp + 6]; pending = stack[sp + 7];
+    }
+    return result;
+  }
+
+  function openDecoded(kind, src, first, n, out, keys) {
+    dTable[dTable.length] = out;
+    dOpen = true;
+    doKind = kind; doSrc = src; doFirst = first; doN = n; doOut = out; doKeys = keys;
+    return out;
+  }
+
+  function tooDeepToDecode() {
+    return new RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
+  }
+
+  // One tagged value: a primitive, a leaf tag, or a container opened for the walk.
+  function decodeItem(v, depth) {
+    if (ArrayIsArray(v)) {
+      if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
+      const n = v.length;
+      const head = n ? v[0] : null;
+      const t = head !== null && typeof head === 'object' && hasOwnCall(head, TAG) ? head[TAG] : null;
+      if (t === 'm') return openDecoded(D_MAP, v, 1, n, new MapCtor(), null);
+      if (t === 'S') return openDecoded(D_SET, v, 1, n, new SetCtor(), null);
+      if (t === 'O') return openDecoded(D_PAIRS, v, 1, n, { __proto__: null }, null);
+      if (t === 'e') {
+        const name = head.name;
+        const known = hasOwnCall(errorCtors, name);
+        const Ctor = known ? errorCtors[name] : ErrorCtor;
+        const err = Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, head.message) : new Ctor(head.message);
+        if (!known) defineValue(err, 'name', name, false);
+        if (head.stack) defineValue(err, 'stack', head.stack, false);
+        return openDecoded(D_ERROR, v, 1, n, err, null);
+      }
+      return openDecoded(D_ARRAY, v, 0, n, newList(), null);
+    }
+    if (!hasOwnCall(v, TAG)) {
+      if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
+      const keys = ObjectKeys(v);
+      return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
+    }
+    switch (v[TAG]) {
+      case 'u': return undefined;
+      case 'n': return v.v === '-0' ? -0 : +v.v;
+      case 'b': {
+        const s = v.v;
+        return charCodeAt(s, 0) === 45 ? -BigIntCtor('0x' + ReflectApply(StringSlice, s, [1])) : BigIntCtor('0x' + s);
+      }
+      case 'y': return v.g ? SymbolFor(v.v) : SymbolCtor(v.v === null ? undefined : v.v);
+      case 'd': return new DateCtor(v.v === null ? NaN : v.v);
+      case 'r': return new RegExpCtor(v.s, v.f);
+      case 'R': {
+        if (!(v.i >= 0 && v.i < dTable.length)) throw new ReferenceError('isolate: bad back-reference');
+        return dTable[v.i];
+      }
+      case 'A': return ReflectApply(taBuffer, latin1ToBytes(v.v), []);
+      case 't': {
+        const bytes = latin1ToBytes(v.v);
+        if (v.k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
+        const Ctor = hasOwnCall(typedArrayCtors, v.k) ? typedArrayCtors[v.k] : undefined;
+        if (!Ctor) throw new TypeError('isolate: unknown typed array ' + v.k);
+        return new Ctor(ReflectApply(taBuffer, bytes, []), 0, ReflectApply(taByteLength, bytes, []) / Ctor.BYTES_PER_ELEMENT);
+      }
+      case 'h': return handleValue(v.i);
+      case 'H': return hostFunction(v.i, v.n);
+      default:
+        throw new TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
+    }
   }
   function decodeArg(arg) {
     // [value, tagged?]: untagged values are plain JSON and need no walk.
@@ -465,9 +851,20 @@
     } catch (e) { /* frozen error: leave it */ }
   }
 
+  // The global's own enumerable properties for the mirror, read without
+  // running script code: the snapshot holds copies of their descriptors, and
+  // encoding it (passive mode) takes data values and reports accessors.
   function globalsSnapshot() {
-    const out = {};
-    for (const k of ObjectKeys(G)) out[k] = G[k];
+    const out = { __proto__: null };
+    const keys = ObjectKeys(G);
+    for (let i = 0; i < keys.length; i++) {
+      const d = ObjectGetOwnPropertyDescriptor(G, keys[i]);
+      if (d === undefined) continue;
+      ObjectDefineProperty(out, keys[i], hasOwnCall(d, 'value')
+        ? { __proto__: null, value: d.value, writable: true, enumerable: true, configurable: true }
+        : { __proto__: null, get: d.get, set: d.set, enumerable: true, configurable: true });
+    }
+    mirrorSnapshot = out;
     return out;
   }
 

@@ -1,10 +1,17 @@
 """Tagged JSON <-> value model: the worker's translation between the bridge and the wire.
 
 The JS bridge (``bridge.js``) speaks "tagged JSON": plain JSON where JSON is
-exact, and ``{"\\u0000": TAG, ...}`` objects for the rest. The tags are
-documented in ``protocol/SPEC.md``. Containers (arrays, plain objects, Maps,
-Sets, Errors) are numbered in pre-order on both sides, so ``R`` (a
-back-reference) means the same container in either direction.
+exact, and ``{"\\u0000": TAG, ...}`` objects for the rest. Maps, Sets, Errors
+and objects that have a ``"\\u0000"`` key of their own are arrays whose first
+item is such a tag object (``[{"\\u0000": "m"}, k1, v1, ...]``), so a value
+nests one JSON level per container, as on the wire. The tags are documented
+in ``protocol/SPEC.md``. Containers (arrays, plain objects, Maps, Sets,
+Errors) are numbered in pre-order on both sides, so ``R`` (a back-reference)
+means the same container in either direction.
+
+Both directions walk with an explicit stack, so depth costs no Python stack;
+it is bounded by ``protocol.MAX_DECODE_DEPTH`` anyway (the bridge itself
+refuses to encode deeper than ``MAX_VALUE_DEPTH``).
 """
 
 from __future__ import annotations
@@ -13,10 +20,12 @@ import datetime as dt
 import math
 from typing import Any
 
-from protocol.codec import MAX_SAFE_INTEGER
+from protocol.codec import (
+    MAX_DECODE_DEPTH, MAX_SAFE_INTEGER, MAX_VALUE_DEPTH, MirroredAccessor, UnencodableValue,
+)
 from protocol.values import (
     BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
-    JSTypedArray, Unhashable, UndefinedType, undefined,
+    JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
 )
 
 __all__ = ["from_tagged", "to_tagged", "TAG"]
@@ -24,6 +33,9 @@ __all__ = ["from_tagged", "to_tagged", "TAG"]
 TAG = "\u0000"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf, "-0": -0.0}
+# Tags that open a container: the first item of an array.
+_CONTAINER_TAGS = frozenset({"m", "S", "e", "O"})
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _hashable(v):
@@ -34,25 +46,116 @@ def _hashable(v):
         return Unhashable(v)
 
 
-def from_tagged(obj: Any, tagged: bool) -> Any:
-    """Tagged JSON (already parsed) -> value model. ``tagged=False`` means plain JSON: no walk."""
-    if not tagged:
-        return obj
-    table: list = []
+def _too_deep(limit: int) -> ValueError:
+    return ValueError(f"tagged value nested more than {limit} levels deep")
 
-    def dec(v):
+
+# Frame kinds of from_tagged's explicit stack.
+_F_LIST, _F_DICT, _F_MAP, _F_SET, _F_PROPS = range(5)
+
+
+def from_tagged(obj: Any, tagged: bool) -> Any:
+    """Tagged JSON (already parsed) -> value model. ``tagged=False`` means plain JSON: no walk.
+
+    Lists and dicts are converted in place. Raises ValueError for what the
+    bridge never produces (an unknown tag, a bad back-reference, nesting past
+    ``MAX_DECODE_DEPTH``).
+    """
+    if not tagged or type(obj) in _PLAIN:
+        return obj
+    return _FromTagged().run(obj)
+
+
+class _FromTagged:
+    __slots__ = ("table", "frame")
+
+    def __init__(self):
+        self.table: list = []
+        self.frame: tuple | None = None
+
+    def run(self, root: Any) -> Any:
+        holder = [root]
+        stack: list = []
+        kind, src, i, n, out, depth, extra = _F_LIST, holder, 0, 1, None, 0, None
+        plain = _PLAIN
+        while True:
+            if kind == _F_LIST:
+                while i < n:
+                    item = src[i]
+                    i += 1
+                    if type(item) in plain:
+                        continue
+                    r = self.item(item, depth)
+                    if r is not item:
+                        src[i - 1] = r
+                    if self.frame is not None:
+                        break
+            elif kind == _F_DICT:
+                while i < n:
+                    k = src[i]
+                    i += 1
+                    item = out[k]
+                    if type(item) in plain:
+                        continue
+                    r = self.item(item, depth)
+                    if r is not item:
+                        out[k] = r
+                    if self.frame is not None:
+                        break
+            elif kind == _F_MAP:
+                while i < n:
+                    item = src[i]
+                    i += 1
+                    r = item if type(item) in plain else self.item(item, depth)
+                    if i % 2 == 0:    # a key: held until its value is converted (pre-order)
+                        extra = r
+                    else:
+                        out[_hashable(extra)] = r
+                    if self.frame is not None:
+                        break
+            elif kind == _F_SET:
+                while i < n:
+                    item = src[i]
+                    i += 1
+                    out.add(_hashable(item if type(item) in plain else self.item(item, depth)))
+                    if self.frame is not None:
+                        break
+            else:  # _F_PROPS: key, value pairs after the tag (an Error's props, or an `O` object's entries)
+                while i < n:
+                    k = src[i]
+                    if type(k) is not str:
+                        raise ValueError(f"property names must be str, got {type(k).__name__}")
+                    item = src[i + 1]
+                    i += 2
+                    out[k] = item if type(item) in plain else self.item(item, depth)
+                    if self.frame is not None:
+                        break
+            if self.frame is not None:
+                stack.append((kind, src, i, n, out, depth, extra))
+                kind, src, i, n, out, depth, extra = self.frame
+                self.frame = None
+                continue
+            if not stack:
+                return holder[0]
+            kind, src, i, n, out, depth, extra = stack.pop()
+
+    def item(self, v: Any, depth: int) -> Any:
         t = type(v)
         if t is list:
-            table.append(v)
-            for i, item in enumerate(v):
-                v[i] = dec(item)
+            if depth >= MAX_DECODE_DEPTH:
+                raise _too_deep(MAX_DECODE_DEPTH)
+            if v and type(v[0]) is dict and v[0].get(TAG) in _CONTAINER_TAGS:
+                return self.container(v, depth)
+            self.table.append(v)
+            self.frame = (_F_LIST, v, 0, len(v), None, depth + 1, None)
             return v
         if t is not dict:
-            return v
+            raise ValueError(f"unexpected {t.__name__} in tagged JSON")
         if TAG not in v:
-            table.append(v)
-            for k in v:
-                v[k] = dec(v[k])
+            if depth >= MAX_DECODE_DEPTH:
+                raise _too_deep(MAX_DECODE_DEPTH)
+            self.table.append(v)
+            self.frame = (_F_DICT, list(v), 0, len(v), v, depth + 1, None)
             return v
         tag = v[TAG]
         if tag == "u":
@@ -60,7 +163,7 @@ def from_tagged(obj: Any, tagged: bool) -> Any:
         if tag == "n":
             return _SPECIAL_NUMBERS[v["v"]]
         if tag == "b":
-            return BigInt(int(v["v"]))
+            return BigInt(int(v["v"], 16))
         if tag == "y":
             return JSSymbol(v["v"], bool(v.get("g")))
         if tag == "d":
@@ -74,63 +177,153 @@ def from_tagged(obj: Any, tagged: bool) -> Any:
         if tag == "r":
             return JSRegExp(v["s"], v["f"])
         if tag == "R":
-            return table[v["i"]]
-        if tag == "O":
-            out: dict = {}
-            table.append(out)
-            for k, val in v["e"]:
-                out[k] = dec(val)
-            return out
-        if tag == "m":
-            out = JSMap()
-            table.append(out)
-            for k, val in v["e"]:
-                key = dec(k)  # the key first: pre-order, as the bridge numbered
-                out[_hashable(key)] = dec(val)
-            return out
-        if tag == "S":
-            out = JSSet()
-            table.append(out)
-            for item in v["e"]:
-                out.add(_hashable(dec(item)))
-            return out
+            index = v["i"]
+            if type(index) is not int or not 0 <= index < len(self.table):
+                raise ValueError(f"back-reference {index!r:.20} outside the {len(self.table)} containers seen")
+            return self.table[index]
         if tag == "A":
             return v["v"].encode("latin-1")
         if tag == "t":
             return JSTypedArray(v["k"], v["v"].encode("latin-1"))
-        if tag == "e":
-            err = ErrorValue(v["name"], v["message"], v.get("stack", ""))
-            table.append(err)
-            err.props = {k: dec(val) for k, val in (v.get("p") or {}).items()}
-            return err
         if tag == "h":
             return HandleRef(v["k"], v["i"], v.get("c", "Object"), v.get("n", ""))
         if tag == "H":
             return HostFunctionRef(v["i"], v.get("n", ""))
-        raise ValueError(f"unknown tag {tag!r} from the bridge")
+        if tag == "a":
+            return MirroredAccessor(bool(v["g"]), bool(v["s"]))
+        if tag == "x":
+            return Unencodable(str(v["m"]))
+        if tag in _CONTAINER_TAGS:
+            raise ValueError(f"container tag {tag!r} not at the start of an array")
+        raise ValueError(f"unknown tag {tag!r:.20} from the bridge")
 
-    return dec(obj)
+    def container(self, v: list, depth: int) -> Any:
+        head = v[0]
+        tag = head[TAG]
+        n = len(v)
+        if tag == "e":
+            if n % 2 == 0:
+                raise ValueError("an Error's props must be key, value pairs")
+            out = ErrorValue(head["name"], head["message"], head.get("stack", ""), {})
+            self.table.append(out)
+            self.frame = (_F_PROPS, v, 1, n, out.props, depth + 1, None)
+            return out
+        if tag == "O":
+            if n % 2 == 0:
+                raise ValueError("an object's entries must be key, value pairs")
+            out = {}
+            self.table.append(out)
+            self.frame = (_F_PROPS, v, 1, n, out, depth + 1, None)
+            return out
+        if tag == "m":
+            if n % 2 == 0:
+                raise ValueError("a Map's entries must be key, value pairs")
+            out = JSMap()
+            self.table.append(out)
+            self.frame = (_F_MAP, v, 1, n, out, depth + 1, None)
+            return out
+        out = JSSet()
+        self.table.append(out)
+        self.frame = (_F_SET, v, 1, n, out, depth + 1, None)
+        return out
+
+
+_MAP_HEAD = {TAG: "m"}
+_SET_HEAD = {TAG: "S"}
+_OBJECT_HEAD = {TAG: "O"}
+
+
+def _map_items(m: dict):
+    for k, v in m.items():
+        yield k.value if k.__class__ is Unhashable else k
+        yield v
+
+
+def _set_items(s):
+    for item in s:
+        yield item.value if item.__class__ is Unhashable else item
+
+
+def _pairs(d: dict):
+    for k, v in d.items():
+        yield k
+        yield v
+
+
+# Frame kinds of to_tagged's explicit stack.
+_T_ITEMS, _T_DICT, _T_PAIRS = range(3)
+
+
+def to_tagged(value: Any) -> list:
+    """Value model -> ``[tagged_json, tagged_flag]``, the argument form the bridge decodes.
+
+    Raises UnencodableValue for a value nested deeper than ``MAX_DECODE_DEPTH``
+    (the host's encoder refuses those first) and TypeError for a type with no
+    tagged form.
+    """
+    t = type(value)
+    if t is str or t is bool or value is None or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return [value, False]
+    enc = _ToTagged()
+    out = enc.run(value)
+    return [out, enc.tagged]
 
 
 class _ToTagged:
+    __slots__ = ("seen", "keep", "tagged", "opened")
+
     def __init__(self):
         self.seen: dict[int, int] = {}
-        self.keep: list = []
+        self.keep: list = []   # ids stay unique while this pass runs
         self.tagged = False
+        self.opened: tuple | None = None
+
+    def run(self, root: Any) -> Any:
+        holder: list = []
+        stack: list = []
+        kind, it, out, depth = _T_ITEMS, iter((root,)), holder, 0
+        while True:
+            if kind == _T_ITEMS or kind == _T_PAIRS:
+                append = out.append
+                for item in it:
+                    t = type(item)
+                    append(item if t is str or t is bool or item is None else self.enc(item, depth))
+                    if self.opened is not None:
+                        break
+            else:
+                for k, item in it:
+                    t = type(item)
+                    out[k] = item if t is str or t is bool or item is None else self.enc(item, depth)
+                    if self.opened is not None:
+                        break
+            if self.opened is not None:
+                stack.append((kind, it, out, depth))
+                kind, it, out, depth = self.opened
+                self.opened = None
+                continue
+            if not stack:
+                return holder[0]
+            kind, it, out, depth = stack.pop()
 
     def tag(self, t: str, **fields) -> dict:
         self.tagged = True
         fields[TAG] = t
         return fields
 
-    def number(self, obj) -> None:
-        self.seen[id(obj)] = len(self.seen)
-        self.keep.append(obj)
+    def open(self, v: Any, depth: int, kind: int, it, out) -> Any:
+        n = self.seen.get(id(v))
+        if n is not None:
+            return self.tag("R", i=n)
+        if depth >= MAX_DECODE_DEPTH:
+            raise UnencodableValue(f"a value nested more than {MAX_VALUE_DEPTH} levels deep cannot be "
+                                   "passed to JavaScript; the limit is protocol.MAX_VALUE_DEPTH")
+        self.seen[id(v)] = len(self.seen)
+        self.keep.append(v)
+        self.opened = (kind, it, out, depth + 1)
+        return out
 
-    def enc(self, v: Any) -> Any:
+    def enc(self, v: Any, depth: int) -> Any:
         t = type(v)
-        if v is None or t is bool or t is str:
-            return v
         if t is int:
             return v if -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER else float(v)
         if t is float:
@@ -141,27 +334,23 @@ class _ToTagged:
             if v == 0 and math.copysign(1.0, v) < 0:
                 return self.tag("n", v="-0")
             return v
-        if id(v) in self.seen and isinstance(v, (list, dict, JSSet, ErrorValue)):
-            return self.tag("R", i=self.seen[id(v)])
         if t is list:
-            self.number(v)
-            return [self.enc(item) for item in v]
-        if isinstance(v, JSMap):
-            self.number(v)
-            return self.tag("m", e=[[self.enc(k.value if isinstance(k, Unhashable) else k), self.enc(val)]
-                                    for k, val in v.items()])
+            return self.open(v, depth, _T_ITEMS, iter(v), [])
         if t is dict:
-            self.number(v)
             if TAG in v:
-                return self.tag("O", e=[[k, self.enc(val)] for k, val in v.items()])
-            return {k: self.enc(val) for k, val in v.items()}
+                self.tagged = True
+                return self.open(v, depth, _T_PAIRS, _pairs(v), [_OBJECT_HEAD])
+            return self.open(v, depth, _T_DICT, iter(v.items()), {})
+        if t is JSMap:
+            self.tagged = True
+            return self.open(v, depth, _T_ITEMS, _map_items(v), [_MAP_HEAD])
         if isinstance(v, UndefinedType):
             return self.tag("u")
         if isinstance(v, BigInt):
-            return self.tag("b", v=str(int(v)))
+            return self.tag("b", v=format(int(v), "x"))
         if isinstance(v, JSSet):
-            self.number(v)
-            return self.tag("S", e=[self.enc(i.value if isinstance(i, Unhashable) else i) for i in v])
+            self.tagged = True
+            return self.open(v, depth, _T_ITEMS, _set_items(v), [_SET_HEAD])
         if isinstance(v, bytes):
             return self.tag("A", v=v.decode("latin-1"))
         if isinstance(v, dt.datetime):
@@ -173,9 +362,9 @@ class _ToTagged:
         if isinstance(v, JSTypedArray):
             return self.tag("t", k=v.kind, v=v.data.decode("latin-1"))
         if isinstance(v, ErrorValue):
-            self.number(v)
-            return self.tag("e", name=v.name, message=v.message, stack=v.stack,
-                            p={k: self.enc(val) for k, val in v.props.items()})
+            self.tagged = True
+            head = {TAG: "e", "name": v.name, "message": v.message, "stack": v.stack}
+            return self.open(v, depth, _T_PAIRS, _pairs(v.props or {}), [head])
         if isinstance(v, JSSymbol):
             return self.tag("y", v=v.description, g=v.registered)
         if isinstance(v, HandleRef):
@@ -183,10 +372,3 @@ class _ToTagged:
         if isinstance(v, HostFunctionRef):
             return self.tag("H", i=v.function_id, n=v.name)
         raise TypeError(f"no tagged-JSON form for {type(v).__name__}")
-
-
-def to_tagged(value: Any) -> list:
-    """Value model -> ``[tagged_json, tagged_flag]``, the argument form the bridge decodes."""
-    enc = _ToTagged()
-    out = enc.enc(value)
-    return [out, enc.tagged]
