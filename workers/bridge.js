@@ -968,8 +968,6 @@
   // Primordials of the ops below (kept apart from the encoder's).
   const ArrayJoin = Array.prototype.join;
   const ReflectConstruct = Reflect.construct;
-  const FunctionCall = Function.prototype.call;
-  const mapSize = ObjectGetOwnPropertyDescriptor(Map.prototype, 'size').get;
   const CHECK_FUNCTION = '__isolate_body';
 
   function wrapperClosed(filename) {

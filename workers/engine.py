@@ -20,6 +20,8 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
+from protocol.values import ErrorValue
+
 from .quickjs import (
     FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue, Tag, quickjs,
 )
@@ -51,17 +53,18 @@ _UNLIMITED = 1 << 62
 # The bridge's ballast where the limit cannot be raised (no C API): bytes it frees at the limit.
 BALLAST_BYTES = 256 * 1024
 _BALLAST_JSVARS = json.dumps({"reserve": BALLAST_BYTES}).encode()
-_OOM_ERROR = {"\u0000": "e", "name": "InternalError", "message": "out of memory",
-              "stack": "InternalError: out of memory", "p": {}}
-
-
 def _oom_reply() -> dict:
     """The reply of an op that failed for lack of memory, when the bridge could not make one."""
-    return {"ok": False, "e": {**_OOM_ERROR, "p": {}}, "t": True}
+    from .tagged import to_tagged  # the tagged form of errors is tagged.py's to define
+
+    error = ErrorValue("InternalError", "out of memory", "InternalError: out of memory")
+    return {"ok": False, "e": to_tagged(error)[0], "t": True}
 
 
 def _memory_like(e) -> bool:
     """Whether a tagged thrown value is QuickJS's "out of memory" (or its null)."""
+    if isinstance(e, list) and e:  # an Error in tagged JSON: [{"\0": "e", name, message, stack}, props...]
+        e = e[0]
     return e is None or (isinstance(e, dict) and e.get("message") == "out of memory"
                          and e.get("name") == "InternalError")
 
@@ -517,7 +520,7 @@ class EngineContext:
         if e is None and "e" in out and (self._limit or self._oom or self._exhausted()):
             out["e"], out["t"] = _oom_reply()["e"], True
             self._out_of_memory(api, rt)
-        elif isinstance(e, dict) and e.get("message") == "out of memory" and e.get("name") == "InternalError":
+        elif e is not None and _memory_like(e):
             self._out_of_memory(api, rt)
 
     def _out_of_memory(self, api, rt) -> bool:
