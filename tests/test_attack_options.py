@@ -192,12 +192,15 @@ def _outcome(fn):
     try:
         result = fn()
         if isinstance(result, concurrent.futures.Future):
-            result.result(timeout=FUTURE_BOUND_S)
+            done, _ = concurrent.futures.wait([result], timeout=FUTURE_BOUND_S)
+            if not done:
+                pytest.fail(f"a Future was not settled within {FUTURE_BOUND_S} s")
+            result.result()
         elif inspect.isgenerator(result):
             for _ in result:
                 pass
-    except concurrent.futures.TimeoutError:
-        pytest.fail(f"a Future was not settled within {FUTURE_BOUND_S} s")
+    except pytest.fail.Exception:
+        raise
     except BaseException as exc:  # judged by the caller
         return exc
     return None
@@ -290,7 +293,7 @@ POOL_KEYWORDS = {
         _v("str", lambda: "A=1"), _v("list", lambda: [("A", "1")]), _v("int-value", lambda: {"A": 1}),
         _v("int-key", lambda: {1: "a"}), _v("nul", lambda: {"A": "x\0y"}), _v("equals", lambda: {"A=B": "1"}),
         _v("bytes", lambda: {b"A": b"1"}), _v("hostile-object", HostileObject),
-        _v("hostile-dict-bad", lambda: HostileDict(A=1)), _v("hostile-dict-valid", lambda: HostileDict(A="1")),
+        _v("hostile-dict-bad", lambda: HostileDict(A=1)), _v("hostile-dict-valid", lambda: HostileDict(A="1"), "either"),
         _v("hostile-key", lambda: {HostileStr("A"): "1"}, "either")],
     "spare_workers": COMMON_WRONG_TYPES + NUMBERS_BAD_EVERYWHERE + [
         _v("str", lambda: "1"), _v("True", lambda: True), _v("neg", lambda: -1), _v("float", lambda: 1.0),
@@ -313,28 +316,28 @@ POOL_KEYWORDS = {
 
 # Failing outside options.py (see the reasons).
 _POOL_XFAIL = {
-    ("size", "huge-10e5000"): "pool.py:148 formats the out-of-range size with f'{size}' (ValueError past "
+    ("size", "huge-10e5000"): "pool.py:149 formats the out-of-range size with f'{size}' (ValueError past "
                               "4300 digits); use options.check_int(size, 'size', 1, 1024)",
-    ("size", "neg-huge-10e5000"): "pool.py:148 as above: options.check_int(size, 'size', 1, 1024)",
-    ("size", "hostile-int"): "pool.py:146-148 compares the int subclass (its __le__ raises); "
+    ("size", "neg-huge-10e5000"): "pool.py:149 as above: options.check_int(size, 'size', 1, 1024)",
+    ("size", "hostile-int"): "pool.py:148 compares the int subclass (its __le__ raises); "
                              "use options.check_int(size, 'size', 1, 1024)",
-    ("spare_workers", "huge-10e5000"): "pool.py:154 f'{spare_workers}' past the digit limit; "
+    ("spare_workers", "huge-10e5000"): "pool.py:155 f'{spare_workers}' past the digit limit; "
                                        "use options.check_int(spare_workers, 'spare_workers', 0, 64)",
-    ("spare_workers", "neg-huge-10e5000"): "pool.py:154 as above",
-    ("spare_workers", "hostile-int"): "pool.py:152 compares the int subclass; use options.check_int",
+    ("spare_workers", "neg-huge-10e5000"): "pool.py:155 as above",
+    ("spare_workers", "hostile-int"): "pool.py:153 compares the int subclass; use options.check_int",
     ("env", "hostile-dict-bad"): "pool.py:156-158 calls the dict subclass's own items(); iterate dict.items(env) "
                                  "and copy that (self._env = dict(dict.items(env)))",
     ("env", "hostile-dict-valid"): "pool.py:156-158 calls the dict subclass's own items(); use dict.items(env)",
     ("env", "hostile-key"): "pool.py:157 concatenates/hashes the str subclass key ('\\0' not in k + v); "
                             "normalize keys and values with options.plain() first",
-    ("max_tasks_per_worker", "hostile-int"): "pool.py:162 compares the int subclass; use options.check_int("
+    ("max_tasks_per_worker", "hostile-int"): "pool.py:161-162 compares the int subclass; use options.check_int("
                                              "max_tasks_per_worker, 'max_tasks_per_worker', 1, 2**63)",
-    ("default_loader_root", "nul"): "pool.py:177 os.path.realpath('/tmp/\\0x') raises a raw ValueError "
+    ("default_loader_root", "nul"): "pool.py:176 os.path.realpath('/tmp/\\0x') raises a raw ValueError "
                                     "(embedded null byte); catch ValueError and raise InvalidArgValueError",
-    ("default_loader_root", "hostile-object"): "pool.py:177 os.fspath() runs the os.PathLike's own __fspath__ "
+    ("default_loader_root", "hostile-object"): "pool.py:176 os.fspath() runs the os.PathLike's own __fspath__ "
                                                "(Boom escapes); wrap fspath/realpath failures in "
                                                "InvalidArgTypeError naming default_loader_root",
-    ("default_loader_root", "hostile-str"): "pool.py:177 os.fspath/realpath call the str subclass's methods; "
+    ("default_loader_root", "hostile-str"): "pool.py:176 os.fspath/realpath call the str subclass's methods; "
                                             "normalize with options.plain() first",
 }
 
@@ -385,9 +388,9 @@ LIMITS_BAD = [
     _v("hostile-float", lambda: HostileFloat(0.5)),
 ]
 _LIMITS_XFAIL = {
-    "huge-10e5000": "pool.py:95 formats the bad value with f'{value!r:.40}' (repr of a 5000-digit int raises "
+    "huge-10e5000": "pool.py:96 formats the bad value with f'{value!r:.40}' (repr of a 5000-digit int raises "
                     "ValueError); use options.describe(value)",
-    "hostile-object": "pool.py:95 f'{value!r:.40}' calls the object's own __repr__; use options.describe(value)",
+    "hostile-object": "pool.py:96 f'{value!r:.40}' calls the object's own __repr__; use options.describe(value)",
     "hostile-float": "pool.py:91 compares the float subclass (0 < value <= 3600 calls its __lt__/__le__); "
                      "normalize with options.plain(value) first",
 }
@@ -669,7 +672,7 @@ SANDBOX_BAD = [_v("int", lambda: 5), _v("str", lambda: "x"), _v("list", lambda: 
                _v("hostile-object", HostileObject),
                _v("hostile-dict", lambda: HostileDict(a=1))]
 _SANDBOX_XFAIL = _xfail(
-    "context.py:162 and :69 evaluate `context_object or {}` (the dict subclass's __len__) and encode it "
+    "context.py:66 and :129 evaluate `context_object or {}` (the dict subclass's __len__) and encode it "
     "with its own items(); api.py:_check_context_object should take a snapshot with dict.copy(obj) "
     "for encoding and wrap the user dict's failures in InvalidArgValueError")
 
@@ -693,7 +696,7 @@ def test_context_object_rejects(pool, objects, entry, make, expect):
     _v("hostile-object", HostileObject), _v("list-of-hostile", lambda: [HostileObject()]),
     _v("hostile-str-in-list", lambda: [HostileStr("a")], "either"),
     _v("hostile-list", lambda: HostileList(["a"]))],
-    lambda id_: _xfail("api.py:333-336 iterates the list subclass with its own __iter__ (enumerate(params)) "
+    lambda id_: _xfail("api.py:386-389 iterates the list subclass with its own __iter__ (enumerate(params)) "
                        "and list(params); iterate list.__iter__(params) over a tuple(list.__iter__(...)) copy")
     if id_ == "hostile-list" else None))
 def test_compile_function_params_reject(pool, make, expect):
@@ -704,7 +707,7 @@ def test_compile_function_params_reject(pool, make, expect):
     _v("str", lambda: "x"), _v("int", lambda: 5), _v("dict", lambda: {"a": 1}), _v("list-of-int", lambda: [5]),
     _v("list-of-list", lambda: [[1]]), _v("hostile-object", HostileObject),
     _v("list-of-hostile-dict", lambda: [HostileDict(a=1)])],
-    lambda id_: _xfail("api.py:349 encodes the dict subclass with its own items() (context._encode -> "
+    lambda id_: _xfail("api.py:414 encodes the dict subclass with its own items() (context._encode -> "
                        "codec); copy each extension with dict.copy(ext) before encoding")
     if id_ == "list-of-hostile-dict" else None))
 def test_compile_function_context_extensions_reject(pool, make, expect):
@@ -770,7 +773,7 @@ def test_context_contains_non_str_key_is_false(objects, make):
 
 
 _HANDLE_KEY_XFAIL = _xfail(
-    "context.py:463/469 turns any key into a property name with str(key): a hostile __str__ or an int past "
+    "context.py:453/458 (and modules.py:586) turn any key into a property name with str(key): a hostile __str__ or an int past "
     "the digit limit escapes raw; check the key as Context does (context.py _check_key), accepting str and "
     "(as JS property keys) int/float through protocol.codec._js_number_key")
 
@@ -793,7 +796,7 @@ def test_handle_item_access_never_raises_raw(objects, operation, make):
 @pytest.mark.parametrize("make", [lambda: "x", lambda: -1, lambda: float("nan"), lambda: HostileObject(),
                                   lambda: 10**5000],
                          ids=["str", "neg", "nan", "hostile-object", "huge-10e5000"])
-@pytest.mark.xfail(strict=True, reason="context.py:514 JSPromise.result(timeout=...) never looks at its timeout: "
+@pytest.mark.xfail(strict=True, reason="context.py:514-515 JSPromise.result(timeout=...) never looks at its timeout: "
                                        "validate it with options.check_timeout(timeout, 'timeout') (and honour it)")
 def test_promise_result_timeout_rejects(objects, make):
     check(lambda: objects["promise"].result(timeout=make()), "timeout")
@@ -801,7 +804,7 @@ def test_promise_result_timeout_rejects(objects, make):
 
 @pytest.mark.parametrize("make", [lambda: "x", lambda: 5, lambda: None, lambda: HostileObject(), lambda: [len]],
                          ids=["str", "int", "None", "hostile-object", "list"])
-@pytest.mark.xfail(strict=True, reason="pool.py:558 acall(fn) calls fn(*args, timeout=...) unchecked: a non-JSFunction "
+@pytest.mark.xfail(strict=True, reason="pool.py:601 acall(fn) calls fn(*args, timeout=...) unchecked: a non-JSFunction "
                                        "is a raw TypeError through the Future; check isinstance(fn, JSFunction) first "
                                        "and raise InvalidArgTypeError naming \"fn\"")
 def test_acall_rejects_non_functions(pool, make):
@@ -944,24 +947,24 @@ BATCH_OPTIONS = {
                  _v("hostile-dict", lambda: HostileDict(a=1)), _v("True", lambda: True)],
 }
 _BATCH_XFAIL = {
-    ("retries", "hostile-int"): "batch.py:186 compares the int subclass (retries < 0); "
+    ("retries", "hostile-int"): "batch.py:187 compares the int subclass (retries < 0); "
                                 "use options.check_int(retries, 'retries', 0, 100)",
     ("retries", "nan"): None, ("retries", "float"): None,
-    ("max_in_flight", "huge-10e5000"): "batch.py:145 formats the value with f'{value}' (ValueError past 4300 "
+    ("max_in_flight", "huge-10e5000"): "batch.py:142-143 formats the value with f'{value}' (ValueError past 4300 "
                                        "digits); use options.check_int(value, 'max_in_flight', 1, 100000)",
-    ("max_in_flight", "neg-huge-10e5000"): "batch.py:145 as above; use options.check_int",
-    ("max_in_flight", "hostile-int"): "batch.py:143 compares the int subclass; use options.check_int",
-    ("ordered", "str"): "batch.py:168 and pool.py:585 never check `ordered`; use options.check_bool(ordered, "
+    ("max_in_flight", "neg-huge-10e5000"): "batch.py:142-143 as above; use options.check_int",
+    ("max_in_flight", "hostile-int"): "batch.py:141 compares the int subclass; use options.check_int",
+    ("ordered", "str"): "batch.py:167/240 and pool.py:603/623 never check `ordered`; use options.check_bool(ordered, "
                         "'ordered')",
-    ("ordered", "int"): "batch.py:168 / pool.py:585 never check `ordered`; use options.check_bool",
-    ("ordered", "None"): "batch.py:168 / pool.py:585 never check `ordered` (None is taken as False); "
+    ("ordered", "int"): "batch.py:240 / pool.py:623 never check `ordered`; use options.check_bool",
+    ("ordered", "None"): "batch.py:240 / pool.py:623 never check `ordered` (None is taken as False); "
                          "use options.check_bool",
-    ("ordered", "list"): "batch.py:168 / pool.py:585 never check `ordered`; use options.check_bool",
-    ("ordered", "hostile-object"): "batch.py:168 / pool.py:585 take bool(ordered), which calls its __bool__; "
+    ("ordered", "list"): "batch.py:240 / pool.py:623 never check `ordered`; use options.check_bool",
+    ("ordered", "hostile-object"): "batch.py:240 / pool.py:623 take bool(ordered), which calls its __bool__; "
                                    "use options.check_bool",
-    ("filename", "hostile-object"): "batch.py:197 tests `if filename` (calls __bool__/__len__) before any check; "
+    ("filename", "hostile-object"): "batch.py:196 tests `if filename` (calls __bool__/__len__) before any check; "
                                     "use options.check_str(filename, 'filename') first",
-    ("filename", "hostile-dict"): "batch.py:197 `if filename` calls the dict subclass's __len__ before any check; "
+    ("filename", "hostile-dict"): "batch.py:196 `if filename` calls the dict subclass's __len__ before any check; "
                                   "use options.check_str first",
 }
 _BATCH_XFAIL = {k: v for k, v in _BATCH_XFAIL.items() if v}
@@ -989,7 +992,7 @@ def test_batch_options_reject(pool, entry, option, make, expect):
 
 JOBS_BAD = [_v("int", lambda: 5), _v("None", lambda: None), _v("float", lambda: float("nan")),
             _v("hostile-object", HostileObject), _v("hostile-list", lambda: HostileList([{"id": 1, "code": "1"}]))]
-_JOBS_XFAIL = _xfail("batch.py:107 stream() calls iter(items) unchecked: a non-iterable is a raw TypeError (and "
+_JOBS_XFAIL = _xfail("batch.py:105 stream() calls iter(items) unchecked: a non-iterable is a raw TypeError (and "
                      "a hostile __iter__ escapes); wrap iter(jobs) and next() failures of the input in "
                      "InvalidArgTypeError naming \"jobs\"/\"context_objects\"")
 
@@ -1021,7 +1024,7 @@ def test_batch_hostile_job_id_does_not_stop_the_batch(pool):
     assert [r["status"] for r in records][1:] == ["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="pool.py:569 Pool.map and batch.py:168 run_batch are generator functions: "
+@pytest.mark.xfail(strict=True, reason="pool.py:603 Pool.map and batch.py:167 run_batch are generator functions: "
                                        "their argument checks run only at the first next(), not at the call as the "
                                        "README says; validate eagerly, then return an inner generator")
 @pytest.mark.parametrize("entry", ["Pool.map", "Pool.run_batch"])
@@ -1114,8 +1117,8 @@ _CLI_RUN_CASES = [
 
 @pytest.mark.parametrize("args,codes", [
     pytest.param(args, codes, id=id_, marks=[_xfail(
-        "cli.py:180 catches only ValueError from json.loads(--context): a deeply nested JSON is a RecursionError "
-        "that escapes with a traceback; catch (ValueError, RecursionError) as the batch reader does (cli.py:547)")]
+        "cli.py:162-163 catches only ValueError from json.loads(--context): a deeply nested JSON is a RecursionError "
+        "that escapes with a traceback; catch (ValueError, RecursionError) as the batch reader does (cli.py:542)")]
         if id_ == "context-deep" else [])
     for id_, args, codes in _CLI_RUN_CASES])
 def test_cli_run_rejects_bad_options(files, args, codes):
