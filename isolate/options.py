@@ -9,13 +9,15 @@ Node's code (``ERR_INVALID_ARG_TYPE``, ``ERR_OUT_OF_RANGE``, ...).
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 
 __all__ = ["RunOptions", "ContextOptions", "normalize_options", "describe", "check_code",
-           "DEFAULT_FILENAME", "parse_size", "check_timeout"]
+           "DEFAULT_FILENAME", "parse_size", "check_timeout", "check_int", "check_bool", "check_str",
+           "check_choice", "plain", "fmt_number"]
 
 DEFAULT_FILENAME = "evalmachine.<anonymous>"
 
@@ -34,61 +36,155 @@ _CAMEL = {
 MAX_TIMEOUT_MS = 2**32 - 1
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+_REPR.maxlevel = 2
+
+
 def describe(value: Any) -> str:
-    """How Node's error messages name a received value: ``type int (5)``."""
+    """How Node's error messages name a received value: ``type int (5)``.
+
+    Never raises and stays short, whatever the value: a hostile ``__repr__``,
+    an int past Python's digit limit or a huge container are all named
+    without running (much) user code or building a huge string.
+    """
     if value is None:
         return "None"
     try:
-        text = repr(value)
-    except Exception:  # a hostile __repr__, or an int past Python's digit limit
-        text = f"<{type(value).__name__} object>"
+        name = type(value).__name__
+        if not isinstance(name, str):
+            raise TypeError
+    except Exception:  # a metaclass with a hostile __name__
+        name = "object"
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = fmt_number(int.__int__(value))
+    else:
+        try:
+            text = _REPR.repr(value)
+            if not isinstance(text, str):
+                raise TypeError
+        except Exception:  # a hostile __repr__
+            text = f"<{name} object>"
     if len(text) > 40:
         text = text[:37] + "..."
-    return f"type {type(value).__name__} ({text})"
+    return f"type {name} ({text})"
+
+
+def fmt_number(value: Any) -> str:
+    """An int or float for a message; an int past Python's digit limit by its size."""
+    try:
+        return str(plain(value))
+    except ValueError:  # int too long for str() (sys.get_int_max_str_digits)
+        return f"an integer of {int.__int__(value).bit_length()} bits"
+
+
+def plain(value: Any) -> Any:
+    """``value`` as an exact ``str``/``int``/``float`` when it is an instance of a subclass of one.
+
+    Validation then works on a copy no user override can touch again (a str
+    subclass with a raising ``__eq__``, an int subclass whose comparisons
+    raise...). Other values are returned as they are.
+    """
+    t = type(value)
+    if t is str or t is int or t is float or t is bool:
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``repr`` of a str for a message, cut to ``limit`` characters."""
+    text = repr(str.__str__(text) if isinstance(text, str) else text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _dict_items(value: dict, name: str) -> list:
+    """The items stored in a dict (a subclass's own ``items``/``keys``/``__iter__`` are not called)."""
+    try:
+        return list(dict.items(value))
+    except Exception as exc:  # pragma: no cover - dict.items on a dict does not fail
+        raise InvalidArgValueError(f'The "{name}" argument could not be read: {type(exc).__name__}') from None
 
 
 def normalize_options(options: Any, kwargs: dict, argname: str = "options") -> dict:
-    """Merge the positional ``options`` (str filename, dict, or None) with keyword options."""
+    """Merge the positional ``options`` (str filename, dict, or None) with keyword options.
+
+    Node's camelCase keys are renamed to ours. An option given twice (as
+    ``lineOffset`` and ``line_offset``, or in the dict and as a keyword) is
+    ambiguous and refused.
+    """
+    merged: dict = {}
+    given_as: dict = {}   # our name -> how the caller spelled it where, for the error
+
+    def put(key: str, value: Any, where: str) -> None:
+        name = _CAMEL.get(key, key)
+        spelled = f"{_cut(key)} ({where})"
+        if name in merged:
+            raise InvalidArgValueError(
+                f"The property '{argname}.{_cut(name)}' is given twice: as {given_as[name]} and as {spelled}. "
+                f"Received {describe(value)}")
+        merged[name] = value
+        given_as[name] = spelled
+
     if options is None:
-        merged: dict = {}
+        pass
     elif isinstance(options, str):
-        merged = {"filename": options}
+        merged["filename"] = plain(options)
+        given_as["filename"] = f"the {argname} string"
     elif isinstance(options, dict):
-        merged = {}
-        for key, value in options.items():
+        for key, value in _dict_items(options, argname):
             if not isinstance(key, str):
                 raise InvalidArgTypeError(
                     f'The "{argname}" keys must be of type str. Received {describe(key)}')
-            merged[_CAMEL.get(key, key)] = value
+            put(plain(key), value, f"in the {argname} dict")
     else:
         raise InvalidArgTypeError(
             f'The "{argname}" argument must be of type dict or str. Received {describe(options)}')
-    for key, value in kwargs.items():
-        merged[key] = value
+    for key, value in _dict_items(kwargs, "kwargs"):
+        put(plain(key), value, "a keyword argument")
     return merged
+
+
+def _cut(key: str, limit: int = 60) -> str:
+    return key if len(key) <= limit else key[:limit - 3] + "..."
 
 
 def check_code(code: Any, name: str = "code") -> str:
     if not isinstance(code, str):
         raise InvalidArgTypeError(f'The "{name}" argument must be of type str. Received {describe(code)}')
-    return code
+    return plain(code)
 
 
 def _check_str(opts: dict, key: str, default: str | None) -> str | None:
-    value = opts.pop(key, default)
+    return check_str(opts.pop(key, default), f"options.{key}", default)
+
+
+def check_str(value: Any, name: str, default: str | None = None) -> str | None:
+    """A str option (None: ``default``), as an exact ``str``."""
     if value is None:
         return default
     if not isinstance(value, str):
-        raise InvalidArgTypeError(f'The "options.{key}" property must be of type str. Received {describe(value)}')
-    return value
+        raise InvalidArgTypeError(f'The "{name}" {_what(name)} must be of type str. Received {describe(value)}')
+    return plain(value)
 
 
 def _check_bool(opts: dict, key: str, default: bool) -> bool:
-    value = opts.pop(key, default)
+    return check_bool(opts.pop(key, default), f"options.{key}", default)
+
+
+def check_bool(value: Any, name: str, default: bool | None = None) -> bool | None:
+    """A bool option (None: ``default``): ``True``/``False`` only, not 0, 1 or "yes"."""
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise InvalidArgTypeError(f'The "options.{key}" property must be of type bool. Received {describe(value)}')
+        raise InvalidArgTypeError(f'The "{name}" {_what(name)} must be of type bool. Received {describe(value)}')
     return value
 
 
@@ -96,20 +192,42 @@ def _check_int(opts: dict, key: str, default: int, minimum: int, maximum: int) -
     value = opts.pop(key, default)
     if value is None:
         return default
+    return check_int(value, f"options.{key}", minimum, maximum)
+
+
+def check_int(value: Any, name: str, minimum: int, maximum: int, *, integral_floats: bool = True) -> int:
+    """An int from ``minimum`` to ``maximum`` (a float that is an integer counts, as in Node;
+    ``True``/``False`` do not), as an exact ``int``."""
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and integral_floats and value.is_integer():
             value = int(value)
-        elif isinstance(value, float):  # a number, but not an integer: Node's validateInt32 says range
+        elif isinstance(value, float) and integral_floats:  # a number, not an integer: Node says range
             raise OutOfRangeError(
-                f'The value of "options.{key}" is out of range. It must be an integer. Received {value}')
+                f'The value of "{name}" is out of range. It must be an integer. Received {value}')
         else:
             raise InvalidArgTypeError(
-                f'The "options.{key}" property must be of type int. Received {describe(value)}')
+                f'The "{name}" {_what(name)} must be of type int. Received {describe(value)}')
     if not minimum <= value <= maximum:
         raise OutOfRangeError(
-            f'The value of "options.{key}" is out of range. It must be >= {minimum} && <= {maximum}. '
-            f"Received {value}")
+            f'The value of "{name}" is out of range. It must be >= {minimum} && <= {maximum}. '
+            f"Received {fmt_number(value)}")
     return value
+
+
+def check_choice(value: Any, name: str, choices: tuple) -> str:
+    """A str that must be one of ``choices`` (strs), as an exact ``str``."""
+    if not isinstance(value, str):
+        raise InvalidArgTypeError(f'The "{name}" {_what(name)} must be of type str. Received {describe(value)}')
+    value = plain(value)
+    if value not in choices:
+        raise InvalidArgValueError(
+            f"The {_what(name)} '{name}' must be one of: {', '.join(map(repr, choices))}. Received {_short(value)}")
+    return value
+
+
+def _what(name: str) -> str:
+    return "property" if name.startswith("options.") else "argument"
 
 
 def _check_timeout(opts: dict, key: str = "timeout") -> int | float | None:
@@ -124,7 +242,8 @@ def check_timeout(value: Any, name: str, allow_inf: bool = False) -> int | float
     """
     if value is None:
         return None
-    what = "property" if name.startswith("options.") else "argument"
+    value = plain(value)
+    what = _what(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidArgTypeError(f'The "{name}" {what} must be of type int. Received {describe(value)}')
     if allow_inf and value == float("inf"):
@@ -134,7 +253,7 @@ def check_timeout(value: Any, name: str, allow_inf: bool = False) -> int | float
     if not 1 <= value <= MAX_TIMEOUT_MS:
         raise OutOfRangeError(
             f'The value of "{name}" is out of range. It must be >= 1 && <= {MAX_TIMEOUT_MS}'
-            f'{" (or math.inf)" if allow_inf else ""}. Received {value}')
+            f'{" (or math.inf)" if allow_inf else ""}. Received {fmt_number(value)}')
     return int(value)
 
 
@@ -148,9 +267,10 @@ def _check_microtask_mode(opts: dict, key: str) -> str | None:
     if not isinstance(value, str):
         raise InvalidArgTypeError(
             f'The "options.{key}" property must be of type str. Received {describe(value)}')
+    value = plain(value)
     if value not in _MICROTASK_MODES:
         raise InvalidArgValueError(
-            f"The property 'options.{key}' must be one of: 'afterEvaluate', None. Received {value!r}")
+            f"The property 'options.{key}' must be one of: 'afterEvaluate', None. Received {_short(value)}")
     return value
 
 
@@ -161,26 +281,30 @@ def _check_code_generation(opts: dict, key: str) -> dict | None:
     if not isinstance(value, dict):
         raise InvalidArgTypeError(
             f'The "options.{key}" property must be of type dict. Received {describe(value)}')
-    for sub, sub_value in value.items():
-        if sub not in ("strings", "wasm"):
+    checked = {}
+    for sub, sub_value in _dict_items(value, f"options.{key}"):
+        if not isinstance(sub, str) or plain(sub) not in ("strings", "wasm"):
             raise InvalidArgValueError(
-                f"The property 'options.{key}' accepts only 'strings' and 'wasm'. Received {sub!r}")
+                f"The property 'options.{key}' accepts only 'strings' and 'wasm'. Received {describe(sub)}")
+        sub = plain(sub)
         if not isinstance(sub_value, bool):
             raise InvalidArgTypeError(
                 f'The "options.{key}.{sub}" property must be of type bool. Received {describe(sub_value)}')
-    return dict(value)
+        checked[sub] = sub_value
+    return checked
 
 
 def _reject_unknown(opts: dict, what: str) -> None:
     if opts:
         key = next(iter(opts))
-        raise InvalidArgValueError(f"The property 'options.{key}' is not a known option of {what}. "
+        raise InvalidArgValueError(f"The property 'options.{_cut(str(key))}' is not a known option of {what}. "
                                    f"Received {describe(opts[key])}")
 
 
 def _reject_unsupported(opts: dict, keys: Iterable[str], why: str) -> None:
     for key in keys:
-        if opts.get(key) not in (None, False):
+        value = opts.get(key)
+        if value is not None and value is not False:
             raise InvalidArgValueError(f"The property 'options.{key}' is not supported yet: {why}. "
                                        f"Received {describe(opts[key])}")
         opts.pop(key, None)
@@ -230,6 +354,7 @@ def parse_size(value: Any, name: str, minimum: int = MIN_MEMORY_LIMIT) -> int | 
     """Bytes from an int or a string like ``"64MB"`` (units are binary: 1 MB = 1024 KB)."""
     if value is None:
         return None
+    value = plain(value)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidArgTypeError(
             f'The "{name}" option must be an int (bytes) or a str like "64MB". Received {describe(value)}')
@@ -237,16 +362,16 @@ def parse_size(value: Any, name: str, minimum: int = MIN_MEMORY_LIMIT) -> int | 
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if not m or m.group(2).lower() not in _SIZE_UNITS:
             raise InvalidArgValueError(
-                f'The "{name}" option must be a size like "64MB", "512KB" or "1GB". Received {value!r}')
+                f'The "{name}" option must be a size like "64MB", "512KB" or "1GB". Received {_short(value)}')
         number = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
         if number > MAX_MEMORY_LIMIT:
             raise OutOfRangeError(
-                f'The value of "{name}" is out of range. It must be <= {MAX_MEMORY_LIMIT} bytes. Received {value!r}')
+                f'The value of "{name}" is out of range. It must be <= {MAX_MEMORY_LIMIT} bytes. Received {_short(value)}')
         value = int(number)
     if not minimum <= value <= MAX_MEMORY_LIMIT:
         raise OutOfRangeError(
             f'The value of "{name}" is out of range. It must be >= {minimum} && <= {MAX_MEMORY_LIMIT} bytes. '
-            f"Received {value}")
+            f"Received {fmt_number(value)}")
     return value
 
 
@@ -286,7 +411,10 @@ def _check_bytes(opts: dict, key: str) -> bytes | None:
         raise InvalidArgTypeError(
             f'The "options.{key}" property must be an instance of bytes, bytearray or memoryview '
             f"(Node: Buffer, TypedArray, or DataView). Received {describe(value)}")
-    return bytes(value)
+    try:
+        return bytes(memoryview(value))  # the buffer itself: a subclass's __bytes__ is not called
+    except (TypeError, ValueError) as exc:  # a released memoryview
+        raise InvalidArgValueError(f'The "options.{key}" property could not be read: {exc}') from None
 
 
 def run_options(opts: dict) -> RunOptions:
