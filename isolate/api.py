@@ -15,7 +15,7 @@ from .context import Context, JSFunction, context_of as _lookup, contextify as _
 from .defaults import default_pool, is_pool
 from .errors import InvalidArgTypeError, ScriptNotCached
 from .options import (
-    CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
+    plain, CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
 from .scripts import ScriptSource, make_cached_data, open_cached_data
@@ -273,7 +273,7 @@ def _split_options(options: Any, kwargs: dict) -> tuple[dict, CompileOptions, Ru
 
 def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) -> Any:
     """``vm.runInContext``: compile ``code`` and run it in ``context``; returns the completion value."""
-    check_code(code)
+    code = check_code(code)
     ctx = _require_context(context)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_context()")
@@ -282,7 +282,7 @@ def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) ->
 
 
 def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
-    check_code(code)
+    code = check_code(code)
     obj = _check_context_object(context_object)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
@@ -313,7 +313,7 @@ def run_in_new_context(code: str, context_object: dict | None = None, options: A
 
 
 def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: dict) -> Any:
-    check_code(code)
+    code = check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
     context = _main_context(pool)
@@ -339,12 +339,15 @@ def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
 
 
 def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
-    check_code(code)
+    code = check_code(code)
     if isinstance(params, str) or not isinstance(params, (list, tuple)):
         raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')
+    # Exact copies: a list or str subclass's own methods never run.
+    params = list(list.__iter__(params)) if isinstance(params, list) else list(tuple.__iter__(params))
     for i, param in enumerate(params):
         if not isinstance(param, str):
             raise InvalidArgTypeError(f'The "params[{i}]" argument must be of type str. Received {describe(param)}')
+        params[i] = plain(param)
     opts = normalize_options(options, kwargs)
     compile_opts = compile_options(opts, default_filename="")
     parsing_context = opts.pop("parsing_context", None)
@@ -357,10 +360,12 @@ def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: A
     if not isinstance(extensions, (list, tuple)):
         raise InvalidArgTypeError(
             f'The "options.contextExtensions" property must be a list of dict. Received {describe(extensions)}')
+    extensions = list(list.__iter__(extensions)) if isinstance(extensions, list) else list(tuple.__iter__(extensions))
     for i, ext in enumerate(extensions):
         if not isinstance(ext, dict):
             raise InvalidArgTypeError(
                 f'The "options.contextExtensions[{i}]" property must be of type dict. Received {describe(ext)}')
+        extensions[i] = dict(dict.items(ext))
     source = ScriptSource(code, compile_opts.filename, compile_opts.line_offset, compile_opts.column_offset,
                           kind=f"function({','.join(params)})/{len(extensions)}")
     rejected = None

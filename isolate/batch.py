@@ -29,13 +29,15 @@ from protocol.values import (
 )
 
 from .errors import (
-    ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, OutOfRangeError,
-    ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
+    ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .api import Script
 from .context import Context, JSFunction, JSHandle
 from .futures import Future, running_future
-from .options import ContextOptions, compile_options, describe, parse_size, run_options
+from .options import (
+    ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,
+    run_options,
+)
 
 __all__ = ["Dispatcher", "run_batch", "jsonable", "JOB_STATUSES"]
 
@@ -138,11 +140,21 @@ def stream(submit: Callable[[Any], Future], items: Iterable[Any], *, ordered: bo
 def check_in_flight(value: Any, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgTypeError(f'The "max_in_flight" argument must be of type int. Received {describe(value)}')
-    if not 1 <= value <= 100_000:
-        raise OutOfRangeError(f'The value of "max_in_flight" is out of range. It must be >= 1 && <= 100000. '
-                              f"Received {value}")
+    return check_int(value, "max_in_flight", 1, 100_000, integral_floats=False)
+
+
+def checked_iter(items: Any, name: str) -> Iterator[Any]:
+    """``iter(items)``, or a typed error naming the argument."""
+    try:
+        return iter(items)
+    except Exception as exc:  # not iterable, or its own __iter__ failed
+        raise InvalidArgTypeError(f'The "{name}" argument must be an iterable. Received {describe(items)} '
+                                  f"({type(exc).__name__})") from None
+
+
+def check_ordered(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgTypeError(f'The "ordered" argument must be of type bool. Received {describe(value)}')
     return value
 
 
@@ -183,8 +195,11 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
     that crashes its worker may do it again).
     """
 
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise InvalidArgTypeError(f'The "retries" argument must be an int >= 0. Received {describe(retries)}')
+    # Checked here, at the call (the records come from a generator, which would
+    # only check them at its first next()).
+    retries = check_int(retries, "retries", 0, 1000, integral_floats=False)
+    ordered = check_ordered(ordered)
+    filename = check_str(filename, "filename")
     limit = parse_size(memory_limit, "memory_limit")
     # A job waits for a free worker as long as it takes unless asked otherwise:
     # the batch keeps at most max_in_flight jobs going, so only its own wait.
@@ -194,18 +209,32 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
         script = Script(script, filename=filename or "script.js", pool=pool)
     default_compile = compile_options({"filename": filename} if filename else {})
     in_flight = check_in_flight(max_in_flight, 2 * pool.size)
+    source = checked_iter(jobs, "jobs")
 
     def run_job(job: Any) -> dict:
-        record: dict = {"id": job.get("id") if isinstance(job, dict) else None}
+        record: dict = {"id": None}
+        try:
+            return _run_job(job, record)
+        except PoolClosedError:
+            raise  # the batch is over: no record for a job that did not run
+        except Exception as exc:  # even a job that cannot be read is only that job's failure
+            record.update(status="invalid", error={"name": "InvalidJob", "message": f"the job could not be read: "
+                                                   f"{type(exc).__name__}", "stack": ""})
+            return record
+
+    def _run_job(job: Any, record: dict) -> dict:
+        record["id"] = dict.get(job, "id") if isinstance(job, dict) else None
         problem = _invalid(job, script is not None)
         if problem:
             record.update(status="invalid", error={"name": "InvalidJob", "message": problem, "stack": ""})
             return record
+        context = dict.get(job, "context")
+        sandbox = dict(dict.items(context)) if context else {}
         if script is not None:
-            code, compile_opts, sandbox = script.code, script._compile, dict(job.get("context") or {})
+            code, compile_opts = script.code, script._compile
         else:
-            code, compile_opts, sandbox = job["code"], default_compile, dict(job.get("context") or {})
-        ctx_opts = ContextOptions(name=f"job {record['id']}", memory_limit=limit)
+            code, compile_opts = str.__str__(dict.get(job, "code")), default_compile
+        ctx_opts = ContextOptions(name=f"job {_label(record['id'])}", memory_limit=limit)
         for attempt in range(retries + 1):
             start = time.monotonic()
             report: dict = {}
@@ -217,7 +246,7 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
                                             stats=True, report=report)
                 record.update(status="ok", value=value)
             except PoolClosedError:
-                raise  # the batch is over: no record for a job that did not run
+                raise
             except Exception as exc:  # any failure is this job's, never the batch's
                 record.update(status=status_of(exc), error=error_of(exc))
                 record.pop("value", None)
@@ -235,24 +264,32 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
         pool._check_open()  # stop reading input once the pool is closed
         return pool._dispatcher.submit(lambda: run_job(job))
 
-    for future in stream(submit, jobs,
-                         ordered=ordered, max_in_flight=in_flight):
-        yield future.result()
+    def records():
+        for future in stream(submit, source, ordered=ordered, max_in_flight=in_flight):
+            yield future.result()
+
+    return records()
+
+
+def _label(job_id: Any) -> str:
+    """A job id as a context name (no user code runs: only exact str and int are shown)."""
+    if type(job_id) is str:
+        return job_id[:80]
+    if type(job_id) is int:
+        return fmt_number(job_id)
+    return f"<{type(job_id).__name__}>"
 
 
 def _invalid(job: Any, with_script: bool) -> str | None:
     if not isinstance(job, dict):
         return f"a job must be an object, got {type(job).__name__}"
-    if "id" not in job:
+    if not dict.__contains__(job, "id"):
         return 'a job needs an "id"'
-    if with_script:
-        if "context" in job and not isinstance(job["context"], dict):
-            return '"context" must be an object'
-        return None
-    if not isinstance(job.get("code"), str):
-        return 'a job needs "code" (a string), or run the batch with a script'
-    if "context" in job and not isinstance(job["context"], dict):
+    context = dict.get(job, "context")
+    if context is not None and not isinstance(context, dict):
         return '"context" must be an object'
+    if not with_script and not isinstance(dict.get(job, "code"), str):
+        return 'a job needs "code" (a string), or run the batch with a script'
     return None
 
 

@@ -160,7 +160,7 @@ def run(file, context_json, timeout, memory_limit):
     if context_json is not None:
         try:
             sandbox = json.loads(context_json)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested past Python's limit
             raise click.BadParameter(f"not JSON: {exc}", param_hint="'--context'") from None
         if not isinstance(sandbox, dict):
             raise click.BadParameter(f"must be a JSON object, got {type(sandbox).__name__}",

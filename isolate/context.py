@@ -22,9 +22,11 @@ from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, fini
 from protocol.codec import peek
 
 from .errors import (
-    ContextLostError, IsolateError, JSError, JSReferenceError, PromisePendingError, ScriptInterruptedError,
-    ScriptNotCached, ScriptTimeoutError, UnencodableValueError, error_from_value, thrown_error,
+    ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, OutOfRangeError,
+    PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError,
+    UnencodableValueError, error_from_value, thrown_error,
 )
+from .options import describe, fmt_number, plain, run_options
 from .scheduler import ANYWHERE, CallState
 from .scripts import ScriptSource
 
@@ -61,6 +63,31 @@ def context_of(obj: Any) -> "Context | None":
 _DEFAULT = object()  # "no queue_timeout given": the pool's default, else the call's own timeout
 
 
+def property_key(key: Any) -> str:
+    """A property name for JS: a str as it is, an int as JS writes it; nothing else."""
+    if isinstance(key, str):
+        return plain(key)
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = plain(key)
+        if abs(key) < 2**53:
+            return str(key)
+    raise InvalidArgTypeError(f"a property key must be a str or a safe integer. Received {describe(key)}")
+
+
+def _snapshot(obj: dict | None) -> dict:
+    """The items of a sandbox dict as a plain dict (a subclass's own methods are not called)."""
+    return dict(dict.items(obj)) if obj is not None else {}
+
+
+def _reply(result: Any, method: str, fields: int) -> list:
+    """A run's answer, checked: ``fields`` items (value, mirrored globals...) plus
+    optional stats. A worker's malformed answer fails the call, typed."""
+    if (not isinstance(result, list) or not fields <= len(result) <= fields + 1
+            or not (result[fields - 1] is None or isinstance(result[fields - 1], dict))):
+        raise ProtocolViolationError(f"malformed answer to {method!r}: {result!r:.80}")
+    return result
+
+
 def _queue_bound(pool, queue_timeout: float | None, timeout: float | None) -> float | None:
     """How long a call may wait for its worker (ms; None: no bound).
 
@@ -90,7 +117,7 @@ class Context(MutableMapping):
         self = cls._blank(pool, context_object, name, origin, memory_limit)
         params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
                    "code_generation": code_generation,
-                   "globals": self._encode(globals_ if globals_ is not None else (context_object or {}))}]
+                   "globals": self._encode(globals_ if globals_ is not None else _snapshot(context_object))}]
         # Any worker: the first one free (least loaded among the idle). The
         # call counts in that worker's load from the moment it starts, so
         # recycling cannot retire the worker under the context being made.
@@ -153,7 +180,7 @@ class Context(MutableMapping):
         pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
-                          "globals": self._encode(context_object or {})}
+                          "globals": self._encode(_snapshot(context_object))}
         options = self._run_options(compile_opts, run_opts, stats)
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         scheduler = pool._scheduler
@@ -175,7 +202,9 @@ class Context(MutableMapping):
                                     queue_timeout_ms=_queue_bound(pool, run_opts.queue_timeout, run_opts.timeout),
                                     places_context=True, owner=self)
             try:
-                context_id, value, globals_, *rest = scheduler.wait(call)
+                context_id, value, globals_, *rest = _reply(scheduler.wait(call), "run_new", 3)
+                if isinstance(context_id, bool) or not isinstance(context_id, int):
+                    raise ProtocolViolationError(f"malformed answer to 'run_new': context id {context_id!r:.40}")
             except ScriptNotCached:
                 call.worker.scripts.discard(script.key)  # evicted there: the next attempt sends the code
                 if attempt == 1:
@@ -222,10 +251,11 @@ class Context(MutableMapping):
             self._worker, method, [self._id, *params], decode=self._decode, timeout_ms=timeout_ms,
             queue_timeout_ms=queue_timeout_ms, interruptible=bool(options.get("break_on_sigint")), owner=self)
 
-    def _access(self, method: str, *params: Any) -> Any:
+    def _access(self, method: str, *params: Any, timeout_ms: float | None = None) -> Any:
         """A property access (get/set/has/delete/keys): it may run script getters,
-        setters or Proxy traps, so it is bounded by the pool's access timeout."""
-        timeout_ms = self._pool.limits.access_timeout_s * 1000.0
+        setters or Proxy traps, so it is bounded (by default by the pool's access timeout)."""
+        if timeout_ms is None:
+            timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         return self._request(method, *params, {"timeout": timeout_ms}, timeout_ms=timeout_ms)
 
     def _encode(self, value: Any) -> Any:
@@ -305,8 +335,8 @@ class Context(MutableMapping):
         refreshing = options.pop("refreshing", False)
         params = (*params[:-1], options)
         try:
-            value, globals_, *stats = self._request(method, *params, timeout_ms=options.get("timeout"),
-                                                    queue_timeout_ms=queue_timeout)
+            value, globals_, *stats = _reply(self._request(method, *params, timeout_ms=options.get("timeout"),
+                                                           queue_timeout_ms=queue_timeout), method, 2)
         except JSError as exc:
             mirrored = getattr(exc, "_mirror", None)
             if mirrored is not None:
@@ -337,30 +367,31 @@ class Context(MutableMapping):
 
     def _apply_mirror(self, globals_: dict | None) -> None:
         if self._object is not None and globals_ is not None:
-            self._object.clear()
-            self._object.update(globals_)
+            # dict's own methods: a dict subclass's overrides are the caller's, not run here.
+            dict.clear(self._object)
+            dict.update(self._object, globals_)
 
     # -- MutableMapping over the global object --------------------------------
     def __getitem__(self, key: str) -> Any:
-        _check_key(key)
+        key = _check_key(key)
         try:
             return self._access("get", _GLOBAL, key)
         except JSReferenceError:
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        _check_key(key)
+        key = _check_key(key)
         self._access("set", _GLOBAL, key, self._encode(value))
         if self._object is not None:
-            self._object[key] = value
+            dict.__setitem__(self._object, key, value)
 
     def __delitem__(self, key: str) -> None:
-        _check_key(key)
+        key = _check_key(key)
         if not self._access("has", _GLOBAL, key):
             raise KeyError(key)
         self._access("delete", _GLOBAL, key)
         if self._object is not None:
-            self._object.pop(key, None)
+            dict.pop(self._object, key, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._access("keys", _GLOBAL))
@@ -369,7 +400,7 @@ class Context(MutableMapping):
         return len(self._access("keys", _GLOBAL))
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and bool(self._access("has", _GLOBAL, key))
+        return isinstance(key, str) and bool(self._access("has", _GLOBAL, plain(key)))
 
     def __repr__(self) -> str:
         state = f" lost: {self._lost_reason}" if self._lost_reason else ""
@@ -440,12 +471,10 @@ def _relay_sigint(worker):
         signal.signal(signal.SIGINT, previous)
 
 
-def _check_key(key: Any) -> None:
+def _check_key(key: Any) -> str:
     if not isinstance(key, str):
-        from .errors import InvalidArgTypeError
-        from .options import describe
-
         raise InvalidArgTypeError(f"context keys must be of type str. Received {describe(key)}")
+    return plain(key)
 
 
 def _release_context(pool, worker, context_id: int, host_function_ids: list[int]) -> None:
@@ -481,12 +510,12 @@ class JSHandle:
 
     def __getitem__(self, key: str) -> Any:
         try:
-            return self._context._access("get", self._ref.handle_id, str(key))
+            return self._context._access("get", self._ref.handle_id, property_key(key))
         except JSReferenceError:
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._context._access("set", self._ref.handle_id, str(key), self._context._encode(value))
+        self._context._access("set", self._ref.handle_id, property_key(key), self._context._encode(value))
 
     def keys(self) -> list[str]:
         return self._context._access("keys", self._ref.handle_id)
@@ -513,8 +542,6 @@ class JSFunction(JSHandle):
         return self._invoke(args, timeout, break_on_sigint, queue_timeout, construct=True)
 
     def _invoke(self, args, timeout, break_on_sigint, queue_timeout, construct: bool) -> Any:
-        from .options import run_options
-
         run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint,
                                 "queue_timeout": queue_timeout})
         ctx = self._context
@@ -543,7 +570,21 @@ class JSPromise(JSHandle):
         return self._context._access("promise_state", self._ref.handle_id)[0]
 
     def result(self, timeout: float | None = None) -> Any:
-        state, value = self._context._access("promise_state", self._ref.handle_id)
+        """The value (or the rejection, raised). Nothing settles a promise but code
+        running in its context, so a pending one raises PromisePendingError at once;
+        ``timeout`` (seconds, as for ``Future.result``) bounds reading its state,
+        which can run script code (default: the pool's access timeout)."""
+        timeout_ms = None
+        if timeout is not None:
+            timeout = plain(timeout)
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise InvalidArgTypeError(f'The "timeout" argument must be a number of seconds. '
+                                          f"Received {describe(timeout)}")
+            if not 0 < timeout <= 3600:  # False for NaN
+                raise OutOfRangeError(f'The value of "timeout" is out of range. It must be > 0 && <= 3600 '
+                                      f"(seconds). Received {fmt_number(timeout)}")
+            timeout_ms = timeout * 1000.0
+        state, value = self._context._access("promise_state", self._ref.handle_id, timeout_ms=timeout_ms)
         if state == "fulfilled":
             return value
         if state == "rejected":

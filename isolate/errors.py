@@ -328,6 +328,8 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         # data is [thrown value, the context's globals after the failed run or None,
         # and (when asked for) the call's stats]
         thrown, globals_, *stats = decode(data, needs_finish)
+        if not (globals_ is None or isinstance(globals_, dict)) or len(stats) > 1:
+            raise ValueError(f"malformed JS_EXCEPTION data: globals {globals_!r:.40}")
         error = thrown_error(thrown)
         error._mirror = globals_
         error._stats = stats[0] if stats else None

@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
-from .context import Context, JSObject, context_of
+from .context import Context, JSObject, context_of, property_key
 from .defaults import default_pool, is_pool
 from .errors import (
-    IsolateError, InvalidArgTypeError, InvalidArgValueError, JSError, JSReferenceError, OutOfRangeError,
+    IsolateError, InvalidArgTypeError, InvalidArgValueError, JSError, JSReferenceError,
 )
 from .futures import Future
-from .options import describe, normalize_options, run_options
+from .options import check_int, describe, normalize_options, plain, run_options
 from .scripts import ScriptSource, make_cached_data, open_cached_data
 
 __all__ = ["Module", "SourceTextModule", "SyntheticModule", "ModuleNamespace", "VMModuleError"]
@@ -581,7 +581,7 @@ class ModuleNamespace(JSObject):
     def __getitem__(self, key: str) -> Any:
         if key not in self._keys:
             raise KeyError(key)
-        return self._context._access("get", self._ref.handle_id, str(key))
+        return self._context._access("get", self._ref.handle_id, property_key(key))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") and name not in self.__dict__.get("_keys", ()):
@@ -632,11 +632,13 @@ class SourceTextModule(Module):
     def __init__(self, code: str, options: Any = None, /, *, pool: Any = None, **kwargs):
         if not isinstance(code, str):
             raise _invalid_type("sourceText", "of type string", code, prop=False)
+        code = plain(code)
         if options is not None and not isinstance(options, dict):
             raise _invalid_type("options", "of type object", options, prop=False)
-        if isinstance(options, dict) and "initializeImportMeta" in options:
-            options = dict(options)
-            options["initialize_import_meta"] = options.pop("initializeImportMeta")
+        if isinstance(options, dict):
+            options = dict(dict.items(options))  # a subclass's own methods never run
+            if "initializeImportMeta" in options:
+                options["initialize_import_meta"] = options.pop("initializeImportMeta")
         opts = normalize_options(options, kwargs)
         loader_root = opts.pop("_loader_root", None)
         identifier = opts.pop("identifier", None)
@@ -667,7 +669,12 @@ class SourceTextModule(Module):
         self._source = ScriptSource(code, "", line_offset, column_offset, kind="module")
         request: dict = {"identifier": self._identifier, "line_offset": line_offset, "column_offset": column_offset}
         if cached_data is not None:
-            identifier, bytecode = _open_module_cached_data(self._source, bytes(cached_data))
+            try:
+                data = bytes(memoryview(cached_data))
+            except ValueError:  # a released memoryview
+                raise _invalid_type("options.cachedData", "an instance of Buffer, TypedArray, or DataView",
+                                    cached_data) from None
+            identifier, bytecode = _open_module_cached_data(self._source, data)
             if identifier == self._identifier:
                 request["bytecode"] = bytecode
         if dynamic is not None:
@@ -775,12 +782,7 @@ def _int32(value: Any, name: str) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _invalid_type(name, "of type number", value)
-    if isinstance(value, float) and not value.is_integer():
-        raise OutOfRangeError(f'The value of "{name}" is out of range. It must be an integer. Received {value}')
-    if not -_INT32 - 1 <= value <= _INT32:
-        raise OutOfRangeError(f'The value of "{name}" is out of range. It must be >= {-_INT32 - 1} && '
-                              f'<= {_INT32}. Received {value}')
-    return int(value)
+    return check_int(value, name, -_INT32 - 1, _INT32)
 
 
 def _open_module_cached_data(source: ScriptSource, data: bytes) -> tuple[str, bytes]:
@@ -805,8 +807,13 @@ class SyntheticModule(Module):
 
     def __init__(self, export_names: Any, evaluate_callback: Callable, options: Any = None, /, *,
                  pool: Any = None, **kwargs):
-        if not isinstance(export_names, (list, tuple)) or any(not isinstance(n, str) for n in export_names):
+        if not isinstance(export_names, (list, tuple)):
             raise _invalid_type("exportNames", "an Array of unique strings", export_names, prop=False)
+        export_names = list(list.__iter__(export_names)) if isinstance(export_names, list) else \
+            list(tuple.__iter__(export_names))
+        if any(not isinstance(n, str) for n in export_names):
+            raise _invalid_type("exportNames", "an Array of unique strings", export_names, prop=False)
+        export_names = [plain(n) for n in export_names]
         for i, name in enumerate(export_names):
             if name in export_names[i + 1:]:
                 raise InvalidArgValueError(f"The property 'exportNames.{name}' is duplicated. Received {name!r}")
@@ -842,6 +849,7 @@ class SyntheticModule(Module):
         """``syntheticModule.setExport(name, value)``; the module must be linked."""
         if not isinstance(name, str):
             raise _invalid_type("name", "of type string", name, prop=False)
+        name = plain(name)
         if self.status in ("unlinked", "linking"):
             raise _status_error("must be linked")
         if name not in self.export_names:

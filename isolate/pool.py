@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import psutil
 
@@ -36,14 +36,14 @@ from . import defaults
 from .api import (
     Script, _compile_function, _create_context, _run_in_new_context, _run_in_this_context, run_in_context,
 )
-from .batch import Dispatcher, check_in_flight, run_batch, stream
-from .context import Context
+from .batch import Dispatcher, check_in_flight, check_ordered, checked_iter, run_batch, stream
+from .context import Context, JSFunction
 from .errors import (
     ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, OutOfRangeError, PoolClosedError,
     UnsupportedError, WorkerCrashedError,
 )
 from .futures import Future, run_in_thread
-from .options import check_timeout, describe, parse_size
+from .options import check_bool, check_choice, check_int, check_timeout, describe, fmt_number, parse_size, plain
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
 from .zygote import Zygote
@@ -94,17 +94,63 @@ class Limits:
     compile_timeout_s: float = 2.0
 
     def __post_init__(self):
-        for name, value in self.__dict__.items():
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
             if name == "max_nesting":
-                ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_NESTING
-                expected = f"an int from 1 to {MAX_NESTING}"
-            else:
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 3600
-                expected = "a number of seconds > 0 and <= 3600"
-            if not ok:
-                raise (InvalidArgTypeError if not isinstance(value, (int, float)) or isinstance(value, bool)
-                       else OutOfRangeError)(
-                    f'The "limits.{name}" field must be {expected}. Received {value!r:.40}')
+                check_int(value, "limits.max_nesting", 1, MAX_NESTING, integral_floats=False)
+                continue
+            value = plain(value)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidArgTypeError(f'The "limits.{name}" field must be a number of seconds. '
+                                          f"Received {describe(value)}")
+            if not 0 < value <= 3600:  # False for NaN too
+                raise OutOfRangeError(f'The value of "limits.{name}" is out of range. It must be > 0 && <= 3600 '
+                                      f"(seconds). Received {fmt_number(value)}")
+            object.__setattr__(self, name, value)  # the exact number, not a caller's subclass
+
+
+def _check_env(env: Any) -> dict[str, str]:
+    """The workers' environment: a dict of str to str, copied as exact strs."""
+    if env is None:
+        return {}
+    if not isinstance(env, dict):
+        raise InvalidArgTypeError(f'The "env" argument must be a dict of str to str. Received {describe(env)}')
+    out = {}
+    for key, value in dict.items(env):
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgTypeError(
+                f'The "env" argument must be a dict of str to str. Received an item {describe(key)}: {describe(value)}')
+        key, value = plain(key), plain(value)
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            raise InvalidArgValueError(f'The "env" argument has an invalid variable (a name must be non-empty, '
+                                       f'without "=" or NUL; a value without NUL). Received {describe(key)}')
+        out[key] = value
+    return out
+
+
+def _check_directory(value: Any, name: str) -> str:
+    """An existing directory, as its real path."""
+    if isinstance(value, str):
+        path = plain(value)
+    elif isinstance(value, os.PathLike):
+        try:
+            path = os.fspath(value)
+        except Exception as exc:  # the caller's own __fspath__
+            raise InvalidArgTypeError(f'The "{name}" argument could not be read as a path: '
+                                      f"{type(exc).__name__}. Received {describe(value)}") from None
+        if not isinstance(path, str):
+            raise InvalidArgTypeError(f'The "{name}" argument must be a str path. Received {describe(value)}')
+        path = plain(path)
+    else:
+        raise InvalidArgTypeError(f'The "{name}" argument must be of type str or os.PathLike. '
+                                  f"Received {describe(value)}")
+    try:
+        path = os.path.realpath(path)
+    except ValueError:  # an embedded NUL
+        raise InvalidArgValueError(f'The "{name}" argument is not a valid path. Received {describe(value)}') from None
+    if not os.path.isdir(path):
+        raise InvalidArgValueError(f'The "{name}" argument must be an existing directory. Received {describe(path)}')
+    return path
 
 
 _live_pools: "weakref.WeakSet[Pool]" = weakref.WeakSet()
@@ -147,45 +193,21 @@ class Pool:
                  default_loader_root: str | None = None, limits: Limits | None = None,
                  queue_timeout: float | None = None, sandbox: bool = True):
 
-        # Everything is validated before the first worker starts: a bad option
-        # leaks nothing.
-        if size is None:
-            size = os.cpu_count() or 1
-        if isinstance(size, bool) or not isinstance(size, int):
-            raise InvalidArgTypeError(f'The "size" argument must be of type int. Received {describe(size)}')
-        if not 1 <= size <= 1024:
-            raise OutOfRangeError(f'The value of "size" is out of range. It must be >= 1 && <= 1024. Received {size}')
-        if isinstance(spare_workers, bool) or not isinstance(spare_workers, int):
-            raise InvalidArgTypeError(
-                f'The "spare_workers" argument must be of type int. Received {describe(spare_workers)}')
-        if not 0 <= spare_workers <= 64:
-            raise OutOfRangeError(
-                f'The value of "spare_workers" is out of range. It must be >= 0 && <= 64. Received {spare_workers}')
-        if env is not None and not (isinstance(env, dict) and all(
-                isinstance(k, str) and isinstance(v, str) and "\0" not in k + v and "=" not in k
-                for k, v in env.items())):
-            raise InvalidArgTypeError(
-                f'The "env" argument must be a dict of str to str (no NUL, no "=" in names). Received {describe(env)}')
-        if max_tasks_per_worker is not None and (isinstance(max_tasks_per_worker, bool) or not isinstance(
-                max_tasks_per_worker, int) or max_tasks_per_worker < 1):
-            raise (OutOfRangeError if isinstance(max_tasks_per_worker, int) and not isinstance(
-                max_tasks_per_worker, bool) else InvalidArgTypeError)(
-                f'The "max_tasks_per_worker" argument must be an int >= 1. Received {describe(max_tasks_per_worker)}')
-        if not isinstance(sandbox, bool):
-            raise InvalidArgTypeError(f'The "sandbox" argument must be of type bool. Received {describe(sandbox)}')
-        if limits is not None and not isinstance(limits, Limits):
+        # Everything is validated before the first worker starts (a bad option
+        # leaks nothing), on exact copies: no override of a caller's subclass runs.
+        size = os.cpu_count() or 1 if size is None else check_int(size, "size", 1, 1024, integral_floats=False)
+        spare_workers = check_int(spare_workers, "spare_workers", 0, 64, integral_floats=False)
+        env = _check_env(env)
+        if max_tasks_per_worker is not None:
+            max_tasks_per_worker = check_int(max_tasks_per_worker, "max_tasks_per_worker", 1, 2**63,
+                                             integral_floats=False)
+        check_bool(sandbox, "sandbox")
+        if limits is not None and type(limits) is not Limits:
             raise InvalidArgTypeError(f'The "limits" argument must be an isolate.Limits. Received {describe(limits)}')
         # The directory constants.USE_MAIN_CONTEXT_DEFAULT_LOADER loads files from (isolate.modules):
         # import() never reaches outside it.
         if default_loader_root is not None:
-
-            if not isinstance(default_loader_root, (str, os.PathLike)):
-                raise InvalidArgTypeError('The "default_loader_root" argument must be of type str or os.PathLike. '
-                                          f"Received {describe(default_loader_root)}")
-            default_loader_root = os.path.realpath(os.fspath(default_loader_root))
-            if not os.path.isdir(default_loader_root):
-                raise InvalidArgValueError('The "default_loader_root" argument must be an existing directory. '
-                                           f"Received {default_loader_root!r}")
+            default_loader_root = _check_directory(default_loader_root, "default_loader_root")
         self.default_loader_root: str | None = default_loader_root
         self.worker_memory_limit = parse_size(worker_memory_limit, "worker_memory_limit",
                                               minimum=64 * 1024 * 1024)
@@ -194,7 +216,7 @@ class Pool:
         self.max_tasks_per_worker = max_tasks_per_worker
         self.size = size
         self.limits = limits or Limits()
-        self._env = dict(env or {})
+        self._env = env
         self._lock = threading.RLock()   # guards the worker lists (taken before the scheduler's lock)
         self._closed = False
         self._scheduler = Scheduler(self)
@@ -450,15 +472,8 @@ class Pool:
         """
 
         options = dict(kwargs)
-        mode = options.pop("mode", mode)
-        execution = options.pop("execution", execution)
-        for name, value, allowed in (("mode", mode, ("summary", "detailed")),
-                                     ("execution", execution, ("default", "eager"))):
-            if not isinstance(value, str):
-                raise InvalidArgTypeError(f'The "options.{name}" property must be of type str. Received {describe(value)}')
-            if value not in allowed:
-                raise InvalidArgValueError(
-                    f"The property 'options.{name}' must be one of: {', '.join(map(repr, allowed))}. Received {value!r}")
+        mode = check_choice(options.pop("mode", mode), "options.mode", ("summary", "detailed"))
+        execution = check_choice(options.pop("execution", execution), "options.execution", ("default", "eager"))
         if options:
             raise InvalidArgValueError(f"The property 'options.{next(iter(options))}' is not a known option of measure_memory()")
         self._check_open()
@@ -584,7 +599,7 @@ class Pool:
         """
         self._check_open()
         if "queue_timeout" not in kwargs and not (isinstance(options, dict) and (
-                "queue_timeout" in options or "queueTimeout" in options)):
+                dict.__contains__(options, "queue_timeout") or dict.__contains__(options, "queueTimeout"))):
             kwargs["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
         return self._submit_new(code_or_script, context_object, options, kwargs)
 
@@ -614,6 +629,9 @@ class Pool:
 
     def acall(self, fn, *args, timeout=None) -> "Future":
         """The awaitable twin of calling a JSFunction: ``await pool.acall(fn, 1, 2)``."""
+        if not isinstance(fn, JSFunction):
+            raise InvalidArgTypeError(f'The "fn" argument must be an isolate.JSFunction. Received {describe(fn)}')
+        check_timeout(timeout, "timeout")
         self._check_open()
         return self._dispatcher.submit(lambda: fn(*args, timeout=timeout))
 
@@ -631,12 +649,19 @@ class Pool:
         ``concurrent.futures.Executor.map``; the rest are cancelled.
         """
 
+        # Checked here, at the call (the values come from a generator).
         in_flight = check_in_flight(max_in_flight, 2 * self.size)
+        ordered = check_ordered(ordered)
         if timeout is not None:
-            options["timeout"] = timeout
-        for future in stream(lambda obj: self.submit(code_or_script, obj, **options), context_objects,
-                             ordered=ordered, max_in_flight=in_flight):
-            yield future.result()
+            options["timeout"] = check_timeout(timeout, "timeout")
+        source = checked_iter(context_objects, "context_objects")
+
+        def values():
+            for future in stream(lambda obj: self.submit(code_or_script, obj, **options), source,
+                                 ordered=ordered, max_in_flight=in_flight):
+                yield future.result()
+
+        return values()
 
     def run_batch(self, jobs, **options):
         """One record per job; see :func:`isolate.batch.run_batch`."""

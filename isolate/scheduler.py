@@ -337,6 +337,9 @@ class Scheduler:
                 following = self._next_locked(worker)
             else:
                 call = worker.nested.pop(response.msgid, None)
+                if call is None and not 0 < response.msgid <= worker.last_msgid:
+                    # An answer to nothing this host ever asked: the worker is broken or lying.
+                    raise ProtocolError(f"an answer to msgid {response.msgid}, which was never sent")
                 if call is None or call.state is not CallState.RUNNING:
                     return  # an answer to a call that was abandoned or claimed
             call.state = CallState.DONE

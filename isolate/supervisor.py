@@ -33,7 +33,7 @@ from protocol import (
     PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
 )
 
-from .errors import IsolateError, WorkerCrashedError, WorkerMemoryError
+from .errors import IsolateError, ProtocolViolationError, WorkerCrashedError, WorkerMemoryError
 from .scripts import KnownScripts
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class WorkerHandle:
         self.contexts: "weakref.WeakSet" = weakref.WeakSet()  # Context proxies hosted here (to mark them lost)
         self.scripts = KnownScripts()  # keys of scripts this worker compiled (see isolate.scripts)
         self._msgids = itertools.count(1)
+        self.last_msgid = 0   # the highest msgid sent: an answer above it answers nothing we asked
         # The reader never waits for a writer: a caller blocked writing a large
         # request into a full pipe must not keep the reader from draining the
         # worker's (large) answer, or both sides would wait on each other.
@@ -156,8 +157,13 @@ class WorkerHandle:
         self.scheduler.on_worker_exiting(self)
         self.wait_exit(self.limits.reap_timeout_s)
         detail = f"protocol error: {cause}" if cause is not None and not isinstance(cause, OSError) else ""
-        if self.memory_kill is not None:
-            error: IsolateError = WorkerMemoryError(
+        if cause is not None and not isinstance(cause, OSError):
+            # It talked nonsense (a compromised or broken worker): the call it ran fails
+            # with the protocol's error, not as a crash of the script's doing.
+            error: IsolateError = ProtocolViolationError(
+                f"worker {self.pid} sent a malformed message and was killed: {cause}")
+        elif self.memory_kill is not None:
+            error = WorkerMemoryError(
                 self.pid, self.process.exitcode,
                 f"its RSS reached {self.memory_kill} bytes, over the pool's worker_memory_limit")
         else:
@@ -171,7 +177,8 @@ class WorkerHandle:
 
     # -- writing -------------------------------------------------------------------
     def next_msgid(self) -> int:
-        return next(self._msgids)
+        self.last_msgid = next(self._msgids)
+        return self.last_msgid
 
     def write(self, message) -> None:
         """Write one message (queued releases first). Raises OSError if the worker is gone."""

@@ -12,9 +12,6 @@ Hostile objects raise :class:`Boom` from every dunder a validator might
 touch. Where such an object holds a *valid* value (an int subclass holding
 5 as a timeout) the case only requires "accepted, or a typed error".
 Value-codec cases (values crossing into JS) are in another file.
-
-Cases that fail because of code outside ``isolate/options.py`` are marked
-``xfail(strict=True)`` with the place the fix belongs.
 """
 
 from __future__ import annotations
@@ -269,17 +266,9 @@ def _children() -> set:
     return {c.pid for c in psutil.Process().children(recursive=True) if c.status() != psutil.STATUS_ZOMBIE}
 
 
-def _xfail(reason):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-def _params(values, marks_for=None):
-    """pytest params of hostile values; ``marks_for(id_) -> mark or None`` marks known failures."""
-    out = []
-    for id_, make, expect in values:
-        mark = marks_for(id_) if marks_for else None
-        out.append(pytest.param(make, expect, id=id_, marks=[mark] if mark else []))
-    return out
+def _params(values):
+    """pytest params of hostile values."""
+    return [pytest.param(make, expect, id=id_) for id_, make, expect in values]
 
 
 # -- Pool(...) and Limits(...) -----------------------------------------------------------------
@@ -315,36 +304,10 @@ POOL_KEYWORDS = {
 }
 
 # Failing outside options.py (see the reasons).
-_POOL_XFAIL = {
-    ("size", "huge-10e5000"): "pool.py:149 formats the out-of-range size with f'{size}' (ValueError past "
-                              "4300 digits); use options.check_int(size, 'size', 1, 1024)",
-    ("size", "neg-huge-10e5000"): "pool.py:149 as above: options.check_int(size, 'size', 1, 1024)",
-    ("size", "hostile-int"): "pool.py:148 compares the int subclass (its __le__ raises); "
-                             "use options.check_int(size, 'size', 1, 1024)",
-    ("spare_workers", "huge-10e5000"): "pool.py:155 f'{spare_workers}' past the digit limit; "
-                                       "use options.check_int(spare_workers, 'spare_workers', 0, 64)",
-    ("spare_workers", "neg-huge-10e5000"): "pool.py:155 as above",
-    ("spare_workers", "hostile-int"): "pool.py:153 compares the int subclass; use options.check_int",
-    ("env", "hostile-dict-bad"): "pool.py:156-158 calls the dict subclass's own items(); iterate dict.items(env) "
-                                 "and copy that (self._env = dict(dict.items(env)))",
-    ("env", "hostile-dict-valid"): "pool.py:156-158 calls the dict subclass's own items(); use dict.items(env)",
-    ("env", "hostile-key"): "pool.py:157 concatenates/hashes the str subclass key ('\\0' not in k + v); "
-                            "normalize keys and values with options.plain() first",
-    ("max_tasks_per_worker", "hostile-int"): "pool.py:161-162 compares the int subclass; use options.check_int("
-                                             "max_tasks_per_worker, 'max_tasks_per_worker', 1, 2**63)",
-    ("default_loader_root", "nul"): "pool.py:176 os.path.realpath('/tmp/\\0x') raises a raw ValueError "
-                                    "(embedded null byte); catch ValueError and raise InvalidArgValueError",
-    ("default_loader_root", "hostile-object"): "pool.py:176 os.fspath() runs the os.PathLike's own __fspath__ "
-                                               "(Boom escapes); wrap fspath/realpath failures in "
-                                               "InvalidArgTypeError naming default_loader_root",
-    ("default_loader_root", "hostile-str"): "pool.py:176 os.fspath/realpath call the str subclass's methods; "
-                                            "normalize with options.plain() first",
-}
 
 
 @pytest.mark.parametrize("keyword,make,expect", [
-    pytest.param(kw, make, expect, id=f"{kw}-{id_}",
-                 marks=[_xfail(_POOL_XFAIL[(kw, id_)])] if (kw, id_) in _POOL_XFAIL else [])
+    pytest.param(kw, make, expect, id=f"{kw}-{id_}")
     for kw, values in POOL_KEYWORDS.items() for id_, make, expect in values])
 def test_pool_constructor_rejects(keyword, make, expect):
     before = _children()
@@ -385,23 +348,16 @@ LIMITS_BAD = [
     _v("zero", lambda: 0), _v("neg", lambda: -1), _v("nan", lambda: float("nan")), _v("inf", lambda: float("inf")),
     _v("over-3600", lambda: 3601), _v("str", lambda: "1"), _v("True", lambda: True), _v("None", lambda: None),
     _v("list", lambda: [1]), _v("hostile-object", HostileObject), _v("huge-10e5000", lambda: 10**5000),
-    _v("hostile-float", lambda: HostileFloat(0.5)),
+    _v("hostile-float", lambda: HostileFloat(0.5), "either"),  # read as the float it is: no override runs
 ]
-_LIMITS_XFAIL = {
-    "huge-10e5000": "pool.py:96 formats the bad value with f'{value!r:.40}' (repr of a 5000-digit int raises "
-                    "ValueError); use options.describe(value)",
-    "hostile-object": "pool.py:96 f'{value!r:.40}' calls the object's own __repr__; use options.describe(value)",
-    "hostile-float": "pool.py:91 compares the float subclass (0 < value <= 3600 calls its __lt__/__le__); "
-                     "normalize with options.plain(value) first",
-}
 
 
 @pytest.mark.parametrize("field", LIMIT_FIELDS)
 @pytest.mark.parametrize("make,expect", _params(
-    LIMITS_BAD, lambda id_: _xfail(_LIMITS_XFAIL[id_]) if id_ in _LIMITS_XFAIL else None))
+    LIMITS_BAD))
 def test_limits_fields_reject(field, make, expect):
     value = make()
-    if field == "max_nesting" and isinstance(value, float) and math.isfinite(value) and value == int(value):
+    if field == "max_nesting" and isinstance(value, float) and math.isfinite(value) and float.is_integer(value):
         pytest.skip("covered by the int cases")
     check(lambda: isolate.Limits(**{field: value}), field, expect)
 
@@ -617,13 +573,10 @@ CODE_BAD = [_v("int", lambda: 5), _v("None", lambda: None), _v("bytes", lambda: 
             _v("hostile-str", lambda: HostileStr("1+1"), "either")]
 
 
-_CODE_XFAIL = _xfail("api.py:318/327/358/384 call check_code(code) but go on with the caller's str subclass, whose "
-                     "own methods (str.encode) then run; keep the exact str it returns: code = check_code(code)")
 
 
 @pytest.mark.parametrize("entry,make,expect", [
-    pytest.param(entry, make, expect, id=f"{entry}-{id_}",
-                 marks=[_CODE_XFAIL] if id_ == "hostile-str" and entry != "Script" else [])
+    pytest.param(entry, make, expect, id=f"{entry}-{id_}")
     for entry in ("run_in_new_context", "run_in_context", "run_in_this_context", "Script", "compile_function",
                   "submit")
     for id_, make, expect in CODE_BAD])
@@ -670,16 +623,12 @@ def test_context_argument_rejects(pool, objects, entry, make, expect):
 
 SANDBOX_BAD = [_v("int", lambda: 5), _v("str", lambda: "x"), _v("list", lambda: [1]),
                _v("hostile-object", HostileObject),
-               _v("hostile-dict", lambda: HostileDict(a=1))]
-_SANDBOX_XFAIL = _xfail(
-    "context.py:66 and :129 evaluate `context_object or {}` (the dict subclass's __len__) and encode it "
-    "with its own items(); api.py:_check_context_object should take a snapshot with dict.copy(obj) "
-    "for encoding and wrap the user dict's failures in InvalidArgValueError")
+               _v("hostile-dict", lambda: HostileDict(a=1), "either")]  # read as a plain dict
 
 
 @pytest.mark.parametrize("entry", ["run_in_new_context", "create_context", "Script.run_in_new_context"])
 @pytest.mark.parametrize("make,expect", _params(
-    SANDBOX_BAD, lambda id_: _SANDBOX_XFAIL if id_ == "hostile-dict" else None))
+    SANDBOX_BAD))
 def test_context_object_rejects(pool, objects, entry, make, expect):
     value = make()
     call = {
@@ -695,10 +644,7 @@ def test_context_object_rejects(pool, objects, entry, make, expect):
     _v("list-of-int", lambda: [5]), _v("list-of-None", lambda: [None]), _v("list-of-bytes", lambda: [b"a"]),
     _v("hostile-object", HostileObject), _v("list-of-hostile", lambda: [HostileObject()]),
     _v("hostile-str-in-list", lambda: [HostileStr("a")], "either"),
-    _v("hostile-list", lambda: HostileList(["a"]))],
-    lambda id_: _xfail("api.py:386-389 iterates the list subclass with its own __iter__ (enumerate(params)) "
-                       "and list(params); iterate list.__iter__(params) over a tuple(list.__iter__(...)) copy")
-    if id_ == "hostile-list" else None))
+    _v("hostile-list", lambda: HostileList(["a"]), "either")]))
 def test_compile_function_params_reject(pool, make, expect):
     check(lambda: pool.compile_function("return 1", make()), "params", expect)
 
@@ -706,10 +652,7 @@ def test_compile_function_params_reject(pool, make, expect):
 @pytest.mark.parametrize("make,expect", _params([
     _v("str", lambda: "x"), _v("int", lambda: 5), _v("dict", lambda: {"a": 1}), _v("list-of-int", lambda: [5]),
     _v("list-of-list", lambda: [[1]]), _v("hostile-object", HostileObject),
-    _v("list-of-hostile-dict", lambda: [HostileDict(a=1)])],
-    lambda id_: _xfail("api.py:414 encodes the dict subclass with its own items() (context._encode -> "
-                       "codec); copy each extension with dict.copy(ext) before encoding")
-    if id_ == "list-of-hostile-dict" else None))
+    _v("list-of-hostile-dict", lambda: [HostileDict(a=1)], "either")]))
 def test_compile_function_context_extensions_reject(pool, make, expect):
     check(lambda: pool.compile_function("return 1", [], context_extensions=make()), "contextExtensions", expect)
 
@@ -732,10 +675,7 @@ def test_is_context_rejects_primitives(make, expect):
 @pytest.mark.parametrize("make,expect", _params([
     _v("int", lambda: 5), _v("str", lambda: "x"), _v("None", lambda: None), _v("list", lambda: ["summary"]),
     _v("hostile-object", HostileObject), _v("hostile-str-bad", lambda: HostileStr("x")),
-    _v("hostile-str-valid", lambda: HostileStr("detailed"), "either")],
-    lambda id_: _xfail("pool.py:444-447 tests `value not in allowed` with the str subclass's own __eq__; "
-                       "use options.check_choice(value, 'options.mode', ('summary', 'detailed'))")
-    if id_.startswith("hostile-str") else None))
+    _v("hostile-str-valid", lambda: HostileStr("detailed"), "either")]))
 def test_measure_memory_rejects(pool, argument, make, expect):
     value = make()
     call = (lambda: pool.measure_memory(value)) if argument == "mode" else \
@@ -772,18 +712,14 @@ def test_context_contains_non_str_key_is_false(objects, make):
     assert (make() in objects["ctx"]) is False
 
 
-_HANDLE_KEY_XFAIL = _xfail(
-    "context.py:453/458 (and modules.py:586) turn any key into a property name with str(key): a hostile __str__ or an int past "
-    "the digit limit escapes raw; check the key as Context does (context.py _check_key), accepting str and "
-    "(as JS property keys) int/float through protocol.codec._js_number_key")
 
 
 @pytest.mark.parametrize("operation", ["get", "set"])
 @pytest.mark.parametrize("make", [
-    pytest.param(lambda: HostileObject(), id="hostile-object", marks=_HANDLE_KEY_XFAIL),
-    pytest.param(lambda: HostileInt(5), id="hostile-int", marks=_HANDLE_KEY_XFAIL),
-    pytest.param(lambda: 10**5000, id="huge-10e5000", marks=_HANDLE_KEY_XFAIL),
-    pytest.param(lambda: HostileStr("k"), id="hostile-str", marks=_HANDLE_KEY_XFAIL),
+    pytest.param(lambda: HostileObject(), id="hostile-object"),
+    pytest.param(lambda: HostileInt(5), id="hostile-int"),
+    pytest.param(lambda: 10**5000, id="huge-10e5000"),
+    pytest.param(lambda: HostileStr("k"), id="hostile-str"),
 ])
 def test_handle_item_access_never_raises_raw(objects, operation, make):
     obj, key = objects["object"], make()
@@ -796,17 +732,12 @@ def test_handle_item_access_never_raises_raw(objects, operation, make):
 @pytest.mark.parametrize("make", [lambda: "x", lambda: -1, lambda: float("nan"), lambda: HostileObject(),
                                   lambda: 10**5000],
                          ids=["str", "neg", "nan", "hostile-object", "huge-10e5000"])
-@pytest.mark.xfail(strict=True, reason="context.py:514-515 JSPromise.result(timeout=...) never looks at its timeout: "
-                                       "validate it with options.check_timeout(timeout, 'timeout') (and honour it)")
 def test_promise_result_timeout_rejects(objects, make):
     check(lambda: objects["promise"].result(timeout=make()), "timeout")
 
 
 @pytest.mark.parametrize("make", [lambda: "x", lambda: 5, lambda: None, lambda: HostileObject(), lambda: [len]],
                          ids=["str", "int", "None", "hostile-object", "list"])
-@pytest.mark.xfail(strict=True, reason="pool.py:601 acall(fn) calls fn(*args, timeout=...) unchecked: a non-JSFunction "
-                                       "is a raw TypeError through the Future; check isinstance(fn, JSFunction) first "
-                                       "and raise InvalidArgTypeError naming \"fn\"")
 def test_acall_rejects_non_functions(pool, make):
     check(lambda: pool.acall(make()), "fn")
 
@@ -818,50 +749,24 @@ MODULE_OPTIONS = {
     "line_offset": OFFSET_BAD, "column_offset": OFFSET_BAD, "cached_data": CACHED_DATA_BAD,
     "initialize_import_meta": DYNAMIC_IMPORT_BAD, "import_module_dynamically": DYNAMIC_IMPORT_BAD,
 }
-_MODULE_XFAIL = {
-    ("line_offset", "hostile-int-huge"): "modules.py:775-783 _int32 compares the int subclass; "
-                                         "use options.check_int(value, 'options.lineOffset', -2**31, 2**31-1)",
-    ("line_offset", "hostile-float-frac"): "modules.py:780 calls the float subclass's is_integer(); "
-                                           "use options.check_int",
-    ("line_offset", "hostile-int-valid"): "modules.py:782 compares the int subclass; use options.check_int",
-    ("line_offset", "huge-10e5000"): "modules.py:783 formats the value with f'{value}' (ValueError past 4300 "
-                                     "digits); use options.check_int",
-    ("line_offset", "neg-huge-10e5000"): "modules.py:783 as above; use options.check_int",
-}
-_MODULE_XFAIL[("cached_data", "released-memoryview")] = (
-    "modules.py:672 bytes(cached_data) of a released memoryview is a raw ValueError; read it with "
-    "options._check_bytes (bytes(memoryview(value)), failures as InvalidArgValueError)")
-_MODULE_XFAIL[("cached_data", "hostile-bytes")] = (
-    "modules.py:672 bytes(cached_data) runs a bytes subclass's own __bytes__; use bytes(memoryview(value)) "
-    "as options._check_bytes does")
-for (_opt, _id), _why in list(_MODULE_XFAIL.items()):
-    _MODULE_XFAIL[("column_offset", _id)] = _why.replace("lineOffset", "columnOffset")
 
 
 @pytest.mark.parametrize("option,make,expect", [
-    pytest.param(option, make, expect, id=f"{option}-{id_}",
-                 marks=[_xfail(_MODULE_XFAIL[(option, id_)])] if (option, id_) in _MODULE_XFAIL else [])
+    pytest.param(option, make, expect, id=f"{option}-{id_}")
     for option, values in MODULE_OPTIONS.items() for id_, make, expect in values])
 def test_source_text_module_options_reject(pool, option, make, expect):
     check(lambda: isolate.SourceTextModule("export default 1", pool=pool, **{option: make()}), option, expect)
 
 
-@pytest.mark.parametrize("make,expect", _params(CODE_BAD, lambda id_: _xfail(
-    "modules.py:635 only checks isinstance(code, str) and keeps the caller's str subclass as the source (its own "
-    "encode() runs in ScriptSource); use code = options.check_code(code, 'sourceText')")
-    if id_ == "hostile-str" else None))
+@pytest.mark.parametrize("make,expect", _params(CODE_BAD))
 def test_source_text_module_code_rejects(pool, make, expect):
     check(lambda: isolate.SourceTextModule(make(), pool=pool), "sourceText", expect)
 
 
-_STM_OPTIONS_XFAIL = _xfail(
-    "modules.py:639-640 tests `\"initializeImportMeta\" in options` and copies with dict(options): both run the "
-    "dict subclass's own __contains__/keys(); rename the key on dict(dict.items(options)) instead")
 
 
 @pytest.mark.parametrize("entry,make,expect", [
-    pytest.param(entry, make, expect, id=f"{entry}-{id_}",
-                 marks=[_STM_OPTIONS_XFAIL] if entry == "SourceTextModule" and id_.startswith("hostile-dict") else [])
+    pytest.param(entry, make, expect, id=f"{entry}-{id_}")
     for entry in ("SourceTextModule", "SyntheticModule", "evaluate")
     for id_, make, expect in OPTIONS_ARGUMENT_BAD
     if not id_.startswith(("camel", "hostile-str-key", "hostile-dict-valid"))])
@@ -881,11 +786,8 @@ def test_module_options_argument_rejects(pool, entry, make, expect):
 @pytest.mark.parametrize("make,expect", _params([
     _v("str", lambda: "a"), _v("int", lambda: 5), _v("None", lambda: None), _v("list-of-int", lambda: [5]),
     _v("duplicates", lambda: ["a", "a"]), _v("hostile-object", HostileObject),
-    _v("list-of-hostile", lambda: [HostileObject()]), _v("hostile-list", lambda: HostileList(["a"])),
-    _v("hostile-str-in-list", lambda: ["a", HostileStr("b")], "either")],
-    lambda id_: _xfail("modules.py:810-814 iterates the list subclass with its own __iter__ and compares names "
-                       "with `in` (the str subclass's __eq__); copy with tuple(list.__iter__(names)) and "
-                       "options.plain() each name") if id_ in ("hostile-list", "hostile-str-in-list") else None))
+    _v("list-of-hostile", lambda: [HostileObject()]), _v("hostile-list", lambda: HostileList(["a"]), "either"),
+    _v("hostile-str-in-list", lambda: ["a", HostileStr("b")], "either")]))
 def test_synthetic_module_export_names_reject(pool, make, expect):
     check(lambda: isolate.SyntheticModule(make(), lambda: None, pool=pool), "exportNames", expect)
 
@@ -915,9 +817,7 @@ def test_module_evaluate_options_reject(pool, option, make, expect):
 
 @pytest.mark.parametrize("make,expect", _params([
     _v("int", lambda: 5), _v("None", lambda: None), _v("hostile-object", HostileObject),
-    _v("hostile-str-unknown", lambda: HostileStr("zzz")), _v("hostile-str-valid", lambda: HostileStr("a"), "either")],
-    lambda id_: _xfail("modules.py:849 tests `name not in self.export_names` with the str subclass's own "
-                       "__eq__; options.plain(name) first") if id_.startswith("hostile-str") else None))
+    _v("hostile-str-unknown", lambda: HostileStr("zzz")), _v("hostile-str-valid", lambda: HostileStr("a"), "either")]))
 def test_synthetic_module_set_export_rejects(pool, make, expect):
     module = isolate.SyntheticModule(["a"], lambda: None, pool=pool)
     module.link(lambda *a: None).result()
@@ -946,28 +846,6 @@ BATCH_OPTIONS = {
     "filename": [_v("int", lambda: 5), _v("list", lambda: ["a"]), _v("hostile-object", HostileObject),
                  _v("hostile-dict", lambda: HostileDict(a=1)), _v("True", lambda: True)],
 }
-_BATCH_XFAIL = {
-    ("retries", "hostile-int"): "batch.py:187 compares the int subclass (retries < 0); "
-                                "use options.check_int(retries, 'retries', 0, 100)",
-    ("retries", "nan"): None, ("retries", "float"): None,
-    ("max_in_flight", "huge-10e5000"): "batch.py:142-143 formats the value with f'{value}' (ValueError past 4300 "
-                                       "digits); use options.check_int(value, 'max_in_flight', 1, 100000)",
-    ("max_in_flight", "neg-huge-10e5000"): "batch.py:142-143 as above; use options.check_int",
-    ("max_in_flight", "hostile-int"): "batch.py:141 compares the int subclass; use options.check_int",
-    ("ordered", "str"): "batch.py:167/240 and pool.py:603/623 never check `ordered`; use options.check_bool(ordered, "
-                        "'ordered')",
-    ("ordered", "int"): "batch.py:240 / pool.py:623 never check `ordered`; use options.check_bool",
-    ("ordered", "None"): "batch.py:240 / pool.py:623 never check `ordered` (None is taken as False); "
-                         "use options.check_bool",
-    ("ordered", "list"): "batch.py:240 / pool.py:623 never check `ordered`; use options.check_bool",
-    ("ordered", "hostile-object"): "batch.py:240 / pool.py:623 take bool(ordered), which calls its __bool__; "
-                                   "use options.check_bool",
-    ("filename", "hostile-object"): "batch.py:196 tests `if filename` (calls __bool__/__len__) before any check; "
-                                    "use options.check_str(filename, 'filename') first",
-    ("filename", "hostile-dict"): "batch.py:196 `if filename` calls the dict subclass's __len__ before any check; "
-                                  "use options.check_str first",
-}
-_BATCH_XFAIL = {k: v for k, v in _BATCH_XFAIL.items() if v}
 
 
 def _batch_entries(pool):
@@ -979,8 +857,7 @@ def _batch_entries(pool):
 
 
 @pytest.mark.parametrize("entry,option,make,expect", [
-    pytest.param(entry, option, make, expect, id=f"{entry}-{option}-{id_}",
-                 marks=[_xfail(_BATCH_XFAIL[(option, id_)])] if (option, id_) in _BATCH_XFAIL else [])
+    pytest.param(entry, option, make, expect, id=f"{entry}-{option}-{id_}")
     for entry in ("Pool.run_batch", "batch.run_batch", "Pool.map")
     for option, values in BATCH_OPTIONS.items()
     if not (entry == "Pool.map" and option in ("memory_limit", "retries", "script", "filename"))
@@ -992,13 +869,10 @@ def test_batch_options_reject(pool, entry, option, make, expect):
 
 JOBS_BAD = [_v("int", lambda: 5), _v("None", lambda: None), _v("float", lambda: float("nan")),
             _v("hostile-object", HostileObject), _v("hostile-list", lambda: HostileList([{"id": 1, "code": "1"}]))]
-_JOBS_XFAIL = _xfail("batch.py:105 stream() calls iter(items) unchecked: a non-iterable is a raw TypeError (and "
-                     "a hostile __iter__ escapes); wrap iter(jobs) and next() failures of the input in "
-                     "InvalidArgTypeError naming \"jobs\"/\"context_objects\"")
 
 
 @pytest.mark.parametrize("entry", ["Pool.run_batch", "Pool.map"])
-@pytest.mark.parametrize("make,expect", _params(JOBS_BAD, lambda id_: _JOBS_XFAIL))
+@pytest.mark.parametrize("make,expect", _params(JOBS_BAD))
 def test_batch_input_rejects(pool, entry, make, expect):
     jobs = make()
     call = (lambda: pool.run_batch(jobs)) if entry == "Pool.run_batch" else (lambda: pool.map("1", jobs))
@@ -1012,10 +886,6 @@ def test_batch_bad_jobs_become_invalid_records(pool):
     assert [r["status"] for r in records] == ["invalid"] * 5 + ["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="batch.py:209 names the job's context f\"job {record['id']}\": a hostile id's "
-                                       "__format__ raises inside run_job and the exception ends the whole batch "
-                                       "(\"a job's failure never stops the batch\"); build the name with "
-                                       "options.describe(), and turn any exception of a job into its record")
 def test_batch_hostile_job_id_does_not_stop_the_batch(pool):
     jobs = [{"id": HostileKey(), "code": "1"}, {"id": 2, "code": "1"}]
     exc = _outcome(lambda: list(pool.run_batch(jobs, ordered=True)))
@@ -1024,9 +894,6 @@ def test_batch_hostile_job_id_does_not_stop_the_batch(pool):
     assert [r["status"] for r in records][1:] == ["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="pool.py:603 Pool.map and batch.py:167 run_batch are generator functions: "
-                                       "their argument checks run only at the first next(), not at the call as the "
-                                       "README says; validate eagerly, then return an inner generator")
 @pytest.mark.parametrize("entry", ["Pool.map", "Pool.run_batch"])
 def test_batch_argument_errors_raise_at_the_call(pool, entry):
     with pytest.raises(isolate.IsolateError):
@@ -1116,11 +983,7 @@ _CLI_RUN_CASES = [
 
 
 @pytest.mark.parametrize("args,codes", [
-    pytest.param(args, codes, id=id_, marks=[_xfail(
-        "cli.py:162-163 catches only ValueError from json.loads(--context): a deeply nested JSON is a RecursionError "
-        "that escapes with a traceback; catch (ValueError, RecursionError) as the batch reader does (cli.py:542)")]
-        if id_ == "context-deep" else [])
-    for id_, args, codes in _CLI_RUN_CASES])
+    pytest.param(args, codes, id=id_) for id_, args, codes in _CLI_RUN_CASES])
 def test_cli_run_rejects_bad_options(files, args, codes):
     result = _invoke(["run", str(files / "ok.js"), *args])
     _assert_clean_exit(result, codes)

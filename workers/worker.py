@@ -49,6 +49,8 @@ SYNTAX_CHECK_TIMEOUT_MS = 2000
 INTERNAL_OP_TIMEOUT_MS = 10_000
 # The `code` of the RangeError a host call nested too deep throws in JS.
 NESTING_TOO_DEEP_CODE = "ERR_ISOLATE_NESTING_TOO_DEEP"
+# The largest timeout a request may carry (Node's uint32 limit; setitimer's range).
+MAX_TIMEOUT_MS = 2**32 - 1
 # Delay of a re-delivered timeout: short, so the script stops almost at once
 # once control is back in the engine.
 _RETRIP_S = 50e-6
@@ -130,11 +132,18 @@ class Deadlines:
         if timeout_ms is None:
             yield None
             return
+        # Checked before it is recorded: a timeout setitimer refuses (NaN, inf,
+        # past 2**32-1 ms) must fail its own request only, never leave an entry
+        # behind that breaks every later one.
+        if (isinstance(timeout_ms, bool) or not isinstance(timeout_ms, (int, float))
+                or not 0 <= timeout_ms <= MAX_TIMEOUT_MS):
+            raise WorkerError(WireError.INVALID_PARAMS,
+                              f"timeout must be a number of ms from 0 to {MAX_TIMEOUT_MS}, got {timeout_ms!r:.40}")
         token = object()
         entry = (time.monotonic() + timeout_ms / 1000.0, token)
         self._active.append(entry)
-        self._arm()
         try:
+            self._arm()
             yield token
         finally:
             self._active.remove(entry)
@@ -181,8 +190,9 @@ class Interrupts:
         signal.signal(signal.SIGUSR1, self._on_signal)
 
     def targets(self, msgid: int) -> bool:
-        """Whether the host has asked to stop request ``msgid``."""
-        return self._target() == msgid
+        """Whether the host has asked to stop request ``msgid`` (0 in the cell: none)."""
+        target = self._target()
+        return target != 0 and target == msgid
 
     def note_started(self, msgid: int) -> None:
         """Record in the shared cell that top-level request ``msgid`` has started."""
