@@ -374,7 +374,7 @@ def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: A
         rejected = source.bytecode is None
     options = {"key": source.key, "filename": compile_opts.filename, "line_offset": compile_opts.line_offset,
                "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
-               "extensions": context._encode(list(extensions)),
+               "extensions": context._encode(list(extensions), holder=True),
                "bytecode_out": compile_opts.produce_cached_data}
     worker = context._worker
     send_code = source.key not in worker.scripts

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import MutableMapping
 from typing import Any, Iterator
 
-from protocol import ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
+from protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
 from protocol.codec import peek
 
 from .errors import (
@@ -117,7 +117,8 @@ class Context(MutableMapping):
         self = cls._blank(pool, context_object, name, origin, memory_limit)
         params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
                    "code_generation": code_generation,
-                   "globals": self._encode(globals_ if globals_ is not None else _snapshot(context_object))}]
+                   "globals": self._encode(globals_ if globals_ is not None else _snapshot(context_object),
+                                           holder=True)}]
         # Any worker: the first one free (least loaded among the idle). The
         # call counts in that worker's load from the moment it starts, so
         # recycling cannot retire the worker under the context being made.
@@ -180,7 +181,7 @@ class Context(MutableMapping):
         pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
-                          "globals": self._encode(_snapshot(context_object))}
+                          "globals": self._encode(_snapshot(context_object), holder=True)}
         options = self._run_options(compile_opts, run_opts, stats)
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         scheduler = pool._scheduler
@@ -258,9 +259,11 @@ class Context(MutableMapping):
             timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         return self._request(method, *params, {"timeout": timeout_ms}, timeout_ms=timeout_ms)
 
-    def _encode(self, value: Any) -> Any:
+    def _encode(self, value: Any, *, holder: bool = False) -> Any:
+        """Wire-encode ``value`` for this context. ``holder``: it only holds the values
+        (an argument list, a sandbox's globals), so the depth limit applies to its items."""
         try:
-            return encode_value(value, self._to_ref)
+            return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0))
         except UnencodableValue as exc:
             raise UnencodableValueError(str(exc)) from None
 
@@ -549,7 +552,7 @@ class JSFunction(JSHandle):
                          "queue_timeout": _queue_bound(ctx._pool, run_opts.queue_timeout, run_opts.timeout)}
         if run_opts.timeout is not None:
             options["timeout"] = run_opts.timeout
-        encoded = ctx._encode(list(args))
+        encoded = ctx._encode(list(args), holder=True)
         if run_opts.break_on_sigint:
             options["break_on_sigint"] = True
             with _relay_sigint(ctx._worker):
