@@ -294,7 +294,9 @@ class Scheduler:
             self._anywhere.pop(0)
             call = shared
         self._start(call, worker)
-        call.inbox.put(_WAKE)  # its waiter now counts the kill deadline instead of the queue's
+        if call.queue_deadline is not None or call.timeout_ms is not None:
+            call.inbox.put(_WAKE)  # its waiter now counts the kill deadline instead of the queue's
+        # (An untimed call's waiter finds out on its own: see _deadline.)
         return call
 
     def _dispatch_anywhere_locked(self) -> list[Call]:
@@ -346,10 +348,12 @@ class Scheduler:
             closed = worker.state is WorkerState.CLOSED
         if worker.interruptible_call is call:
             worker.interruptible_call = None
-        # Once the pool closed, every call still in flight ends with PoolClosedError.
-        call.inbox.put(_Dead(PoolClosedError("the pool was closed during the call")) if closed else response)
+        # The worker's next request first: it idles until it arrives, while this
+        # answer's caller can wait the moment it takes.
         if following is not None:
             self._send(following)
+        # Once the pool closed, every call still in flight ends with PoolClosedError.
+        call.inbox.put(_Dead(PoolClosedError("the pool was closed during the call")) if closed else response)
 
     def on_host_request(self, worker: WorkerHandle, request: Request) -> None:
         parent = request.params[0] if request.params else None
@@ -499,7 +503,12 @@ class Scheduler:
     def _deadline(self, call: Call, grace: float) -> float | None:
         state = call.state
         if state is CallState.QUEUED:
-            return call.queue_deadline
+            if call.queue_deadline is not None:
+                return call.queue_deadline
+            # No deadline while queued, and no wake-up when it starts (a context
+            # switch per call saved): look every start_timeout_s, so a call sent
+            # to a stopped worker is still found out (within twice that).
+            return time.monotonic() + self.limits.start_timeout_s
         if state is not CallState.RUNNING:
             return None
         if call.stop_deadline is not None:
