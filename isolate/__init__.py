@@ -1,12 +1,19 @@
 """isolate: Node's ``vm`` module for Python, every script in a supervised worker process.
 
-The stack, top to bottom::
+The host's stack, top to bottom (each imports only what is below it)::
 
-    api      Script, create_context, run_in_*, compile_function   (node:vm's surface)
-    modules  Module, SourceTextModule, SyntheticModule           (node:vm's module API)
-    context  Context, JSFunction, JSObject, JSPromise            (proxies of worker-side values)
-    pool     Pool, WorkerHandle                                   (processes, calls, nested calls)
-    protocol (package)                                            (msgpack-RPC over pipes)
+    pool        Pool: the API as methods, routing, spares, recycling, memory
+    batch       submit/map/run_batch records, the dispatcher threads
+    api         Script, create_context, run_in_*, compile_function   (node:vm's surface)
+    modules     Module, SourceTextModule, SyntheticModule            (node:vm's module API)
+    context     Context, JSFunction, JSObject, JSPromise             (proxies of worker-side values)
+    scheduler   every call's lifecycle and deadlines
+    supervisor  one worker process; hostcalls: Python functions called from JS
+    zygote      the clean process that forks the workers
+    protocol    (subpackage) msgpack-RPC messages and values, pure
+
+The worker side is the subpackage ``isolate.workers`` (the engine, the bridge,
+the RPC loop, the sandbox), which the host never imports.
 
 Quick start::
 
@@ -18,44 +25,75 @@ Quick start::
     {'animal': 'cat', 'count': 3, 'name': 'kitty'}
 """
 
-from protocol.values import (
-    BigInt, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
-    undefined,
-)
+from __future__ import annotations
 
-from .api import (
-    Script, compile_function, create_context, default_pool, is_context, run_in_context,
-    run_in_new_context, run_in_this_context,
-)
-from .context import Context, JSFunction, JSHandle, JSObject, JSPromise
-from .errors import (
-    ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, JSAggregateError,
-    JSError, JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError,
-    JSSyntaxError, JSTypeError, JSURIError, NestingTooDeepError, OutOfRangeError, PoolClosedError,
-    PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError,
-    UnencodableValueError, UnsupportedError, WorkerCrashedError, WorkerMemoryError,
-)
-from . import constants
-from .futures import Future
-from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError
-from .pool import Limits, Pool
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+# Where each public name lives. Loaded on first use (PEP 562), so that
+# `import isolate.workers` in a worker process, and a bare `import isolate`,
+# pay only for what they use.
+_EXPORTS = {
+    ".protocol.values": ("BigInt", "JSAccessor", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol",
+                         "JSTypedArray", "Unhashable", "UndefinedType", "undefined"),
+    ".api": ("Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
+             "run_in_new_context", "run_in_this_context", "measure_memory"),
+    ".context": ("Context", "JSFunction", "JSHandle", "JSObject", "JSPromise"),
+    ".errors": ("ContextLostError", "InvalidArgTypeError", "InvalidArgValueError", "IsolateError",
+                "JSAggregateError", "JSError", "JSEvalError", "JSInternalError", "JSMemoryError", "JSRangeError",
+                "JSReferenceError", "JSSyntaxError", "JSTypeError", "JSURIError", "NestingTooDeepError",
+                "OutOfRangeError", "PoolClosedError", "PromisePendingError", "ProtocolViolationError",
+                "ScriptInterruptedError", "ScriptTimeoutError", "UnencodableValueError", "UnsupportedError",
+                "WorkerCrashedError", "WorkerMemoryError", "WorkerStartError"),
+    ".futures": ("Future",),
+    ".modules": ("Module", "ModuleNamespace", "SourceTextModule", "SyntheticModule", "VMModuleError"),
+    ".pool": ("Limits", "Pool"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = frozenset(("api", "batch", "cli", "constants", "context", "defaults", "errors", "futures",
+                         "hostcalls", "modules", "options", "pool", "scheduler", "scripts", "supervisor",
+                         "zygote", "protocol", "workers"))
+
+__all__ = [*_WHERE, "constants", "__version__"]
 
 
-def measure_memory(mode: str = "summary", execution: str = "default", /, **options) -> Future:
-    """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
-    return default_pool().measure_memory(mode, execution, **options)
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is not None:
+        if module != ".pool":
+            importlib.import_module(".pool", __name__)  # the pool registers itself as the default's class
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError(f"module 'isolate' has no attribute {name!r}")
 
-__all__ = [
-    "Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
-    "run_in_new_context", "run_in_this_context",
-    "Pool", "Limits", "Context", "JSFunction", "JSHandle", "JSObject", "JSPromise",
-    "BigInt", "JSAccessor", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol", "JSTypedArray", "Unhashable",
-    "UndefinedType", "undefined",
-    "IsolateError", "JSError", "JSEvalError", "JSRangeError", "JSReferenceError", "JSSyntaxError",
-    "JSTypeError", "JSURIError", "JSAggregateError", "JSInternalError", "JSMemoryError",
-    "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
-    "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
-    "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
-    "UnsupportedError", "WorkerMemoryError", "Future", "measure_memory", "constants",
-    "Module", "SourceTextModule", "SyntheticModule", "ModuleNamespace", "VMModuleError",
-]
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from . import constants
+    from .api import (
+        Script, compile_function, create_context, default_pool, is_context, measure_memory, run_in_context,
+        run_in_new_context, run_in_this_context,
+    )
+    from .context import Context, JSFunction, JSHandle, JSObject, JSPromise
+    from .errors import (
+        ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, JSAggregateError, JSError,
+        JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError, JSSyntaxError, JSTypeError,
+        JSURIError, NestingTooDeepError, OutOfRangeError, PoolClosedError, PromisePendingError,
+        ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError,
+        UnsupportedError, WorkerCrashedError, WorkerMemoryError, WorkerStartError,
+    )
+    from .futures import Future
+    from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError
+    from .pool import Limits, Pool
+    from .protocol.values import (
+        BigInt, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+        undefined,
+    )

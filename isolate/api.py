@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
-    "run_in_this_context", "compile_function", "default_pool",
+    "run_in_this_context", "compile_function", "default_pool", "measure_memory",
 ]
 
 def is_context(obj: Any) -> bool:
@@ -34,7 +34,7 @@ def is_context(obj: Any) -> bool:
     As in Node, asking about a primitive (str, number, bool, None, undefined,
     a symbol or a BigInt) is an ERR_INVALID_ARG_TYPE, not False.
     """
-    from protocol.values import BigInt, JSSymbol, UndefinedType
+    from .protocol.values import BigInt, JSSymbol, UndefinedType
 
     if obj is None or isinstance(obj, (str, bytes, int, float, JSSymbol, BigInt, UndefinedType)):
         raise InvalidArgTypeError(f'The "object" argument must be of type object. Received {describe(obj)}')
@@ -418,3 +418,8 @@ def compile_function(code: str, params: Iterable[str] = (), options: Any = None,
     context), ``context_extensions`` (dicts whose items are in scope).
     """
     return _compile_function(default_pool(), code, params, options, kwargs)
+
+
+def measure_memory(mode: str = "summary", execution: str = "default", /, **options):
+    """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
+    return default_pool().measure_memory(mode, execution, **options)

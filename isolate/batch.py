@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
-from protocol.values import (
+from .protocol.values import (
     BigInt, JSDate, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType, bigint_decimal,
 )
 

@@ -18,8 +18,8 @@ import weakref
 from collections.abc import MutableMapping
 from typing import Any, Iterator
 
-from protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
-from protocol.codec import peek
+from .protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
+from .protocol.codec import peek
 
 from .errors import (
     ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, OutOfRangeError,

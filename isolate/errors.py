@@ -21,7 +21,7 @@ from __future__ import annotations
 import signal as _signal
 from typing import Any
 
-from protocol import WireError
+from .protocol import WireError
 
 
 __all__ = [

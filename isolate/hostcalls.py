@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from protocol import ErrorValue, Request, Response, WireError, encode_value, error_triple, finish_values
+from .protocol import ErrorValue, Request, Response, WireError, encode_value, error_triple, finish_values
 
 from .errors import ContextLostError, InvalidArgValueError, IsolateError, JSError
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import psutil
 
-from protocol import MAX_NESTING, HostFunctionRef
+from .protocol import MAX_NESTING, HostFunctionRef
 
 from . import defaults
 from .api import (

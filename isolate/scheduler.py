@@ -51,7 +51,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from protocol import ProtocolError, Request, Response, WireError, error_triple, finish_values
+from .protocol import ProtocolError, Request, Response, WireError, error_triple, finish_values
 
 from .errors import (
     ContextLostError, IsolateError, NestingTooDeepError, PoolClosedError, ProtocolViolationError,
@@ -628,8 +628,15 @@ class Scheduler:
         (SimpleQueue.put is reentrant); the waiting thread does the rest.
         """
         call = worker.interruptible_call
-        if call is not None:
-            call.inbox.put(_Interrupted())
+        if call is None:
+            return
+        if call.state is CallState.RUNNING and call.worker is worker:
+            # At once, even while this thread runs one of the call's host
+            # callables: the cell and a signal (no lock taken, safe here).
+            if worker.cancel(call.msgid):
+                call.interrupted = True
+                call.stop_deadline = time.monotonic() + self.limits.kill_grace_s
+        call.inbox.put(_Interrupted())  # the waiter takes it from there (a queued call: it never runs)
 
     def _interrupt(self, call: Call, grace: float) -> None:
         with self.lock:
@@ -638,6 +645,8 @@ class Scheduler:
                 call.state = CallState.FAILED
                 raise ScriptInterruptedError()
             running = call.state is CallState.RUNNING
+        if call.interrupted:
+            return  # already asked from the signal handler
         if running and call.worker.cancel(call.msgid):
             # The same ladder as a timeout: a script stuck in native code that
             # ignores the interrupt is killed after the grace.
@@ -662,7 +671,7 @@ class Scheduler:
 
     # -- host calls ---------------------------------------------------------------------------
     def _serve(self, call: Call, request: Request) -> None:
-        if self._deadline(call, self.limits.kill_grace_s) is None:
+        if call.timeout_ms is None and call.stop_deadline is None:  # no kill deadline to keep
             serve_host_call(self.pool, call.worker, request, call.owner)
         else:
             # A host callable could block past the deadline: run it aside so

@@ -29,7 +29,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from protocol import (
+from .protocol import (
     PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
 )
 

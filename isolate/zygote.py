@@ -250,7 +250,7 @@ class _ZygoteProcess:
         config = {"socket": self._child_sock.fileno(), "host": os.getpid(),
                   "memory_limit": self._memory_limit, "sandbox": self._sandbox,
                   "packages": packages, "paths": paths}
-        script = os.path.join(dict(packages)["workers"], "zygote.py")
+        script = os.path.join(dict(packages)["isolate.workers"], "zygote.py")
         # -I: no PYTHON* variables, no user site, no script or working directory on sys.path.
         # The start-up message goes in the environment (workers/zygote.py, CONFIG_ENV):
         # the zygote takes it out before anything reads the pool's environment.
@@ -616,6 +616,17 @@ def _close_quietly(fd: int) -> None:
             pass
 
 
+def _package_dir(name: str) -> Path | None:
+    """The directory of package ``name``, found as an import would, without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
 def _package_root(name: str) -> Path | None:
     """The directory holding package ``name``, found as an import would, without importing it."""
     try:
@@ -632,23 +643,23 @@ def _package_root(name: str) -> Path | None:
 
 
 def _locate_packages() -> tuple[list[list[str]], list[str]]:
-    """Where the zygote loads ``protocol`` and ``workers`` from, and the directories of
-    their dependencies (appended to its sys.path when its own does not have them).
+    """Where the zygote loads ``isolate``, ``isolate.protocol`` and ``isolate.workers``
+    from, and the directories of their dependencies (appended to its sys.path when
+    its own does not have them).
 
-    find_spec works for an installed, an editable (setuptools' finder) and a
-    source checkout on sys.path alike; failing that, the packages beside
-    ``isolate`` are used.
+    find_spec works for an installed package and an editable one (setuptools maps
+    the repository's ``protocol/`` and ``workers/`` folders to these names) alike;
+    failing that, the folders beside ``isolate`` (a source checkout) are used.
     """
-    here = Path(__file__).resolve().parent.parent
-    packages = []
-    for name in ("protocol", "workers"):
-        root = _package_root(name)
-        directory = (root / name) if root is not None else (here / name)
+    here = Path(__file__).resolve().parent
+    packages = [["isolate", str(here)]]
+    for name, folder in (("isolate.protocol", "protocol"), ("isolate.workers", "workers")):
+        directory = _package_dir(name) or (here.parent / folder)
         if not (directory / "__init__.py").is_file():
             raise FileNotFoundError(f"the {name!r} package is not importable here (looked in {directory})")
         packages.append([name, str(directory)])
-    if not (Path(packages[1][1]) / "zygote.py").is_file():
-        raise FileNotFoundError(f"{packages[1][1]} has no zygote.py: a different 'workers' package is first on sys.path")
+    if not (Path(packages[2][1]) / "zygote.py").is_file():
+        raise FileNotFoundError(f"{packages[2][1]} has no zygote.py")
     paths = []
     for name in ("msgpack", "dukpy", "setproctitle"):
         root = _package_root(name)

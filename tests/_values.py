@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from protocol import ErrorValue, Unhashable
+from isolate.protocol import ErrorValue, Unhashable
 
 
 def same(a, b, memo=None) -> bool:

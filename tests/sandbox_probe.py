@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workers import sandbox  # noqa: E402
+from isolate.workers import sandbox  # noqa: E402
 
 
 def attempt(results: dict, name: str, action) -> None:

@@ -1,6 +1,6 @@
 """Malformed frames both ways, on real processes (issue 11).
 
-(a) Host -> worker: a real ``python -m workers`` (the protocol on stdin/stdout,
+(a) Host -> worker: a real ``python -m isolate.workers`` (the protocol on stdin/stdout,
     protocol/SPEC.md), the ``hello`` handshake done with
     ``protocol.MessageStream``, then garbage. The worker must either answer
     with an error response and keep serving, or -- when the stream cannot be
@@ -38,7 +38,7 @@ import pytest
 
 import isolate
 from isolate.zygote import Zygote
-from protocol import (
+from isolate.protocol import (
     PROTOCOL_VERSION, ExtDecoder, MessageStream, Notification, Request, Response, WireError,
     unpack_message,
 )
@@ -66,14 +66,14 @@ MARK_MAP, MARK_SET, MARK_ERROR, MARK_GRAPH = (msgpack.ExtType(code, b"") for cod
 
 
 # =====================================================================================
-# (a) host -> worker, on `python -m workers`
+# (a) host -> worker, on `python -m isolate.workers`
 # =====================================================================================
 
 class Served:
-    """A real ``python -m workers`` process, after a successful handshake (unless ``hello=False``)."""
+    """A real ``python -m isolate.workers`` process, after a successful handshake (unless ``hello=False``)."""
 
     def __init__(self, hello: bool = True):
-        self.proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=ROOT, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "isolate.workers"], cwd=ROOT, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.stream = MessageStream(self.proc.stdout.fileno(), self.proc.stdin.fileno())
         self._decoder = ExtDecoder()
@@ -542,7 +542,7 @@ def _relay_main(host_r: int, host_w: int, host_pid: int, env: dict, memory_limit
                 record: str | None) -> None:
     """The fake worker: a real worker behind it, every message passed through, except the answer to
     the marked request (or to ``hello``), which ``action`` replaces."""
-    from workers.worker import _close_inherited_fds, _die_with_parent
+    from isolate.workers.worker import _close_inherited_fds, _die_with_parent
 
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -556,7 +556,7 @@ def _relay_main(host_r: int, host_w: int, host_pid: int, env: dict, memory_limit
         os.close(from_worker_r)
         os.close(host_r)
         os.close(host_w)
-        import workers
+        from isolate import workers
 
         workers.main(to_worker_r, from_worker_w, relay_pid, env, memory_limit, cell)
         os._exit(0)
@@ -692,7 +692,7 @@ class _RelayProcess:
     def __init__(self, action, record, memory_limit):
         import multiprocess
 
-        import workers  # noqa: F401 - loaded before the fork: the relay's real worker needs the engine
+        from isolate import workers  # noqa: F401 - loaded before the fork: the relay's real worker needs the engine
 
         self.cell = mmap.mmap(-1, 16)  # shared with the relay and its worker (they are forked)
         to_worker_r, self.write_fd = os.pipe()

@@ -19,14 +19,14 @@ import time
 import pytest
 from _values import same
 
-from protocol import (
+from isolate.protocol import (
     PROTOCOL_VERSION, Notification, ProtocolError, Request, Response, WireError, encode_value,
     error_triple, finish_values, BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
     JSTypedArray, Unhashable, undefined,
 )
-from workers.engine import ENGINE_NAME, EngineContext, EngineError
-from workers.tagged import TAG, from_tagged, to_tagged
-from workers.worker import Deadlines, ScriptTimeout
+from isolate.workers.engine import ENGINE_NAME, EngineContext, EngineError
+from isolate.workers.tagged import TAG, from_tagged, to_tagged
+from isolate.workers.worker import Deadlines, ScriptTimeout
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -736,7 +736,7 @@ CLOSERS = [
 class TestSyntaxCheck:
     @pytest.mark.parametrize("params", [None, [], ["a", "b"]])
     def test_bare_check(self, params):
-        from workers.engine import function_body_compiles
+        from isolate.workers.engine import function_body_compiles
 
         assert function_body_compiles("return 1", params) is True
         assert function_body_compiles("'use strict'; var x = arguments; return new.target", params) is True
@@ -794,8 +794,8 @@ def worker():
     Replies the host will need are written into the pipe *before* the worker
     asks for them, so nothing blocks and no thread is needed.
     """
-    from protocol import MessageStream
-    from workers.worker import Worker
+    from isolate.protocol import MessageStream
+    from isolate.workers.worker import Worker
 
     saved = {s: signal.getsignal(s) for s in (signal.SIGALRM, signal.SIGUSR1)}
     to_worker_r, to_worker_w = os.pipe()

@@ -14,10 +14,10 @@ import ctypes
 
 import pytest
 
-from protocol import ErrorValue, HostFunctionRef
-from workers import engine as engine_module
-from workers.engine import EngineContext, EngineError, memory_api_status
-from workers.tagged import from_tagged, to_tagged
+from isolate.protocol import ErrorValue, HostFunctionRef
+from isolate.workers import engine as engine_module
+from isolate.workers.engine import EngineContext, EngineError, memory_api_status
+from isolate.workers.tagged import from_tagged, to_tagged
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -319,7 +319,7 @@ def test_new_context_is_not_routed_to_a_worker_that_just_died(monkeypatch):
 @pytest.mark.timeout(30)
 def test_a_call_answered_at_the_kill_deadline_is_reported_consistently(monkeypatch):
     from isolate.scheduler import Scheduler
-    from protocol import Response
+    from isolate.protocol import Response
 
     with isolate.Pool(size=1, spare_workers=1) as pool:
         ctx = pool.create_context()

@@ -20,7 +20,7 @@ import msgpack
 import pytest
 
 import isolate
-import protocol
+from isolate import protocol
 from isolate import BigInt, JSAccessor, JSMap, JSSet, Unhashable, UnencodableValueError, undefined
 from isolate.batch import jsonable
 
@@ -423,7 +423,7 @@ def test_everything_else_is_unchanged(pool, ctx):
 
 def _worker():
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-m", "workers"], cwd=root, stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "isolate.workers"], cwd=root, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(msgpack.packb([0, 0, "hello", [protocol.PROTOCOL_VERSION]]))
     proc.stdin.flush()
@@ -481,7 +481,7 @@ def test_malformed_values_in_a_request_are_answered(pool):
 def test_bridge_decoder_bound():
     """The bridge's own bound (MAX_DECODE_DEPTH), behind the host's and the worker's: tagged JSON
     handed straight to the engine, in this process."""
-    from workers.engine import EngineContext
+    from isolate.workers.engine import EngineContext
 
     engine = EngineContext(lambda *args: {"ok": True, "v": None})
     try:

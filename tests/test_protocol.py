@@ -20,16 +20,16 @@ import msgpack
 import pytest
 from _values import same
 
-import protocol
-import protocol.stream as stream_mod
-from protocol import (
+from isolate import protocol
+import isolate.protocol.stream as stream_mod
+from isolate.protocol import (
     MAX_FRAME_BYTES, PROTOCOL_VERSION, BigInt, ErrorValue, ExtDecoder, ExtType, HandleRef,
     HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, MessageKind,
     MessageStream, Notification, ProtocolError, Request, Response, StreamClosed, Unhashable,
     UndefinedType, UnencodableValue, WireError, decode_value, encode_value, error_triple,
     finish_values, pack_message, undefined, unpack_message,
 )
-from protocol.codec import MAX_SAFE_INTEGER, MirroredAccessor
+from isolate.protocol.codec import MAX_SAFE_INTEGER, MirroredAccessor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -741,7 +741,7 @@ class TestErrorsAndSpec:
             assert re.search(rf"^\| {ext.value} \| `{ext.name}` \|", text, re.M), ext
 
     def test_spec_documents_every_method(self):
-        from workers.worker import Worker
+        from isolate.workers.worker import Worker
 
         text = SPEC.read_text()
         methods = [name[4:] for name in vars(Worker) if name.startswith("_on_")]
@@ -873,7 +873,7 @@ class TestBigIntBytes:
         assert repr(BigInt(n)).startswith("BigInt(-3980276840337966592354")
 
     def test_decimal_form(self):
-        from protocol.values import bigint_decimal
+        from isolate.protocol.values import bigint_decimal
 
         assert bigint_decimal(BigInt(-42)) == "-42"
         n = 2**20000
@@ -881,7 +881,7 @@ class TestBigIntBytes:
         assert len(digits) == 6021 and digits.startswith("3980276840") and digits.endswith("9376")
 
     def test_tagged_hex_both_ways(self):
-        from workers.tagged import from_tagged, to_tagged
+        from isolate.workers.tagged import from_tagged, to_tagged
 
         n = -(2**20000) + 3
         tagged, flag = to_tagged([BigInt(n), BigInt(255)])
@@ -915,7 +915,7 @@ class TestAccessors:
             encode_value(got)
 
     def test_tagged_form(self):
-        from workers.tagged import from_tagged
+        from isolate.workers.tagged import from_tagged
 
         got = from_tagged({"a": {"\0": "a", "g": True, "s": False}}, True)["a"]
         assert type(got) is MirroredAccessor and (got.get, got.set) == (True, False)
@@ -985,7 +985,7 @@ class TestDepth:
         assert time.perf_counter() - start < 1
 
     def test_tagged_bounds(self):
-        from workers.tagged import from_tagged, to_tagged
+        from isolate.workers.tagged import from_tagged, to_tagged
 
         with pytest.raises(UnencodableValue):
             to_tagged(nest("map", 100_000))
@@ -1068,7 +1068,7 @@ class TestMalformedValues:
 
     def test_protocol_error_is_a_value_error(self):
         assert issubclass(ProtocolError, ValueError)
-        from protocol.messages import ProtocolError as from_messages
+        from isolate.protocol.messages import ProtocolError as from_messages
 
         assert from_messages is ProtocolError
 

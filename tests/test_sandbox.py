@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from isolate.zygote import Zygote
-from protocol import (
+from isolate.protocol import (
     PROTOCOL_VERSION, HostFunctionRef, MessageStream, Notification, Request, Response, encode_value,
 )
 

@@ -17,11 +17,11 @@ import time
 
 import pytest
 
-from protocol import (
+from isolate.protocol import (
     PROTOCOL_VERSION, ErrorValue, HostFunctionRef, MessageStream, Notification, Request, Response, WireError,
     encode_value, error_triple, finish_values,
 )
-from workers.worker import SYNTAX_CHECK_TIMEOUT_MS
+from isolate.workers.worker import SYNTAX_CHECK_TIMEOUT_MS
 
 MiB = 1024 * 1024
 BLOW_UP = "var a = []; while (true) a.push('x'.repeat(1000) + a.length)"
@@ -45,7 +45,7 @@ class WorkerProcess:
         pid = os.fork()
         if pid == 0:  # the worker
             try:
-                from workers.worker import main
+                from isolate.workers.worker import main
 
                 main(to_worker_r, to_host_w, None, dict(env or {}), None, self.cell)
             finally:

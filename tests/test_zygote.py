@@ -29,7 +29,7 @@ import pytest
 
 from isolate.errors import WorkerCrashedError, WorkerStartError
 from isolate.zygote import Zygote
-from protocol import PROTOCOL_VERSION, MessageStream, Notification, Request, Response
+from isolate.protocol import PROTOCOL_VERSION, MessageStream, Notification, Request, Response
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="reading another process's /proc/<pid>/mem needs root")
@@ -250,7 +250,7 @@ def test_workers_share_no_writable_memory(zygote):
 _HOST = textwrap.dedent("""
     import json, sys
     from isolate.zygote import Zygote
-    from protocol import MessageStream, Request, PROTOCOL_VERSION
+    from isolate.protocol import MessageStream, Request, PROTOCOL_VERSION
     z = Zygote()
     pids = []
     for i in range(2):
@@ -404,7 +404,7 @@ def test_spawn_from_a_daemonic_multiprocessing_process():
 _THREADED_HOST = textwrap.dedent("""
     import threading
     from isolate.zygote import Zygote
-    from protocol import MessageStream, Request, PROTOCOL_VERSION
+    from isolate.protocol import MessageStream, Request, PROTOCOL_VERSION
 
     def serve(z, name, out):
         w = z.spawn(name)

@@ -7,7 +7,7 @@ The stack, bottom to top::
     tagged               tagged JSON (bridge) <-> protocol value model
     worker               msgpack-RPC server: contexts, timeouts, nested calls
 
-``python -m workers`` serves the protocol on stdin/stdout, for clients in
+``python -m isolate.workers`` serves the protocol on stdin/stdout, for clients in
 other languages (see protocol/SPEC.md).
 """
 

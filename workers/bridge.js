@@ -103,6 +103,15 @@
   // of callables when the context is released.
   const hostFunctionCache = new MapCtor();      // host id -> JS function
 
+  const StringIndexOf = String.prototype.indexOf;
+  function stoppedInCallback(message) {
+    if (typeof message !== 'string') return false;
+    if (message === 'interrupted') return true;
+    return ReflectApply(StringIndexOf, message, ['Error while calling Python Function']) === 0 &&
+      (ReflectApply(StringIndexOf, message, ['ScriptInterrupted(']) >= 0 ||
+       ReflectApply(StringIndexOf, message, ['ScriptTimeout(']) >= 0);
+  }
+
   function hostFunction(id, name) {
     if (ReflectApply(mapHas, hostFunctionCache, [id])) {
       return ReflectApply(mapGet, hostFunctionCache, [id]);
@@ -114,8 +123,11 @@
         reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
       } catch (err) {
         // dukpy saw a stop signal around the callback and threw a catchable
-        // InternalError("interrupted"): wait for the engine's interrupt hook.
-        if (err instanceof InternalErrorCtor && err.message === 'interrupted') {
+        // InternalError: "interrupted", or "Error while calling Python
+        // Function ...: ScriptInterrupted(...)" when the signal's handler ran
+        // in dukpy's own tail of the callback. The worker re-delivers the
+        // stop: wait for the engine's interrupt hook, where no catch sees it.
+        if (err instanceof InternalErrorCtor && stoppedInCallback(err.message)) {
           for (;;) { /* stopped by the engine's interrupt hook */ }
         }
         throw err;

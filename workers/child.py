@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass
 from typing import NoReturn
 
-from protocol import ProtocolError, StreamClosed
+from ..protocol import ProtocolError, StreamClosed
 
 from .sandbox import PR_SET_PDEATHSIG, Policy, Preflight, _Libc, confine
 from .worker import Worker, _CriticalStream

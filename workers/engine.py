@@ -20,7 +20,7 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
-from protocol.values import ErrorValue
+from ..protocol.values import ErrorValue
 
 from .quickjs import (
     FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue, Tag, quickjs,

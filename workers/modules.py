@@ -44,7 +44,7 @@ import ctypes
 import json
 from typing import Any
 
-from protocol import ErrorValue, WireError
+from ..protocol import ErrorValue, WireError
 
 from . import engine as _engine
 from .engine import DEFERRING_CODES, EngineContext, EngineError

@@ -20,10 +20,10 @@ import datetime as dt
 import math
 from typing import Any
 
-from protocol.codec import (
+from ..protocol.codec import (
     MAX_DECODE_DEPTH, MAX_SAFE_INTEGER, MAX_VALUE_DEPTH, MirroredAccessor, UnencodableValue,
 )
-from protocol.values import (
+from ..protocol.values import (
     BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
     JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
 )

@@ -24,7 +24,7 @@ import traceback
 from collections import OrderedDict, deque
 from typing import Any
 
-from protocol import (
+from ..protocol import (
     MAX_NESTING, PROTOCOL_VERSION, ErrorValue, MessageStream, Notification, ProtocolError, Request,
     Response, StreamClosed, UnencodableValue, WireError, encode_value, error_triple,
     finish_values,
@@ -837,7 +837,7 @@ _NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_r
 
 def _holds_handles(value: Any) -> bool:
     """Whether a decoded value contains a HandleRef anywhere (cycles allowed)."""
-    from protocol import HandleRef
+    from ..protocol import HandleRef
 
     seen: set[int] = set()
     stack = [value]

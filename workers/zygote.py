@@ -34,8 +34,9 @@ environment variable ``ISOLATE_ZYGOTE_CONFIG`` (see ``_bootstrap``).
 """
 
 # Only the standard library at module level: as a script (``__main__``) this
-# file loads the ``protocol`` and ``workers`` packages from the locations the
-# host named, and only then imports the real module as ``workers.zygote``.
+# file loads the ``isolate``, ``isolate.protocol`` and ``isolate.workers`` packages
+# from the locations the host named (``isolate``'s own __init__ imports nothing),
+# and only then imports the real module as ``isolate.workers.zygote``.
 from __future__ import annotations
 
 import ctypes
@@ -274,7 +275,7 @@ def _bootstrap() -> None:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    from workers.zygote import main as real_main
+    from isolate.workers.zygote import main as real_main
 
     real_main(config)
 
