@@ -16,9 +16,9 @@ import signal
 import threading
 import weakref
 from collections.abc import MutableMapping
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from .protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, UnencodableValue, encode_value, finish_values
+from .protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, HostFunctionRef, UnencodableValue, encode_value, finish_values
 from .protocol.codec import peek
 
 from .errors import (
@@ -143,7 +143,10 @@ class Context(MutableMapping):
         self._pool = pool
         self._object = context_object
         self._lost_reason = None
-        self._host_function_ids: list[int] = []
+        # The callables given to this context, by the id the worker knows them by:
+        # the only ones a call_host from this context can reach (isolate.hostcalls).
+        self._host_functions: dict[int, Callable] = {}
+        self._host_function_ids: dict[int, int] = {}   # id(callable) -> its id here
         self._id = 0
         self._worker = None
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
@@ -156,7 +159,7 @@ class Context(MutableMapping):
         self._worker = worker
         worker.contexts.add(self)
         self._pool._contexts[(id(worker), self._id)] = self
-        weakref.finalize(self, _release_context, self._pool, worker, self._id, self._host_function_ids)
+        weakref.finalize(self, _release_context, worker, self._id)
 
     @classmethod
     def _run_new(cls, pool, context_object: dict | None, ctx_opts, code: str, compile_opts, run_opts,
@@ -229,7 +232,6 @@ class Context(MutableMapping):
         self._apply_mirror(globals_)
         self._last_stats = rest[0] if rest else None
         if not context_id:
-            pool._release_host_functions(self._host_function_ids)
             return value, None
         self._adopt(worker)
         return value, self
@@ -270,9 +272,9 @@ class Context(MutableMapping):
     def _to_ref(self, obj: Any):
         if isinstance(obj, JSHandle):
             if obj._context is not self:
-                raise UnencodableValue(
-                    f"{obj!r} belongs to context {obj._context.name!r}, not {self.name!r}: "
-                    "a handle cannot cross contexts")
+                # Nothing of the other context (not even its name) in a message JS can read.
+                raise UnencodableValue(f"a {type(obj).__name__} of another context cannot be passed into "
+                                       "this one: a handle cannot cross contexts")
             return obj._ref
         if isinstance(obj, Context):
             raise UnencodableValue("a Context cannot be passed as a value")
@@ -281,9 +283,7 @@ class Context(MutableMapping):
         if isinstance(obj, BaseException):
             return ErrorValue("Error", str(obj), f"Error: {obj}", {"pythonType": type(obj).__name__})
         if callable(obj):
-            ref = self._pool._register_host_function(obj)
-            self._host_function_ids.append(ref.function_id)
-            return ref
+            return self._register_host_function(obj)
         return None
 
     def _decode(self, value: Any, needs_finish: bool) -> Any:
@@ -295,8 +295,18 @@ class Context(MutableMapping):
         cls = {"function": JSFunction, "promise": JSPromise}.get(ref.kind, JSObject)
         return cls(self, ref)
 
+    def _register_host_function(self, fn: Callable) -> HostFunctionRef:
+        """Give ``fn`` to this context (once per callable): its id here, for the worker."""
+        function_id = self._host_function_ids.get(id(fn))
+        if function_id is None:
+            function_id = len(self._host_functions) + 1
+            self._host_functions[function_id] = fn   # keeps fn alive, so id(fn) stays its own
+            self._host_function_ids[id(fn)] = function_id
+        name = getattr(fn, "__name__", "")
+        return HostFunctionRef(function_id, name if type(name) is str else "")
+
     def _make_host_function(self, ref):
-        fn = self._pool._host_functions.get(ref.function_id)
+        fn = self._host_functions.get(ref.function_id)
         return fn if fn is not None else ref
 
     def _run_options(self, compile_opts, run_opts, stats: bool) -> dict:
@@ -480,10 +490,9 @@ def _check_key(key: Any) -> str:
     return plain(key)
 
 
-def _release_context(pool, worker, context_id: int, host_function_ids: list[int]) -> None:
+def _release_context(worker, context_id: int) -> None:
     worker.live_contexts -= 1
     worker.queue_release("release_context", [context_id])
-    pool._release_host_functions(host_function_ids)
 
 
 _make_error = error_from_value

@@ -10,15 +10,18 @@ serves it inside), which is how calls nest both ways.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
-from .protocol import ErrorValue, Request, Response, WireError, encode_value, error_triple, finish_values
+from .protocol import ErrorValue, Request, Response, WireError, encode_value, error_triple
 
-from .errors import ContextLostError, InvalidArgValueError, IsolateError, JSError
+from .errors import InvalidArgValueError, IsolateError, JSError
 
 if TYPE_CHECKING:
     from .supervisor import WorkerHandle
+
+log = logging.getLogger("isolate.hostcalls")
 
 __all__ = ["serve_host_call", "error_value_of", "serving_snapshot", "adopt_serving", "serving_in",
            "innermost_served"]
@@ -59,33 +62,57 @@ def innermost_served():
     return chain[-1][0] if chain else None
 
 
-def serve_host_call(pool, worker: "WorkerHandle", request: Request, owner=None) -> None:
-    """Run a host callable for JS, in this thread, and answer the worker."""
+def serve_host_call(worker: "WorkerHandle", request: Request, owner=None) -> None:
+    """Run a host callable for JS, in this thread, and answer the worker.
+
+    Capabilities, checked here on every call because a worker may be
+    compromised: the callable must be one given to ``owner``, the context of
+    the call this request is nested in, and the request must name that
+    context. A worker can therefore reach only what was handed to the
+    context it is running code for, never another context's callables.
+    """
     chain = _chain()
     chain.append((worker, request.msgid))
     try:
-        _, context_id, function_id, args = request.params
-        context = pool._context_by_id(worker, context_id)
-        if context is None and owner is not None and owner._id in (0, context_id):
-            owner._id = context_id  # a context the worker made within this call (run_new)
+        try:
+            _, context_id, function_id, args = request.params
+        except (TypeError, ValueError):
+            raise _Refused("malformed call_host parameters") from None
+        if owner is None:
+            raise _Refused("no host function can be called outside a context's call")
+        if not owner._id:
+            owner._id = context_id  # the context the worker made within this call (run_new)
             owner._worker = worker
-            context = owner
-        fn = pool._host_functions.get(function_id)
+        elif context_id != owner._id:
+            raise _Refused(f"call_host names context {context_id!r:.20}, but the call runs in context {owner._id}")
+        fn = owner._host_functions.get(function_id) if isinstance(function_id, int) else None
         if fn is None:
-            raise ContextLostError(f"host function {function_id} was released")
-        args = context._decode(args, request.needs_finish) if context is not None else \
-            finish_values(args, request.needs_finish)
+            raise _Refused(f"no host function {function_id!r:.20} was given to this context")
+        args = owner._decode(args, request.needs_finish)
         result = fn(*args)
-        encoded = context._encode(result) if context is not None else encode_value(result)
-        response = Response(request.msgid, None, encoded)
+        response = Response(request.msgid, None, owner._encode(result))
+    except _Refused as exc:
+        log.warning("worker %s: refused a host call: %s", worker.pid, exc)
+        response = Response(request.msgid, error_triple(WireError.INVALID_PARAMS, str(exc)), None)
     except BaseException as exc:  # a host callable's failure becomes a JS exception
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         response = Response(request.msgid, error_triple(
-            WireError.HOST_EXCEPTION, str(exc), encode_value(error_value_of(exc))), None)
+            WireError.HOST_EXCEPTION, _js_message(exc), encode_value(error_value_of(exc))), None)
     finally:
         chain.pop()
     worker.write_quietly(response)
+
+
+class _Refused(Exception):
+    """A call_host this host does not serve (what a compromised worker would send)."""
+
+
+def _js_message(exc: BaseException) -> str:
+    """The message JS sees for a host failure. A callable's own exception says what
+    its author wrote; isolate's errors about a value that cannot cross say what
+    kind of value, never its repr (secrets, addresses: the detail stays here)."""
+    return str(exc) or type(exc).__name__
 
 
 def error_value_of(exc: BaseException) -> ErrorValue:

@@ -938,9 +938,7 @@ def _make_resolver(ctx: Context) -> int:
         return module._id
 
     resolve.__name__ = "import"
-    ref = ctx._pool._register_host_function(resolve)
-    ctx._host_function_ids.append(ref.function_id)
-    return ref.function_id
+    return ctx._register_host_function(resolve).function_id
 
 
 def register_script_referrer(ctx: Context, filename: str, callback, referrer=None) -> None:

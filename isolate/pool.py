@@ -20,17 +20,16 @@ Where it sits::
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 
-from .protocol import MAX_NESTING, HostFunctionRef
+from .protocol import MAX_NESTING
 
 from . import defaults
 from .api import (
@@ -232,8 +231,6 @@ class Pool:
         # and draining workers whose replacement is starting.
         self._retired: list[WorkerHandle] = []
         self._replacing: set[WorkerHandle] = set()
-        self._host_functions: dict[int, Callable] = {}
-        self._host_function_ids = itertools.count(1)
         self._contexts: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
         self._main_context = None
         self._main_context_loss: str | None = None   # reported once by the next run_in_this_context
@@ -520,18 +517,7 @@ class Pool:
         result["workers"] = worker_reports
         return result
 
-    # -- host functions ------------------------------------------------------
-    def _register_host_function(self, fn: Callable) -> HostFunctionRef:
-        with self._lock:
-            function_id = next(self._host_function_ids)
-            self._host_functions[function_id] = fn
-        return HostFunctionRef(function_id, getattr(fn, "__name__", "") or "")
-
-    def _release_host_functions(self, ids: list[int]) -> None:
-        with self._lock:
-            for function_id in ids:
-                self._host_functions.pop(function_id, None)
-
+    # -- contexts by worker ------------------------------------------------------
     def _context_by_id(self, worker: WorkerHandle, context_id: int):
         return self._contexts.get((id(worker), context_id))
 

@@ -672,12 +672,12 @@ class Scheduler:
     # -- host calls ---------------------------------------------------------------------------
     def _serve(self, call: Call, request: Request) -> None:
         if call.timeout_ms is None and call.stop_deadline is None:  # no kill deadline to keep
-            serve_host_call(self.pool, call.worker, request, call.owner)
+            serve_host_call(call.worker, request, call.owner)
         else:
             # A host callable could block past the deadline: run it aside so
             # that this thread keeps the deadline. (A callable that never
             # returns keeps its thread; Python threads cannot be killed.)
-            threading.Thread(target=serve_host_call, args=(self.pool, call.worker, request, call.owner),
+            threading.Thread(target=serve_host_call, args=(call.worker, request, call.owner),
                              daemon=True, name=f"isolate-host-call-{request.msgid}").start()
 
 

@@ -228,7 +228,9 @@ class _Encoder:
             return _string(str(k))
         if isinstance(k, (int, float)) and not isinstance(k, bool):
             return _js_number_key(k)
-        raise UnencodableValue(f"object keys must be str (or numbers), got {type(k).__name__} {k!r:.80}")
+        # Types only, never repr(): this message can reach JavaScript (a host
+        # callable's result), and a repr can hold secrets or addresses.
+        raise UnencodableValue(f"object keys must be str (or numbers), got a key of type {type(k).__name__}")
 
     def other(self, v: Any, depth: int) -> Any:
         """Everything but the common scalars: containers open a frame (see ``open``)."""
@@ -302,7 +304,7 @@ class _Encoder:
                     self.keepalive.append(v)
             if ref is not None:
                 return self.other(ref, depth)
-        raise UnencodableValue(f"cannot pass a value of type {type(v).__name__} to JavaScript: {v!r:.80}")
+        raise UnencodableValue(f"cannot pass a value of type {type(v).__name__} to JavaScript")
 
     @staticmethod
     def integer(v: int) -> Any:

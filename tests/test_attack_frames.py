@@ -641,8 +641,15 @@ def _relay_main(host_r: int, host_w: int, host_pid: int, env: dict, memory_limit
                 poisoned.discard(doc[1])
                 if action == "hello-silent":
                     continue
-                if action in ("call-host-unknown-parent", "call-host-short-params"):
-                    params = [999_999, 1, 1, []] if action == "call-host-unknown-parent" else [doc[1]]
+                if action in ("call-host-unknown-parent", "call-host-short-params") or \
+                        action.startswith("call-host-forged:"):
+                    if action == "call-host-unknown-parent":
+                        params = [999_999, 1, 1, []]
+                    elif action == "call-host-short-params":
+                        params = [doc[1]]
+                    else:  # "call-host-forged:CONTEXT,FUNCTION": a call_host the bridge would never make
+                        context_id, function_id = (int(x) for x in action.split(":")[1].split(","))
+                        params = [doc[1], context_id, function_id, []]
                     # ``doc[1]`` is the host's msgid of the poisoned request: the parent the host knows.
                     write(host_w, packb([0, 7000, "call_host", params]))
                     host_replied.wait(10)
@@ -958,3 +965,29 @@ def test_bad_handshake_fails_the_constructor_and_leaks_nothing(fake_pool, action
     assert time.monotonic() - start < limits.handshake_timeout_s + 2 * limits.reap_timeout_s + 2.0
     assert _children() <= before, "a Pool constructor that failed left a process behind"
 
+
+
+# -- capabilities: a worker reaches only what was given to the context it runs code for -----------------
+
+@pytest.mark.parametrize("forged,served", [
+    ((1, 1), True),     # control: context 1's own function 1 (given to it below)
+    ((2, 1), False),    # context 2's function 1: another context on the same worker
+    ((1, 99), False),   # no function 99 was ever given to context 1
+    ((0, 1), False),    # no context 0
+])
+def test_a_worker_cannot_call_another_contexts_host_function(fake_pool, forged, served):
+    pool, record = fake_pool("call-host-forged:%d,%d" % forged)
+    calls = []
+    mine = pool.create_context({"mine": lambda *a: calls.append("mine") or "mine"})        # context 1
+    pool.create_context({"theirs": lambda *a: calls.append("theirs") or "theirs"})        # context 2
+    assert mine._id == 1
+    value, exc, seconds = _poisoned_call(pool, mine)
+    assert exc is None and value == 2, f"{type(exc).__name__}: {exc!r}"   # the real answer follows
+    with open(record) as f:
+        answer = f.read()  # the error field of the host's answer to the forged call_host
+    if served:
+        assert calls == ["mine"] and answer.strip() == "None", answer
+    else:
+        assert calls == [] and "INVALID_PARAMS" in answer, answer
+        assert "theirs" not in answer
+    _assert_recovers(pool, mine, ctx_survives=True)
