@@ -697,14 +697,14 @@ class _RelayProcess:
     forked from this test process instead of a worker forked by the zygote."""
 
     def __init__(self, action, record, memory_limit):
-        import multiprocess
+        import multiprocessing
 
         from isolate import workers  # noqa: F401 - loaded before the fork: the relay's real worker needs the engine
 
         self.cell = mmap.mmap(-1, 16)  # shared with the relay and its worker (they are forked)
         to_worker_r, self.write_fd = os.pipe()
         self.read_fd, from_worker_w = os.pipe()
-        ctx = multiprocess.get_context("fork")
+        ctx = multiprocessing.get_context("fork")
         self._process = ctx.Process(target=_relay_main, name="isolate-fake-worker", daemon=True,
                                     args=(to_worker_r, from_worker_w, os.getpid(), {}, memory_limit, self.cell,
                                           action, record))
