@@ -34,7 +34,6 @@ from .engine import (
     ENGINE_NAME, EngineContext, EngineError, engine_running, function_body_compiles, in_abort_tail,
     reset_for_new_process,
 )
-from .quickjs import quickjs as _quickjs
 from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
@@ -78,6 +77,12 @@ class Deadlines:
         self.fired: object = None   # token of the last deadline whose stop was raised
         self.fired_interrupt = 0    # msgid of the last interrupt raised
         self.executing: list[int] = []
+        # True while a stop handler runs. Python runs a handler for a signal that
+        # arrives during another handler inside it; the re-delivery timer (50 µs)
+        # can expire while a handler walks a deep stack (in_abort_tail), and each
+        # nested run would arm it again: unbounded recursion, then a RecursionError
+        # instead of the stop. A nested run only re-arms the timer and returns.
+        self.handling = False
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def redeliver_soon(self) -> None:
@@ -91,6 +96,16 @@ class Deadlines:
         signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
 
     def _on_alarm(self, signum, frame) -> None:
+        if self.handling:
+            self.redeliver_soon()  # the outer run decides; this keeps the timer going
+            return
+        self.handling = True
+        try:
+            self._alarm(frame)
+        finally:
+            self.handling = False
+
+    def _alarm(self, frame) -> None:
         if _stopping():
             return  # a stop is already unwinding (we are in its except/finally): one is enough
         # A stop is only ever raised while an engine op runs. dukpy checks
@@ -205,6 +220,19 @@ class Interrupts:
         return struct.unpack_from("<q", self._cell, 0)[0]
 
     def _on_signal(self, signum, frame) -> None:
+        deadlines = self._deadlines
+        if deadlines.handling:  # see Deadlines.handling; the timer brings the stop back
+            target = self._target()
+            if target and target in self._executing:
+                self.redeliver(target)
+            return
+        deadlines.handling = True
+        try:
+            self._interrupt(frame)
+        finally:
+            deadlines.handling = False
+
+    def _interrupt(self, frame) -> None:
         if _stopping():
             return
         target = self._target()
@@ -548,7 +576,7 @@ class Worker(ModuleMethods):
 
     def _run_script(self, state: ContextState, code: str | None, options: dict) -> list:
         mirror = bool(options.get("mirror"))
-        if _native_fits(state.engine, options):
+        if _native_fits(options):
             def run():
                 bytecode = self._bytecode(state.engine, code, options)
                 return state.engine.run_compiled(bytecode, mirror)
@@ -594,10 +622,10 @@ class Worker(ModuleMethods):
         is shaped by the bridge, whose primordials no user code can have touched),
         so it is shared by every compile on the worker."""
         scratch = self._scratch_context()
-        if not _native_fits(scratch.engine, options):
+        if not _native_fits(options):
             if options.get("bytecode_out"):
                 raise WorkerError(WireError.UNSUPPORTED,
-                                  "cached data needs the QuickJS C API, unavailable in this worker")
+                                  "cached data cannot be made for a script with a negative line_offset")
             return self._on_check_syntax(context_id, code, options)
         bytecode = self._guarded(_earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options)),
                                  lambda: self._bytecode(scratch.engine, code, options))
@@ -621,21 +649,18 @@ class Worker(ModuleMethods):
         filename = options.get("filename", "evalmachine.<anonymous>")
         timeout = _earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options))
         try:
-            if quickjs_available() and self._guarded(timeout, lambda: function_body_compiles(code, params)):
+            if self._guarded(timeout, lambda: function_body_compiles(code, params)):
                 return True
-            # A syntax error (or no C API): the bridge's check, in a fresh context with
-            # the bridge, says so with the SyntaxError shaped as Node shapes it.
+            # A syntax error: the bridge's check, in a fresh context with the
+            # bridge, says so with the SyntaxError shaped as Node shapes it.
             reply = self._guarded(timeout, lambda: _fresh_check(code, filename, options, params))
         except WorkerError as exc:
             if exc.code in (WireError.SCRIPT_TIMEOUT, WireError.SCRIPT_INTERRUPTED):
                 raise _wrapper_closed(filename) from None
             raise
-        if self._value_of(reply) is not True:
-            raise _wrapper_closed(filename)
-        if quickjs_available():
-            # The bridge found no error where the C API check did: never accept that.
-            raise _wrapper_closed(filename)
-        return True
+        self._value_of(reply)  # raises the SyntaxError the bridge shaped
+        # The bridge found no error where the C API check did: never accept that.
+        raise _wrapper_closed(filename)
 
     def _on_call(self, context_id: int, handle_id: int, args: list, options: dict) -> list:
         state = self._context(context_id)
@@ -660,7 +685,7 @@ class Worker(ModuleMethods):
             # (Verified cached data and cached keys were checked when first compiled.)
             self._on_check_syntax(context_id, code, dict(options, params=params, timeout=_left(end)))
         options = dict(options, timeout=_left(end), sent_timeout=_timeout(options))
-        if _native_fits(state.engine, options):
+        if _native_fits(options):
             return self._compile_function_native(state, code, params, options)
         if code is None:
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker compiles functions from source only")
@@ -858,18 +883,14 @@ def _holds_handles(value: Any) -> bool:
     return False
 
 
-def quickjs_available() -> bool:
-    return _quickjs() is not None
-
-
-def _native_fits(engine: EngineContext, options: dict) -> bool:
+def _native_fits(options: dict) -> bool:
     """Whether a script can be compiled with its real file name (workers/quickjs.py).
 
     QuickJS numbers lines from 1 and misreports first lines below that, so a
     negative line offset takes the source path, which applies offsets to stack
     traces itself (see "Differences from Node" in the README).
     """
-    return options.get("line_offset", 0) >= 0 and engine.native_available()
+    return options.get("line_offset", 0) >= 0
 
 
 def _fresh_check(code: str, filename: str, options: dict, params: list | None) -> dict:
