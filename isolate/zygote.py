@@ -567,6 +567,10 @@ class Zygote:
             process.start()
         except _ZygoteGone as exc:
             raise WorkerStartError(str(exc)) from None
+        refused = process.info.get("engine", {}).get("refused")
+        if refused:  # no context could be made: every worker would fail alike
+            process.close()
+            raise WorkerStartError(str(refused))
         for line in process.info.get("degraded", []):
             _announce(str(line))
         return process

@@ -212,7 +212,7 @@ class TestUsageAndGC:
         assert after - baseline < 256 * 1024, (baseline, before, after)
 
 
-class TestFallback:
+class TestWithoutTheCAPI:
     def test_forced_unavailable(self, engine, restore_memory_api):
         engine_module._disable_memory_api_for_tests("switched off by test_forced_unavailable")
         assert memory_api_status() == (False, "switched off by test_forced_unavailable")
@@ -227,16 +227,21 @@ class TestFallback:
         assert engine.ctx.set_memory_limit(32 * MiB) is True
         assert engine.ctx.memory_usage()["malloc_limit"] == 32 * MiB
 
-    def test_environment_switch(self, engine, restore_memory_api, monkeypatch):
+    def test_environment_switch_refuses_new_contexts(self, engine, restore_memory_api, monkeypatch):
         monkeypatch.setenv("ISOLATE_DISABLE_QUICKJS_CTYPES", "1")
-        engine_module._reset_memory_api_for_tests()
+        engine_module.reset_for_new_process()  # what a worker forked with that env does
         available, reason = memory_api_status()
         assert not available and "ISOLATE_DISABLE_QUICKJS_CTYPES" in reason
         with pytest.raises(EngineError, match="ISOLATE_DISABLE_QUICKJS_CTYPES"):
             engine.ctx.set_memory_limit(32 * MiB)
+        # No context at all, rather than one whose bridge is reachable from the global.
+        with pytest.raises(EngineError, match="cannot run scripts here.*dukpy"):
+            EngineContext(lambda *a: {"ok": True, "v": None})
+        assert engine_module.bridge_install_status()[0] is False
         monkeypatch.setenv("ISOLATE_DISABLE_QUICKJS_CTYPES", "0")
-        engine_module._reset_memory_api_for_tests()
+        engine_module.reset_for_new_process()
         assert memory_api_status()[0] is True
+        assert Engine().run("1+1") == 2
 
     def test_probe_detects_a_layout_mismatch(self, restore_memory_api, monkeypatch):
         class Swapped(ctypes.Structure):  # runtime and context in the wrong order

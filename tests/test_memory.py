@@ -70,15 +70,20 @@ def test_measure_memory_validation(pool):
         pool.measure_memory(execution=1)
 
 
-def test_fallback_without_engine_memory_api_fails_loudly():
-    # The engine reads this switch on first use; workers see only the pool's env.
-    with isolate.Pool(size=1, spare_workers=0, env={"ISOLATE_DISABLE_QUICKJS_CTYPES": "1"}) as pool:
-        with pytest.raises(isolate.UnsupportedError, match="memory_limit"):
-            pool.create_context(memory_limit="32MB")
-        ctx = pool.create_context()
-        assert pool.run_in_context("1+1", ctx) == 2
-        with pytest.raises(isolate.UnsupportedError):
-            ctx.memory_usage()
+@pytest.mark.timeout(30)
+def test_a_pool_refuses_to_start_without_the_engine_c_api():
+    """No weaker fallback: where the QuickJS C API cannot be verified (here switched off
+    through the workers' env), the pool does not start, says why, and leaves nothing behind."""
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    with pytest.raises(isolate.WorkerStartError) as info:
+        isolate.Pool(size=1, spare_workers=0, env={"ISOLATE_DISABLE_QUICKJS_CTYPES": "1"})
+    assert info.value.code == "ERR_WORKER_START"
+    assert "ISOLATE_DISABLE_QUICKJS_CTYPES" in str(info.value) and "dukpy" in str(info.value)
+    left = {c.pid for c in psutil.Process().children(recursive=True)
+            if c.status() != psutil.STATUS_ZOMBIE} - before
+    assert not left, left
+    with isolate.Pool(size=1, spare_workers=0) as pool:  # the same host starts a normal pool
+        assert pool.run_in_new_context("1 + 1") == 2
 
 
 def test_worker_memory_limit_contains_a_blow_up():

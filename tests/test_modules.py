@@ -558,9 +558,3 @@ def test_break_on_sigint_stops_module_evaluation(pool):
         m.evaluate(break_on_sigint=True).result()
     assert err.value.code == "ERR_SCRIPT_EXECUTION_INTERRUPTED"
     assert signal.getsignal(signal.SIGINT) is before and m.status == "errored"
-
-
-def test_without_the_c_api_modules_fail_loudly():
-    with isolate.Pool(size=1, spare_workers=0, env={"ISOLATE_DISABLE_QUICKJS_CTYPES": "1"}) as pool:
-        with pytest.raises(isolate.UnsupportedError, match="QuickJS C API is unavailable"):
-            isolate.SourceTextModule("export {};", pool=pool)

@@ -5,10 +5,13 @@ One :class:`EngineContext` is one QuickJS runtime + context from
 installed. dukpy's ``JSInterpreter`` is deliberately not used: it copies the
 host environment into ``process.env`` and defines ``require``/``console``.
 
-Everything crosses dukpy as JSON text. The bridge's operations are invoked
-with a constant command; the operation and its arguments travel in dukpy's
-``jsvars`` (which dukpy exposes to the command as the ``dukpy`` global, and
-which the bridge removes before any user code runs).
+Everything runs through QuickJS-ng's C API, which dukpy's extension exports
+(workers/quickjs.py, bound with ctypes and verified at start): the bridge is
+loaded from bytecode into each new context, hands its entry function to this
+module through a stash object no script can reach, and every operation is a
+call of that entry with the request as JSON text. There is no fallback through
+dukpy's own eval: where the C API cannot be verified, contexts are refused
+(:func:`refusal` says why) and the pool reports it when it starts.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ __all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail", "engi
 
 ENGINE_NAME = f"QuickJS-ng via dukpy {getattr(dukpy, '__version__', '0.6')}"
 _BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_bytes()
-_ENTER = b"globalThis[Symbol.for('isolate.bridge')]()"
-_UNUSABLE_MARK = "unusable after aborted pending jobs"
 
 # The reply of a host function: {"ok": bool, "v"/"e": tagged value}.
 HostCall = Callable[[int, Any, bool], dict]
@@ -50,9 +51,6 @@ _running_ops = 0  # engine ops on the stack (nested ops come from host calls)
 # the op that frees memory (see "At the memory limit" in EngineContext).
 MEMORY_RESERVE = 512 * 1024
 _UNLIMITED = 1 << 62
-# The bridge's ballast where the limit cannot be raised (no C API): bytes it frees at the limit.
-BALLAST_BYTES = 256 * 1024
-_BALLAST_JSVARS = json.dumps({"reserve": BALLAST_BYTES}).encode()
 def _oom_reply() -> dict:
     """The reply of an op that failed for lack of memory, when the bridge could not make one."""
     from .tagged import to_tagged  # the tagged form of errors is tagged.py's to define
@@ -119,18 +117,14 @@ class EngineContext:
     """A QuickJS context with the bridge installed. Single-threaded, like QuickJS."""
 
     def __init__(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None):
-        self._init_raw(on_host_call, on_abort)
         bytecode = _get_bridge_bytecode()
-        if bytecode.available:
-            try:
-                bytecode.install(self)
-                self._native_ready()  # every op through the C API from the start
-                return
-            except Exception:  # fall back to the source, on a fresh runtime
-                self._init_raw(on_host_call, on_abort)
-        # Installed by dukpy's eval: no raising the limit later, so the bridge keeps a
-        # ballast to free at the limit (bridge.js, "memory").
-        _dukpy.eval_string(self, _BRIDGE_SOURCE, _BALLAST_JSVARS, False, "<isolate-bridge>")
+        if not bytecode.available:
+            # There is no second way in: dukpy's own eval would leave the bridge's
+            # entry on the global, where a script could capture it (issue 13).
+            raise EngineError(refusal(bytecode.reason))
+        self._init_raw(on_host_call, on_abort)
+        bytecode.install(self)
+        self._native_ready()  # every op through the C API from the start
 
     def _init_raw(self, on_host_call: HostCall, on_abort) -> None:
         # dukpy reads `_ctx` and calls `_check_exported_function_exists` and
@@ -140,7 +134,6 @@ class EngineContext:
         self._on_abort = on_abort
         self._aborting = False
         self.usable = True
-        self._entered = False   # dukpy's eval_string has run here (its hooks are bound)
         self._stash = None      # the bridge's stash object (a JSValue we own), once taken
         self._native = None
         self._enter = None      # the bridge's entry function (a JSValue we own), with the stash
@@ -184,31 +177,11 @@ class EngineContext:
         Raises EngineError when dukpy itself fails (the bridge could not
         answer), and lets BaseExceptions raised by signal handlers (timeouts)
         propagate unchanged. ``drain=False`` leaves queued promise jobs for the
-        next op (for the worker's own ops, which must not run the user's jobs;
-        dukpy's eval, without the C API, always drains).
+        next op (for the worker's own ops, which must not run the user's jobs).
         """
         if not self.usable:
             raise EngineError("the context is unusable after an interrupted promise job", unusable=True)
-        if self._stash is not None:
-            return self._op_native(request, drain)
-        global _running_ops
-        jsvars = json.dumps(request, allow_nan=False).encode()
-        _running_ops += 1
-        self._entered = True
-        try:
-            raw = _dukpy.eval_string(self, _ENTER, jsvars, False, "<isolate>")
-        except _dukpy.JSRuntimeError as exc:
-            text = str(exc)
-            if _UNUSABLE_MARK in text:
-                self.usable = False
-            elif text == "null" or text.startswith("InternalError: out of memory"):
-                return _oom_reply()  # not even the bridge could reply (its ballast was spent)
-            raise EngineError(text, unusable=not self.usable) from None
-        finally:
-            _running_ops -= 1
-        if raw is None:
-            raise EngineError("the bridge returned no reply")
-        return json.loads(raw)
+        return self._op_native(request, drain)
 
     def _op_native(self, request: tuple, drain: bool = True) -> dict:
         """An op without dukpy's eval: call the bridge's entry, drain the jobs,
@@ -362,9 +335,6 @@ class EngineContext:
     # const persist in the context, `this` is the global). Its outcome goes
     # into the bridge's stash and a `finish` op replies with it, so values,
     # errors, mirrored globals and job draining work exactly as for any op.
-
-    def native_available(self) -> bool:
-        return quickjs() is not None
 
     def _native_ready(self):
         api = quickjs()
@@ -699,7 +669,8 @@ __all__ += ["function_body_compiles", "check_head", "CHECK_FUNCTION"]
 # The library is loaded with ctypes.PyDLL so the GIL stays held during calls
 # (QuickJS is single-threaded and dukpy's own callbacks expect the GIL).
 #
-# Forcing the fallback (tests, or a dukpy whose layout is suspected):
+# Without it no context is made (the bridge needs the same layer: see
+# "Installing the bridge"). Switching it off, to test that refusal:
 #   - environment: ISOLATE_DISABLE_QUICKJS_CTYPES=1 (read when the API is first
 #     used in the process, i.e. at the first probe);
 #   - in-process: _disable_memory_api_for_tests(reason); undo with
@@ -956,8 +927,8 @@ def _run_gc(engine: EngineContext) -> bool:
 # is compiled once per process and each new context loads the bytecode.
 # Bytecode is only ever loaded from what this process compiled from the
 # bridge source itself. The same guarded ctypes layer as above; on any
-# failure (symbols, layout, or the loaded bridge not answering) contexts fall
-# back to evaluating the source through dukpy, slower but equivalent.
+# failure (symbols, layout, or the loaded bridge not answering) no context is
+# made at all (see refusal()): there is no slower path to fall back to.
 # ======================================================================
 
 class _BridgeBytecode:
@@ -969,7 +940,7 @@ class _BridgeBytecode:
     def load(self) -> "_BridgeBytecode":
         api = quickjs()
         if api is None:
-            self.reason = "bridge bytecode unavailable: " + quickjs_status()[1]
+            self.reason = quickjs_status()[1]
             return self
         try:
             if not _get_memory_api().available:  # the capsule layout is verified there
@@ -978,11 +949,12 @@ class _BridgeBytecode:
             probe = EngineContext.__new__(EngineContext)
             probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
             self.install(probe)
+            probe._native_ready()
             if probe.op("stats").get("ok") is not True:
                 raise RuntimeError("the bridge loaded from bytecode does not answer")
-        except Exception as exc:  # degrade to source installation, never crash
+        except Exception as exc:  # never crash here: contexts are refused with the reason
             self.available = False
-            self.reason = f"bridge bytecode unavailable: {type(exc).__name__}: {exc}"
+            self.reason = f"the bridge could not be loaded from bytecode: {type(exc).__name__}: {exc}"
             return self
         self.available = True
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
@@ -1030,12 +1002,22 @@ def _get_bridge_bytecode() -> _BridgeBytecode:
 
 
 def bridge_install_status() -> tuple[bool, str]:
-    """``(from_bytecode, reason)``: how new contexts get their bridge in this process."""
+    """``(usable, reason)``: whether contexts can be made in this process, and how or why not."""
     bc = _get_bridge_bytecode()
     return bc.available, bc.reason
 
 
-__all__ += ["bridge_install_status"]
+def refusal(reason: str) -> str:
+    """The message of a refused context: what is missing and what to do about it."""
+    return (f"isolate cannot run scripts here: {reason}. It needs the QuickJS-ng C API that "
+            f"dukpy >= 0.6 exports, with the layout it verifies at start; install a supported "
+            f"dukpy (pip install 'dukpy>=0.6'){_ENV_HINT}")
+
+
+_ENV_HINT = f", and unset {_DISABLE_ENV}, which switches that API off for tests"
+
+
+__all__ += ["bridge_install_status", "refusal"]
 
 
 def reset_for_new_process() -> None:

@@ -644,7 +644,7 @@ class ModuleMethods:
     def _module_install(self, engine: EngineContext, context_id: int | None) -> bool:
         """Install the module hooks on ``engine``'s runtime (``context_id`` is their opaque)."""
         mapi = self._module_bind()
-        if mapi is None or not engine.native_available():
+        if mapi is None:
             return False
         _, rt, _ = engine._native_ready()
         mapi.set_loader(rt, *self._module_hooks, context_id)

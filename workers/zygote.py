@@ -253,10 +253,12 @@ def _prepare_engine() -> dict:
     """
     from . import engine
 
-    bridge_from_bytecode, bridge = engine.bridge_install_status()  # binds the C API, probes the memory API
+    usable, bridge = engine.bridge_install_status()  # binds the C API, probes the memory API
     memory_ok, memory = engine.memory_api_status()
-    return {"bridge": bridge, "bridge_bytecode": bridge_from_bytecode, "memory_api": memory,
-            "memory_api_ok": memory_ok}
+    info = {"bridge": bridge, "bridge_bytecode": usable, "memory_api": memory, "memory_api_ok": memory_ok}
+    if not usable:
+        info["refused"] = engine.refusal(bridge)  # the host refuses to start the pool with this
+    return info
 
 
 def _bootstrap() -> None:
