@@ -444,8 +444,11 @@ def _worker():
 def test_forged_frames_end_the_worker_cleanly(frame):
     proc = _worker()
     try:
-        proc.stdin.write(frame)
-        proc.stdin.flush()
+        try:
+            proc.stdin.write(frame)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # the worker refused the frame and left before reading all of it
         assert proc.wait(timeout=20) == 0  # ProtocolError: the worker leaves, it does not crash
         assert b"Traceback" not in proc.stderr.read()
     finally:
