@@ -193,12 +193,8 @@
   const SyntaxErrorCtor = SyntaxError, EvalErrorCtor = EvalError, FunctionCtor = Function;
   const SyntaxErrorPrototype = SyntaxError.prototype, InternalErrorPrototype = InternalErrorCtor.prototype;
   const MathMax = Math.max;
-  // String methods of the stack text, called with Reflect.apply (errors only: no binding cost).
+  // Of the stack text (see stackText): captured now, used later.
   const StringLastIndexOf = String.prototype.lastIndexOf, StringRepeat = String.prototype.repeat;
-  function StringSliceCall(s, start, end) { return ReflectApply(StringSlice, s, [start, end]); }
-  function StringIndexOfCall(s, search, from) { return ReflectApply(StringIndexOf, s, [search, from]); }
-  function StringLastIndexOfCall(s, search, from) { return ReflectApply(StringLastIndexOf, s, [search, from]); }
-  function StringRepeatCall(s, count) { return ReflectApply(StringRepeat, s, [count]); }
   const uncurry = (fn) => ReflectApply(Function.prototype.bind, FunctionCall, [fn]);
   const getterOf = (proto, key) => ObjectGetOwnPropertyDescriptor(proto, key).get;
   const ObjectSetPrototypeOf = Object.setPrototypeOf;
@@ -623,24 +619,9 @@
       try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
       try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
     }
-    if (!displayedStack(stack)) stack = nodeStyleStack(name, message, cleanStack(stack));
+    const st = stackText();
+    if (!st.displayedStack(stack)) stack = st.nodeStyleStack(name, message, st.cleanStack(stack));
     return { __proto__: null, [TAG]: 'e', name, message, stack };
-  }
-
-  // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
-  function nodeStyleStack(name, message, stack) {
-    const head = message ? name + ': ' + message : name;
-    if (StringSliceCall(stack, 0, head.length) === head) return stack;
-    return head + '\n' + stack;
-  }
-  // A stack rewritten for displayErrors already: "file:line", the source line, then a caret line.
-  function displayedStack(stack) {
-    const first = StringIndexOfCall(stack, '\n');
-    if (first < 0) return false;
-    const second = StringIndexOfCall(stack, '\n', first + 1);
-    if (second < 0) return false;
-    const caret = second + 1 + leadingSpaces(StringSliceCall(stack, second + 1));
-    return caret < stack.length && charCodeAt(stack, caret) === 94;  // '^'
   }
 
   function latin1ToBytes(s) {
@@ -835,237 +816,282 @@
   // Functions handed to the host remember the positions of the code that made
   // them, so a later call reports their own file, not the latest script's.
   const functionOrigin = new WeakMapCtor();
-  // `firstLine` is the engine's line number of the user's first line (2 when
-  // the code was wrapped in a function header line), `firstLineShift` the
-  // columns a same-line wrapper added before it.
-  function userLine(line) {
-    return line - (current.firstLine || 1) + 1;
+  // ---- stack text ------------------------------------------------------------
+  // Made on first use (most contexts never format an error): the closures below
+  // cost every context's creation otherwise. They use only intrinsics captured
+  // at installation.
+  let stackTextTools = null;
+  function stackText() {
+    if (stackTextTools === null) stackTextTools = makeStackText();
+    return stackTextTools;
   }
-  function position(line, col) {
-    line = +line; col = +col;
-    if (userLine(line) === 1) col = MathMax(col - current.firstLineShift, 1) + current.columnOffset;
-    return (userLine(line) + current.lineOffset) + ':' + col;
-  }
+  function makeStackText() {
+    // String methods, called with Reflect.apply (errors only: no binding cost).
+    function StringSliceCall(s, start, end) { return ReflectApply(StringSlice, s, [start, end]); }
+    function StringIndexOfCall(s, search, from) { return ReflectApply(StringIndexOf, s, [search, from]); }
+    function StringLastIndexOfCall(s, search, from) { return ReflectApply(StringLastIndexOf, s, [search, from]); }
+    function StringRepeatCall(s, count) { return ReflectApply(StringRepeat, s, [count]); }
+    // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
+    function nodeStyleStack(name, message, stack) {
+      const head = message ? name + ': ' + message : name;
+      if (StringSliceCall(stack, 0, head.length) === head) return stack;
+      return head + '\n' + stack;
+    }
+    // A stack rewritten for displayErrors already: "file:line", the source line, then a caret line.
+    function displayedStack(stack) {
+      const first = StringIndexOfCall(stack, '\n');
+      if (first < 0) return false;
+      const second = StringIndexOfCall(stack, '\n', first + 1);
+      if (second < 0) return false;
+      let caret = second + 1;
+      while (caret < stack.length && (isSpace(charCodeAt(stack, caret)) || charCodeAt(stack, caret) === 10)) caret++;
+      return caret < stack.length && charCodeAt(stack, caret) === 94;  // '^'
+    }
 
-  // ---- stack text, without the script's String, RegExp or Array methods -----
-  // No regular expression: RegExp.prototype.exec fills its result array by
-  // assignment (a setter on Array.prototype would see it) and String methods
-  // that take a pattern look up Symbol.replace/split on it. Lines are scanned
-  // with the captured indexOf/slice/charCodeAt and kept in prototype-less lists.
-  function splitLines(text) {
-    const lines = newList();
-    let n = 0, start = 0;
-    for (;;) {
-      const nl = StringIndexOfCall(text, '\n', start);
-      if (nl < 0) { lines[n++] = StringSliceCall(text, start); return lines; }
-      lines[n++] = StringSliceCall(text, start, nl);
-      start = nl + 1;
+    // `firstLine` is the engine's line number of the user's first line (2 when
+    // the code was wrapped in a function header line), `firstLineShift` the
+    // columns a same-line wrapper added before it.
+    function userLine(line) {
+      return line - (current.firstLine || 1) + 1;
     }
-  }
-  function joinLines(lines, n) {
-    let out = n > 0 ? lines[0] : '';
-    for (let i = 1; i < n; i++) out += '\n' + lines[i];
-    return out;
-  }
-  function isSpace(c) { return c === 32 || c === 9 || c === 11 || c === 12 || c === 13 || c === 160; }
-  function leadingSpaces(s) {
-    let i = 0;
-    while (i < s.length && isSpace(charCodeAt(s, i))) i++;
-    return i;
-  }
-  function isBlank(s) { return leadingSpaces(s) === s.length; }
-  // The end of a run of digits starting at i (i itself when there is none).
-  function digitsEnd(s, i) {
-    while (i < s.length) {
-      const c = charCodeAt(s, i);
-      if (c < 48 || c > 57) break;
-      i++;
+    function position(line, col) {
+      line = +line; col = +col;
+      if (userLine(line) === 1) col = MathMax(col - current.firstLineShift, 1) + current.columnOffset;
+      return (userLine(line) + current.lineOffset) + ':' + col;
     }
-    return i;
-  }
-  // "L:C" at s[i..]: the index after it, or -1.
-  function lineColEnd(s, i) {
-    const a = digitsEnd(s, i);
-    if (a === i || a >= s.length || charCodeAt(s, a) !== 58) return -1;
-    const b = digitsEnd(s, a + 1);
-    return b === a + 1 ? -1 : b;
-  }
-  // Whether s[i..] is exactly "L:C".
-  function isLineCol(s, i) { return lineColEnd(s, i) === s.length; }
-  // "FILE:L:C" (FILE may hold colons): the index where ":L:C" starts, or -1.
-  function fileLineColSplit(s) {
-    const c2 = StringLastIndexOfCall(s, ':');
-    if (c2 <= 0) return -1;
-    const c1 = StringLastIndexOfCall(s, ':', c2 - 1);
-    if (c1 < 0 || !isLineCol(s, c1 + 1)) return -1;
-    return c1;
-  }
-  // The file of a line ending "(FILE:L:C)", 'native' for "(native)", or undefined.
-  function trailingFrameFile(line) {
-    if (line.length === 0 || charCodeAt(line, line.length - 1) !== 41) return undefined;  // ')'
-    const open = StringLastIndexOfCall(line, '(');
-    if (open < 0) return undefined;
-    const inner = StringSliceCall(line, open + 1, line.length - 1);
-    if (inner === 'native') return inner;
-    const at = fileLineColSplit(inner);
-    return at < 0 ? undefined : StringSliceCall(inner, 0, at);
-  }
-  function isBridgeFrame(line) {
-    const file = trailingFrameFile(line);
-    return file === '<isolate-bridge>' || file === '<dukpy>' || file === 'native';
-  }
-  // "<ws>at REST": the index where REST starts, or -1.
-  function frameBody(line) {
-    const ws = leadingSpaces(line);
-    return ws > 0 && StringSliceCall(line, ws, ws + 3) === 'at ' ? ws + 3 : -1;
-  }
-  // Node's form of one frame line, before file names are applied.
-  function nodeFrame(line) {
-    const body = frameBody(line);
-    if (body < 0) return line;
-    const rest = StringSliceCall(line, body);
-    // "at <eval> (a.js:3:7)" / "at <anonymous> (a.js:3:7)" -> "at a.js:3:7" (not for <input>)
-    for (let k = 0; k < 2; k++) {
-      const head = k === 0 ? '<eval> (' : '<anonymous> (';
-      if (StringSliceCall(rest, 0, head.length) === head && charCodeAt(rest, rest.length - 1) === 41) {
-        const inner = StringSliceCall(rest, head.length, rest.length - 1);
-        if (StringSliceCall(inner, 0, 8) !== '<input>:' && fileLineColSplit(inner) >= 0 &&
-            StringIndexOfCall(inner, '\n') < 0) {
-          return StringSliceCall(line, 0, body) + inner;
+
+    // ---- stack text, without the script's String, RegExp or Array methods -----
+    // No regular expression: RegExp.prototype.exec fills its result array by
+    // assignment (a setter on Array.prototype would see it) and String methods
+    // that take a pattern look up Symbol.replace/split on it. Lines are scanned
+    // with the captured indexOf/slice/charCodeAt and kept in prototype-less lists.
+    function splitLines(text) {
+      const lines = newList();
+      let n = 0, start = 0;
+      for (;;) {
+        const nl = StringIndexOfCall(text, '\n', start);
+        if (nl < 0) { lines[n++] = StringSliceCall(text, start); return lines; }
+        lines[n++] = StringSliceCall(text, start, nl);
+        start = nl + 1;
+      }
+    }
+    function joinLines(lines, n) {
+      let out = n > 0 ? lines[0] : '';
+      for (let i = 1; i < n; i++) out += '\n' + lines[i];
+      return out;
+    }
+    function isSpace(c) { return c === 32 || c === 9 || c === 11 || c === 12 || c === 13 || c === 160; }
+    function leadingSpaces(s) {
+      let i = 0;
+      while (i < s.length && isSpace(charCodeAt(s, i))) i++;
+      return i;
+    }
+    function isBlank(s) { return leadingSpaces(s) === s.length; }
+    // The end of a run of digits starting at i (i itself when there is none).
+    function digitsEnd(s, i) {
+      while (i < s.length) {
+        const c = charCodeAt(s, i);
+        if (c < 48 || c > 57) break;
+        i++;
+      }
+      return i;
+    }
+    // "L:C" at s[i..]: the index after it, or -1.
+    function lineColEnd(s, i) {
+      const a = digitsEnd(s, i);
+      if (a === i || a >= s.length || charCodeAt(s, a) !== 58) return -1;
+      const b = digitsEnd(s, a + 1);
+      return b === a + 1 ? -1 : b;
+    }
+    // Whether s[i..] is exactly "L:C".
+    function isLineCol(s, i) { return lineColEnd(s, i) === s.length; }
+    // "FILE:L:C" (FILE may hold colons): the index where ":L:C" starts, or -1.
+    function fileLineColSplit(s) {
+      const c2 = StringLastIndexOfCall(s, ':');
+      if (c2 <= 0) return -1;
+      const c1 = StringLastIndexOfCall(s, ':', c2 - 1);
+      if (c1 < 0 || !isLineCol(s, c1 + 1)) return -1;
+      return c1;
+    }
+    // The file of a line ending "(FILE:L:C)", 'native' for "(native)", or undefined.
+    function trailingFrameFile(line) {
+      if (line.length === 0 || charCodeAt(line, line.length - 1) !== 41) return undefined;  // ')'
+      const open = StringLastIndexOfCall(line, '(');
+      if (open < 0) return undefined;
+      const inner = StringSliceCall(line, open + 1, line.length - 1);
+      if (inner === 'native') return inner;
+      const at = fileLineColSplit(inner);
+      return at < 0 ? undefined : StringSliceCall(inner, 0, at);
+    }
+    function isBridgeFrame(line) {
+      const file = trailingFrameFile(line);
+      return file === '<isolate-bridge>' || file === '<dukpy>' || file === 'native';
+    }
+    // "<ws>at REST": the index where REST starts, or -1.
+    function frameBody(line) {
+      const ws = leadingSpaces(line);
+      return ws > 0 && StringSliceCall(line, ws, ws + 3) === 'at ' ? ws + 3 : -1;
+    }
+    // Node's form of one frame line, before file names are applied.
+    function nodeFrame(line) {
+      const body = frameBody(line);
+      if (body < 0) return line;
+      return anonymousFile(line, body, topLevelFrame(line, body));
+    }
+    function topLevelFrame(line, body) {
+      const rest = StringSliceCall(line, body);
+      // "at <eval> (a.js:3:7)" / "at <anonymous> (a.js:3:7)" -> "at a.js:3:7" (not for <input>)
+      for (let k = 0; k < 2; k++) {
+        const head = k === 0 ? '<eval> (' : '<anonymous> (';
+        if (StringSliceCall(rest, 0, head.length) === head && charCodeAt(rest, rest.length - 1) === 41) {
+          const inner = StringSliceCall(rest, head.length, rest.length - 1);
+          if (StringSliceCall(inner, 0, 8) !== '<input>:' && fileLineColSplit(inner) >= 0 &&
+              StringIndexOfCall(inner, '\n') < 0) {
+            return inner;
+          }
         }
       }
+      return rest;
     }
-    // An empty file name (compileFunction's default): V8 says <anonymous>.
-    const closing = rest.length > 0 && charCodeAt(rest, rest.length - 1) === 41 ? 1 : 0;
-    if (rest.length > 0 && charCodeAt(rest, 0) === 58 && isLineCol(StringSliceCall(rest, 0, rest.length - closing), 1)) {
-      return StringSliceCall(line, 0, body) + '<anonymous>' + rest;
-    }
-    const open = StringIndexOfCall(rest, '(');
-    if (open > 0 && charCodeAt(rest, open - 1) === 32 && charCodeAt(rest, open + 1) === 58 &&
-        isLineCol(StringSliceCall(rest, 0, rest.length - closing), open + 2)) {
-      return StringSliceCall(line, 0, body + open + 1) + '<anonymous>' + StringSliceCall(rest, open + 1);
-    }
-    return line;
-  }
-  // Every "PREFIX<input>:L:C" + SUFFIX in a line, rewritten to name the file.
-  function renameInput(line, prefix, suffix, outPrefix, outSuffix, file) {
-    const marker = prefix + '<input>:';
-    let out = '', from = 0, at = StringIndexOfCall(line, marker);
-    while (at >= 0) {
-      const start = at + marker.length;
-      const end = lineColEnd(line, start);
-      if (end >= 0 && StringSliceCall(line, end, end + suffix.length) === suffix) {
-        const colon = StringIndexOfCall(line, ':', start);
-        const pos = position(StringSliceCall(line, start, colon), StringSliceCall(line, colon + 1, end));
-        out += StringSliceCall(line, from, at) + outPrefix + file + ':' + pos + outSuffix;
-        from = end + suffix.length;
-        at = StringIndexOfCall(line, marker, from);
-      } else {
-        at = StringIndexOfCall(line, marker, at + 1);
+    function anonymousFile(line, body, rest) {
+      // An empty file name (compileFunction's default): V8 says <anonymous>.
+      const closing = rest.length > 0 && charCodeAt(rest, rest.length - 1) === 41 ? 1 : 0;
+      if (rest.length > 0 && charCodeAt(rest, 0) === 58 && isLineCol(StringSliceCall(rest, 0, rest.length - closing), 1)) {
+        return StringSliceCall(line, 0, body) + '<anonymous>' + rest;
       }
-    }
-    return from === 0 ? line : out + StringSliceCall(line, from);
-  }
-  function cleanStack(stack) {
-    // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's;
-    // nor are dukpy's and native helpers' frames at the bottom.
-    const all = splitLines(stack), lines = newList();
-    let n = 0;
-    for (let i = 0; i < all.length; i++) {
-      if (trailingFrameFile(all[i]) !== '<isolate-bridge>') lines[n++] = all[i];
-    }
-    while (n > 0 && (lines[n - 1] === '' || isBridgeFrame(lines[n - 1]))) n--;
-    const file = current.filename;
-    for (let i = 0; i < n; i++) {
-      // Top-level code of a script compiled with its real file name: QuickJS says
-      // "at <eval> (a.js:3:7)" where Node says "at a.js:3:7"; QuickJS names an
-      // anonymous function "<anonymous>", Node leaves it out.
-      let line = nodeFrame(lines[i]);
-      if (file !== undefined) {
-        line = renameInput(line, 'at <eval> (', ')', 'at ', '', file);
-        line = renameInput(line, '(', ')', '(', ')', file);
-        line = renameInput(line, ' ', '', ' ', '', file);
+      const open = StringIndexOfCall(rest, '(');
+      if (open > 0 && charCodeAt(rest, open - 1) === 32 && charCodeAt(rest, open + 1) === 58 &&
+          isLineCol(StringSliceCall(rest, 0, rest.length - closing), open + 2)) {
+        return StringSliceCall(line, 0, body) + StringSliceCall(rest, 0, open + 1) + '<anonymous>' +
+          StringSliceCall(rest, open + 1);
       }
-      lines[i] = line;
+      return StringSliceCall(line, 0, body) + rest;
     }
-    return joinLines(lines, n);
-  }
-  // The lines of a stack that are frames of the user's code.
-  function userFrames(err) {
-    const all = splitLines(err.stack), frames = newList();
-    let n = 0;
-    for (let i = 0; i < all.length; i++) {
-      if (!isBlank(all[i]) && !isBridgeFrame(all[i])) frames[n++] = all[i];
-    }
-    frames.length = n;
-    return frames;
-  }
-  function isSyntaxError(err) {
-    return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === SyntaxErrorPrototype &&
-      typeof err.stack === 'string';
-  }
-  // A compile error of the script itself has exactly one frame, "at <input>:L:C".
-  function compileErrorPosition(err) {
-    if (!isSyntaxError(err)) return null;
-    const frames = userFrames(err);
-    if (frames.length !== 1) return null;
-    const body = frameBody(frames[0]);
-    if (body < 0 || StringSliceCall(frames[0], body, body + 8) !== '<input>:' || !isLineCol(frames[0], body + 8)) return null;
-    const loc = StringSliceCall(frames[0], body + 8), colon = StringIndexOfCall(loc, ':');
-    return [+StringSliceCall(loc, 0, colon), +StringSliceCall(loc, colon + 1)];
-  }
-  // A compile error of a script compiled with its real file name has one
-  // frame, "at FILE:L:C", with the caller's offsets already applied.
-  function nativeCompileErrorPosition(err) {
-    if (!isSyntaxError(err)) return null;
-    const frames = userFrames(err);
-    if (frames.length !== 1) return null;
-    const body = frameBody(frames[0]);
-    if (body < 0) return null;
-    const loc = StringSliceCall(frames[0], body), at = fileLineColSplit(loc);
-    if (at < 0) return null;
-    const colon = StringIndexOfCall(loc, ':', at + 1);
-    return [+StringSliceCall(loc, at + 1, colon), +StringSliceCall(loc, colon + 1)];
-  }
-  function sourceLine(code, index) {
-    let start = 0;
-    for (let i = 0; i < index; i++) {
-      const nl = StringIndexOfCall(code, '\n', start);
-      if (nl < 0) return '';
-      start = nl + 1;
-    }
-    const end = StringIndexOfCall(code, '\n', start);
-    return end < 0 ? StringSliceCall(code, start) : StringSliceCall(code, start, end);
-  }
-  function setStack(err, stack) {
-    ObjectDefineProperty(err, 'stack', { __proto__: null, value: stack, writable: true, configurable: true });
-  }
-  function rewriteNativeCompileError(err, code, filename, lineOffset, columnOffset, displayErrors) {
-    try {
-      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
-      const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
-      if (pos) {
-        const line = pos[0] - lineOffset, col = line === 1 ? MathMax(pos[1] - columnOffset, 1) : pos[1];
-        stack = filename + ':' + pos[0] + '\n' + sourceLine(code, line - 1) + '\n' +
-          StringRepeatCall(' ', MathMax(col - 1, 0)) + '^\n\n' + stack;
+    // Every "PREFIX<input>:L:C" + SUFFIX in a line, rewritten to name the file.
+    function renameInput(line, prefix, suffix, outPrefix, outSuffix, file) {
+      const marker = prefix + '<input>:';
+      let out = '', from = 0, at = StringIndexOfCall(line, marker);
+      while (at >= 0) {
+        const start = at + marker.length;
+        const end = lineColEnd(line, start);
+        if (end >= 0 && StringSliceCall(line, end, end + suffix.length) === suffix) {
+          const colon = StringIndexOfCall(line, ':', start);
+          const pos = position(StringSliceCall(line, start, colon), StringSliceCall(line, colon + 1, end));
+          out += StringSliceCall(line, from, at) + outPrefix + file + ':' + pos + outSuffix;
+          from = end + suffix.length;
+          at = StringIndexOfCall(line, marker, from);
+        } else {
+          at = StringIndexOfCall(line, marker, at + 1);
+        }
       }
-      setStack(err, stack);
-    } catch (e) { /* frozen error: leave it */ }
-  }
-  function rewriteStack(err, code, displayErrors) {
-    try {
-      if (err === null || typeof err !== 'object' || typeof err.stack !== 'string') return;
-      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
-      const pos = displayErrors ? compileErrorPosition(err) : null;
-      if (pos) {
-        // Node's displayErrors: "file:line", the source line, a caret, a blank line.
-        const line = userLine(pos[0]), col = pos[1];
-        const caretCol = line === 1 ? MathMax(col - current.firstLineShift, 1) : col;
-        stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine(code, line - 1) + '\n' +
-          StringRepeatCall(' ', MathMax(caretCol - 1, 0)) + '^\n\n' + stack;
+      return from === 0 ? line : out + StringSliceCall(line, from);
+    }
+    function cleanStack(stack) {
+      // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's;
+      // nor are dukpy's and native helpers' frames at the bottom.
+      const all = splitLines(stack), lines = newList();
+      let n = 0;
+      for (let i = 0; i < all.length; i++) {
+        if (trailingFrameFile(all[i]) !== '<isolate-bridge>') lines[n++] = all[i];
       }
-      setStack(err, stack);
-    } catch (e) { /* frozen error: leave it */ }
+      while (n > 0 && (lines[n - 1] === '' || isBridgeFrame(lines[n - 1]))) n--;
+      const file = current.filename;
+      for (let i = 0; i < n; i++) {
+        // Top-level code of a script compiled with its real file name: QuickJS says
+        // "at <eval> (a.js:3:7)" where Node says "at a.js:3:7"; QuickJS names an
+        // anonymous function "<anonymous>", Node leaves it out.
+        let line = nodeFrame(lines[i]);
+        if (file !== undefined) {
+          line = renameInput(line, 'at <eval> (', ')', 'at ', '', file);
+          line = renameInput(line, '(', ')', '(', ')', file);
+          line = renameInput(line, ' ', '', ' ', '', file);
+        }
+        lines[i] = line;
+      }
+      return joinLines(lines, n);
+    }
+    // The lines of a stack that are frames of the user's code.
+    function userFrames(err) {
+      const all = splitLines(err.stack), frames = newList();
+      let n = 0;
+      for (let i = 0; i < all.length; i++) {
+        if (!isBlank(all[i]) && !isBridgeFrame(all[i])) frames[n++] = all[i];
+      }
+      frames.length = n;
+      return frames;
+    }
+    function isSyntaxError(err) {
+      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === SyntaxErrorPrototype &&
+        typeof err.stack === 'string';
+    }
+    // A compile error of the script itself has exactly one frame, "at <input>:L:C".
+    function compileErrorPosition(err) {
+      if (!isSyntaxError(err)) return null;
+      const frames = userFrames(err);
+      if (frames.length !== 1) return null;
+      const body = frameBody(frames[0]);
+      if (body < 0 || StringSliceCall(frames[0], body, body + 8) !== '<input>:' || !isLineCol(frames[0], body + 8)) return null;
+      const loc = StringSliceCall(frames[0], body + 8), colon = StringIndexOfCall(loc, ':');
+      return [+StringSliceCall(loc, 0, colon), +StringSliceCall(loc, colon + 1)];
+    }
+    // A compile error of a script compiled with its real file name has one
+    // frame, "at FILE:L:C", with the caller's offsets already applied.
+    function nativeCompileErrorPosition(err) {
+      if (!isSyntaxError(err)) return null;
+      const frames = userFrames(err);
+      if (frames.length !== 1) return null;
+      const body = frameBody(frames[0]);
+      if (body < 0) return null;
+      const loc = StringSliceCall(frames[0], body), at = fileLineColSplit(loc);
+      if (at < 0) return null;
+      const colon = StringIndexOfCall(loc, ':', at + 1);
+      return [+StringSliceCall(loc, at + 1, colon), +StringSliceCall(loc, colon + 1)];
+    }
+    function sourceLine(code, index) {
+      let start = 0;
+      for (let i = 0; i < index; i++) {
+        const nl = StringIndexOfCall(code, '\n', start);
+        if (nl < 0) return '';
+        start = nl + 1;
+      }
+      const end = StringIndexOfCall(code, '\n', start);
+      return end < 0 ? StringSliceCall(code, start) : StringSliceCall(code, start, end);
+    }
+    function setStack(err, stack) {
+      ObjectDefineProperty(err, 'stack', { __proto__: null, value: stack, writable: true, configurable: true });
+    }
+    function rewriteNativeCompileError(err, code, filename, lineOffset, columnOffset, displayErrors) {
+      try {
+        let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+        const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
+        if (pos) {
+          const line = pos[0] - lineOffset, col = line === 1 ? MathMax(pos[1] - columnOffset, 1) : pos[1];
+          stack = filename + ':' + pos[0] + '\n' + sourceLine(code, line - 1) + '\n' +
+            StringRepeatCall(' ', MathMax(col - 1, 0)) + '^\n\n' + stack;
+        }
+        setStack(err, stack);
+      } catch (e) { /* frozen error: leave it */ }
+    }
+    function rewriteStack(err, code, displayErrors) {
+      try {
+        if (err === null || typeof err !== 'object' || typeof err.stack !== 'string') return;
+        let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+        const pos = displayErrors ? compileErrorPosition(err) : null;
+        if (pos) {
+          // Node's displayErrors: "file:line", the source line, a caret, a blank line.
+          const line = userLine(pos[0]), col = pos[1];
+          const caretCol = line === 1 ? MathMax(col - current.firstLineShift, 1) : col;
+          stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine(code, line - 1) + '\n' +
+            StringRepeatCall(' ', MathMax(caretCol - 1, 0)) + '^\n\n' + stack;
+        }
+        setStack(err, stack);
+      } catch (e) { /* frozen error: leave it */ }
+    }
+
+    return {
+      __proto__: null, cleanStack, nodeStyleStack, displayedStack, compileErrorPosition,
+      rewriteStack, rewriteNativeCompileError, setStack,
+    };
   }
 
   // The global's own enumerable properties for the mirror, read without
@@ -1191,7 +1217,7 @@
 
   function wrapperClosed(filename) {
     const error = new SyntaxErrorCtor("Unexpected token '}'");
-    setStack(error, "SyntaxError: Unexpected token '}'\n    at " + filename);
+    stackText().setStack(error, "SyntaxError: Unexpected token '}'\n    at " + filename);
     return error;
   }
 
@@ -1219,7 +1245,7 @@
       const thrown = stash.thrown, value = takeStash();  // (no destructuring: no iterator to hook)
       current = lastRun = { __proto__: null, filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
       if (thrown && compileError) {
-        rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
+        stackText().rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
       }
       if (!thrown) handOver(value);
       return reply(() => { if (thrown) throw value; return value; }, mirror);
@@ -1232,7 +1258,7 @@
       } catch (err) {
         thrown = true;
         error = relieve(err);
-        rewriteStack(error, code, displayErrors);
+        stackText().rewriteStack(error, code, displayErrors);
       }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
@@ -1267,7 +1293,7 @@
           if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
             error = wrapperClosed(filename);
           }
-        } else if (compileErrorPosition(err)) {
+        } else if (stackText().compileErrorPosition(err)) {
           // Not a function body. If it compiles inside a function *expression*
           // (checked the same way: `throw 0` first, so nothing runs), it closes
           // that wrapper: Node's parser sees the stray '}' first.
@@ -1283,10 +1309,10 @@
           } catch (inner) {
             exprError = inner;
           }
-          if (exprError === 0 || !compileErrorPosition(exprError)) {
+          if (exprError === 0 || !stackText().compileErrorPosition(exprError)) {
             error = wrapperClosed(filename);
           } else {
-            rewriteStack(exprError, code, displayErrors);
+            stackText().rewriteStack(exprError, code, displayErrors);
             error = exprError;
           }
         } else {
