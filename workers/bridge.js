@@ -923,9 +923,15 @@
       const at = fileLineColSplit(inner);
       return at < 0 ? undefined : StringSliceCall(inner, 0, at);
     }
+    // The bridge's own frames: '<null>' when it was loaded from bytecode without
+    // debug tables (workers/engine.py), '<isolate-bridge>' from source.
+    function isOwnFrame(line) {
+      const file = trailingFrameFile(line);
+      return file === '<isolate-bridge>' || file === '<null>';
+    }
     function isBridgeFrame(line) {
       const file = trailingFrameFile(line);
-      return file === '<isolate-bridge>' || file === '<dukpy>' || file === 'native';
+      return file === '<isolate-bridge>' || file === '<null>' || file === '<dukpy>' || file === 'native';
     }
     // "<ws>at REST": the index where REST starts, or -1.
     function frameBody(line) {
@@ -992,7 +998,7 @@
       const all = splitLines(stack), lines = newList();
       let n = 0;
       for (let i = 0; i < all.length; i++) {
-        if (trailingFrameFile(all[i]) !== '<isolate-bridge>') lines[n++] = all[i];
+        if (!isOwnFrame(all[i])) lines[n++] = all[i];
       }
       while (n > 0 && (lines[n - 1] === '' || isBridgeFrame(lines[n - 1]))) n--;
       const file = current.filename;

@@ -23,7 +23,7 @@ from dukpy import _dukpy
 from ..protocol.values import ErrorValue
 
 from .quickjs import (
-    FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue, Tag, quickjs,
+    FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue, Tag, quickjs,
 )
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
@@ -1025,8 +1025,10 @@ class _BridgeBytecode:
         fn = self._check(api, ctx, api.eval(ctx, source, len(source), b"<isolate-bridge>",
                                             EvalFlag.TYPE_GLOBAL | EvalFlag.COMPILE_ONLY), "compiling the bridge")
         try:
-            # Drop the source text (nothing reads it back).
-            return api.serialize(ctx, fn, WRITE_OBJ_BYTECODE | WRITE_OBJ_STRIP_SOURCE)
+            # Drop the source text and the debug tables (nothing reads them back; the
+            # bridge's frames then name no file, "(<null>:0:1)", and the bridge leaves
+            # them out of stacks as its own): ~10% less to load per context.
+            return api.serialize(ctx, fn, WRITE_OBJ_BYTECODE | WRITE_OBJ_STRIP_SOURCE | WRITE_OBJ_STRIP_DEBUG)
         finally:
             api.free_value(ctx, fn)
 

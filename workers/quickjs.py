@@ -61,6 +61,7 @@ class EvalFlag:
 
 WRITE_OBJ_BYTECODE = 1 << 0
 WRITE_OBJ_STRIP_SOURCE = 1 << 4
+WRITE_OBJ_STRIP_DEBUG = 1 << 5   # no file names, line tables or source: frames show "(<null>:0:1)"
 READ_OBJ_BYTECODE = 1 << 0
 
 UNDEFINED = JSValue(0, Tag.UNDEFINED)
