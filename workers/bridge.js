@@ -92,7 +92,7 @@
   }
   function handleValue(id) {
     if (!ReflectApply(mapHas, handles, [id])) {
-      throw new ReferenceErrorCtor('isolate: handle ' + id + ' was released');
+      throw new errorCtors.ReferenceError('isolate: handle ' + id + ' was released');
     }
     return ReflectApply(mapGet, handles, [id]);
   }
@@ -188,13 +188,9 @@
   // The rest are called with Reflect.apply: binding costs every context
   // creation time.
   const FunctionCall = Function.prototype.call;
-  // Error constructors the bridge throws with (a script may replace the globals).
-  const ReferenceErrorCtor = ReferenceError, RangeErrorCtor = RangeError, TypeErrorCtor = TypeError;
-  const SyntaxErrorCtor = SyntaxError, EvalErrorCtor = EvalError, FunctionCtor = Function;
-  const SyntaxErrorPrototype = SyntaxError.prototype, InternalErrorPrototype = InternalErrorCtor.prototype;
-  const MathMax = Math.max;
-  // Of the stack text (see stackText): captured now, used later.
-  const StringLastIndexOf = String.prototype.lastIndexOf, StringRepeat = String.prototype.repeat;
+  // The bridge throws with the constructors in errorCtors (a script may replace the
+  // globals). Few names here: each distinct name is an atom of every runtime.
+  const FunctionCtor = Function;
   const uncurry = (fn) => ReflectApply(Function.prototype.bind, FunctionCall, [fn]);
   const getterOf = (proto, key) => ObjectGetOwnPropertyDescriptor(proto, key).get;
   const ObjectSetPrototypeOf = Object.setPrototypeOf;
@@ -717,7 +713,7 @@
   }
 
   function tooDeepToDecode() {
-    return new RangeErrorCtor('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
+    return new errorCtors.RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
   }
 
   // One tagged value: a primitive, a leaf tag, or a container opened for the walk.
@@ -763,7 +759,7 @@
       case 'r': return new RegExpCtor(StringCtor(own(v, 's')), StringCtor(own(v, 'f')));
       case 'R': {
         const i = own(v, 'i');
-        if (!(i >= 0 && i < dTable.length)) throw new ReferenceErrorCtor('isolate: bad back-reference');
+        if (!(i >= 0 && i < dTable.length)) throw new errorCtors.ReferenceError('isolate: bad back-reference');
         return dTable[i];
       }
       case 'A': return ReflectApply(taBuffer, latin1ToBytes(StringCtor(own(v, 'v'))), []);
@@ -771,13 +767,13 @@
         const bytes = latin1ToBytes(StringCtor(own(v, 'v'))), k = own(v, 'k');
         if (k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
         const Ctor = typeof k === 'string' && hasOwnCall(typedArrayCtors, k) ? typedArrayCtors[k] : undefined;
-        if (!Ctor) throw new TypeErrorCtor('isolate: unknown typed array');
+        if (!Ctor) throw new errorCtors.TypeError('isolate: unknown typed array');
         return new Ctor(ReflectApply(taBuffer, bytes, []), 0, ReflectApply(taByteLength, bytes, []) / Ctor.BYTES_PER_ELEMENT);
       }
       case 'h': return handleValue(own(v, 'i'));
       case 'H': return hostFunction(own(v, 'i'), own(v, 'n'));
       default:
-        throw new TypeErrorCtor('isolate: unknown value tag ' + StringCtor(v[TAG]));
+        throw new errorCtors.TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
     }
   }
   function own(obj, key) {
@@ -791,17 +787,15 @@
   // ---- running user code --------------------------------------------------
   // A promise handed to the host is the host's to handle: mark it handled
   // now, before dukpy's job drain would report its rejection as unhandled.
-  function ignoreRejection() {}
-  // A promise of this realm, as instanceof would say without a script's Symbol.hasInstance.
-  function isPromise(value) {
-    if (value === null || typeof value !== 'object') return false;
-    for (let o = ObjectGetPrototypeOf(value), steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
-      if (o === PromisePrototype) return true;
-    }
-    return false;
-  }
   function handOver(value) {
-    if (isPromise(value)) ReflectApply(promiseThen, value, [undefined, ignoreRejection]);
+    if (value === null || typeof value !== 'object') return value;
+    // A promise of this realm, as instanceof would say without a script's Symbol.hasInstance.
+    for (let o = ObjectGetPrototypeOf(value), steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+      if (o === PromisePrototype) {
+        ReflectApply(promiseThen, value, [undefined, () => {}]);
+        break;
+      }
+    }
     return value;
   }
 
@@ -820,17 +814,24 @@
   // Made on first use (most contexts never format an error): the closures below
   // cost every context's creation otherwise. They use only intrinsics captured
   // at installation.
-  let stackTextTools = null;
+  let stackTools = null;
   function stackText() {
-    if (stackTextTools === null) stackTextTools = makeStackText();
-    return stackTextTools;
+    if (stackTools === null) stackTools = stackToolsMade();
+    return stackTools;
   }
-  function makeStackText() {
+  function stackToolsMade() {
     // String methods, called with Reflect.apply (errors only: no binding cost).
     function StringSliceCall(s, start, end) { return ReflectApply(StringSlice, s, [start, end]); }
     function StringIndexOfCall(s, search, from) { return ReflectApply(StringIndexOf, s, [search, from]); }
-    function StringLastIndexOfCall(s, search, from) { return ReflectApply(StringLastIndexOf, s, [search, from]); }
-    function StringRepeatCall(s, count) { return ReflectApply(StringRepeat, s, [count]); }
+    function StringLastIndexOfCall(s, search, from) {
+      // From the end, with indexOf (one name less to capture).
+      let found = -1, at = StringIndexOfCall(s, search);
+      const last = from === undefined ? s.length : from;
+      while (at >= 0 && at <= last) { found = at; at = StringIndexOfCall(s, search, at + 1); }
+      return found;
+    }
+    function spaces(count) { let out = ''; for (let i = 0; i < count; i++) out += ' '; return out; }
+    function atLeast(x, min) { return x > min ? x : min; }
     // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
     function nodeStyleStack(name, message, stack) {
       const head = message ? name + ': ' + message : name;
@@ -856,7 +857,7 @@
     }
     function position(line, col) {
       line = +line; col = +col;
-      if (userLine(line) === 1) col = MathMax(col - current.firstLineShift, 1) + current.columnOffset;
+      if (userLine(line) === 1) col = atLeast(col - current.firstLineShift, 1) + current.columnOffset;
       return (userLine(line) + current.lineOffset) + ':' + col;
     }
 
@@ -1027,7 +1028,7 @@
       return frames;
     }
     function isSyntaxError(err) {
-      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === SyntaxErrorPrototype &&
+      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === errorCtors.SyntaxError.prototype &&
         typeof err.stack === 'string';
     }
     // A compile error of the script itself has exactly one frame, "at <input>:L:C".
@@ -1071,9 +1072,9 @@
         let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
         const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
         if (pos) {
-          const line = pos[0] - lineOffset, col = line === 1 ? MathMax(pos[1] - columnOffset, 1) : pos[1];
+          const line = pos[0] - lineOffset, col = line === 1 ? atLeast(pos[1] - columnOffset, 1) : pos[1];
           stack = filename + ':' + pos[0] + '\n' + sourceLine(code, line - 1) + '\n' +
-            StringRepeatCall(' ', MathMax(col - 1, 0)) + '^\n\n' + stack;
+            spaces(atLeast(col - 1, 0)) + '^\n\n' + stack;
         }
         setStack(err, stack);
       } catch (e) { /* frozen error: leave it */ }
@@ -1086,9 +1087,9 @@
         if (pos) {
           // Node's displayErrors: "file:line", the source line, a caret, a blank line.
           const line = userLine(pos[0]), col = pos[1];
-          const caretCol = line === 1 ? MathMax(col - current.firstLineShift, 1) : col;
+          const caretCol = line === 1 ? atLeast(col - current.firstLineShift, 1) : col;
           stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine(code, line - 1) + '\n' +
-            StringRepeatCall(' ', MathMax(caretCol - 1, 0)) + '^\n\n' + stack;
+            spaces(atLeast(caretCol - 1, 0)) + '^\n\n' + stack;
         }
         setStack(err, stack);
       } catch (e) { /* frozen error: leave it */ }
@@ -1185,7 +1186,7 @@
   let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
   function isOutOfMemory(err) {
     try {
-      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === InternalErrorPrototype &&
+      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === InternalErrorCtor.prototype &&
         readInherited(err, 'message') === 'out of memory';
     } catch (e) {
       return false;
@@ -1222,7 +1223,7 @@
   const CHECK_FUNCTION = '__isolate_body';
 
   function wrapperClosed(filename) {
-    const error = new SyntaxErrorCtor("Unexpected token '}'");
+    const error = new errorCtors.SyntaxError("Unexpected token '}'");
     stackText().setStack(error, "SyntaxError: Unexpected token '}'\n    at " + filename);
     return error;
   }
@@ -1365,7 +1366,7 @@
       current = lastRun;
       const obj = target === 0 ? G : handleValue(target);
       return reply(() => {
-        if (!(key in obj)) throw new ReferenceErrorCtor(key + ' is not defined');
+        if (!(key in obj)) throw new errorCtors.ReferenceError(key + ' is not defined');
         return obj[key];
       }, false);
     },
@@ -1424,7 +1425,7 @@
     // `f instanceof Function` hold as before; a direct eval(...) is now a
     // call of a plain function, so it throws too.
     forbid_code_generation() {
-      const refuse = () => { throw new EvalErrorCtor('Code generation from strings disallowed for this context'); };
+      const refuse = () => { throw new errorCtors.EvalError('Code generation from strings disallowed for this context'); };
       function standIn(original) {
         const fn = function () { return refuse(); };
         ObjectDefineProperty(fn, 'name', { __proto__: null, value: original.name, configurable: true });
@@ -1520,7 +1521,7 @@
     removeHostHooks();
     const op = request[0];
     if (typeof op !== 'string' || !hasOwnCall(ops, op)) {
-      return { __proto__: null, toJSON: () => failure(new TypeErrorCtor('isolate: unknown op')) };
+      return { __proto__: null, toJSON: () => failure(new errorCtors.TypeError('isolate: unknown op')) };
     }
     if (token !== undefined) stash.started = token;
     try {
