@@ -23,7 +23,8 @@ from dukpy import _dukpy
 from ..protocol.values import ErrorValue
 
 from .quickjs import (
-    FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue, Tag, quickjs,
+    FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue,
+    Tag, quickjs,
 )
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
@@ -405,12 +406,13 @@ class EngineContext:
                 raise EngineError("no room for the bridge's realm")
             api.set_context_opaque(realm, id(self))
             call_python = api.new_cfunction2(realm, api.call_py_function, b"call_python", 1, 0, 0)
-            api.free_context(realm)  # the function keeps it alive
             if call_python.tag != Tag.OBJECT:
                 api.clear_exception(realm)
+                api.free_context(realm)
                 api.free_value(ctx, enter)
                 api.free_value(ctx, stash)
                 raise EngineError("no room for the bridge's host hook")
+            api.free_context(realm)  # the function keeps it alive
             api.set_property_str(ctx, stash, b"callPython", call_python)  # consumes it
             self._enter = enter
             self._stash = stash
@@ -603,6 +605,7 @@ class EngineContext:
         be where a stop signal lands, and there it would be lost. An engine dropped
         without ``close()`` leaks its small stash object, nothing else."""
         stash, self._stash = self._stash, None
+        self._realm = None  # borrowed: it goes with the bridge's function
         if stash is not None and self._native is not None:
             api, _, ctx = self._native
             api.free_value(ctx, self._enter)
