@@ -147,7 +147,8 @@ POLLUTIONS = {
     "String.prototype[Symbol.split/replace]": (
         "String.prototype[Symbol.split] = bad('String split');\n"
         "String.prototype[Symbol.replace] = bad('String replace');"),
-    "String.fromCharCode/globalThis.String": "String.fromCharCode = bad('fromCharCode'); globalThis.String = bad('String');",
+    "String.fromCharCode/globalThis.String": ("String.fromCharCode = bad('fromCharCode');\n"
+                                              "globalThis.String = bad('String');"),
     "RegExp.prototype.exec/test": replace("RegExp.prototype.exec", "RegExp.prototype.test"),
     "RegExp.prototype[Symbol.replace/split/match]": (
         "for (const s of [Symbol.replace, Symbol.split, Symbol.match, Symbol.matchAll])\n"
@@ -168,7 +169,8 @@ POLLUTIONS = {
     + "\n" + getter_throws("Set.prototype", "'size'"),
     "WeakMap.prototype methods": replace("WeakMap.prototype.get", "WeakMap.prototype.set",
                                          "WeakMap.prototype.has", "WeakMap.prototype.delete"),
-    "globalThis.Map/Set/WeakMap": "globalThis.Map = bad('Map'); globalThis.Set = bad('Set'); globalThis.WeakMap = bad('WeakMap');",
+    "globalThis.Map/Set/WeakMap": ("globalThis.Map = bad('Map'); globalThis.Set = bad('Set');\n"
+                                   "globalThis.WeakMap = bad('WeakMap');"),
     # Promise
     "Promise.prototype.then": replace("Promise.prototype.then", "Promise.prototype.catch",
                                       "Promise.prototype.finally"),
