@@ -125,6 +125,7 @@ POLLUTIONS = {
     "Function.prototype.call/apply/bind": replace("Function.prototype.call", "Function.prototype.apply",
                                                   "Function.prototype.bind"),
     "Function.prototype.toString": replace("Function.prototype.toString"),
+    "globalThis.eval/Function": "globalThis.eval = bad('eval'); globalThis.Function = bad('Function');",
     "Symbol.hasInstance hooks": "\n".join(
         f"DEF({c}, Symbol.hasInstance, {{ value: bad('hasInstance {c}') }});"
         for c in ["Error", "TypeError", "SyntaxError", "RangeError", "Promise", "Array", "Object", "Function",
@@ -201,7 +202,7 @@ POLLUTIONS = {
 # written: prototype hooks, then replaced iteration, then the globals themselves.
 LATE = ["Array.prototype index setters", "Array.prototype index spies", "Object.prototype index accessors",
         "ArrayIterator.next", "Array.prototype[Symbol.iterator]", "Object.prototype accessors",
-        "globalThis.Object", "globalThis.Array", "globalThis.Reflect", "globalThis.JSON",
+        "globalThis.eval/Function", "globalThis.Object", "globalThis.Array", "globalThis.Reflect", "globalThis.JSON",
         "String.fromCharCode/globalThis.String", "globalThis.Map/Set/WeakMap", "globalThis.Promise",
         "globalThis error constructors", "delete Symbol"]
 SOLO = ["frozen global", "sealed global", "frozen prototypes", "Object.prototype.__proto__ setter"]
