@@ -316,6 +316,21 @@ def check_mirror(pool, ctx, d):
     return repr((d["MIRROR"], d["made"], sorted(k for k in d if k not in ("f", "g"))))
 
 
+def check_compile_function(pool, ctx, d):
+    out = []
+    fn = pool.compile_function("return [a, b, typeof OUT]", ["a", "b"], parsing_context=ctx, filename="cf.js")
+    out.append(fn(1, "x"))
+    with_ext = pool.compile_function("return k + a", ["a"], parsing_context=ctx, filename="cf.js",
+                                     context_extensions=[{"k": 40}])
+    out.append(with_ext(2))
+    for code in ["return }", "}); (function () {", "throw new TE('in body')"]:
+        try:
+            out.append(repr(pool.compile_function(code, ["a"], parsing_context=ctx, filename="cf.js")()))
+        except isolate.IsolateError as exc:
+            out.append(observe_error(exc))
+    return repr(out)
+
+
 CHECKS = {
     "values_out": check_values_out,
     "globals_in": check_globals_in,
@@ -326,6 +341,7 @@ CHECKS = {
     "promises": check_promises,
     "handles": check_handles,
     "mirror": check_mirror,
+    "compile_function": check_compile_function,
 }
 
 
