@@ -92,7 +92,7 @@
   }
   function handleValue(id) {
     if (!ReflectApply(mapHas, handles, [id])) {
-      throw new ReferenceError('isolate: handle ' + id + ' was released');
+      throw new errorCtors.ReferenceError('isolate: handle ' + id + ' was released');
     }
     return ReflectApply(mapGet, handles, [id]);
   }
@@ -112,6 +112,12 @@
        ReflectApply(StringIndexOf, message, ['ScriptTimeout(']) >= 0);
   }
 
+  // An error of the host hook's realm, remade in this one (by name, message only).
+  function hookError(name, message) {
+    const Ctor = typeof name === 'string' && hasOwnCall(errorCtors, name) ? errorCtors[name] : ErrorCtor;
+    return Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, StringCtor(message)) : new Ctor(StringCtor(message));
+  }
+
   function hostFunction(id, name) {
     if (ReflectApply(mapHas, hostFunctionCache, [id])) {
       return ReflectApply(mapGet, hostFunctionCache, [id]);
@@ -127,10 +133,14 @@
         // Function ...: ScriptInterrupted(...)" when the signal's handler ran
         // in dukpy's own tail of the callback. The worker re-delivers the
         // stop: wait for the engine's interrupt hook, where no catch sees it.
-        if (err instanceof InternalErrorCtor && stoppedInCallback(err.message)) {
+        // The hook lives in the bridge's own realm (workers/engine.py): what it
+        // throws is made there, and is remade here before any script sees it.
+        if (err === null || typeof err !== 'object') throw err;  // null: out of memory
+        const message = readInherited(err, 'message');
+        if (stoppedInCallback(message)) {
           for (;;) { /* stopped by the engine's interrupt hook */ }
         }
-        throw err;
+        throw hookError(readInherited(err, 'name'), message);
       }
       if (reply !== null && typeof reply === 'object' && reply.abort === true) {
         // A timeout or interrupt arrived during the host call; the worker has
@@ -143,8 +153,8 @@
       if (reply.ok) return decode(reply.v);
       throw decode(reply.e);
     };
-    ObjectDefineProperty(fn, 'name', { value: name || '' });
-    hostFunctionIds.set(fn, id);
+    ObjectDefineProperty(fn, 'name', { __proto__: null, value: name || '' });
+    ReflectApply(weakMapSet, hostFunctionIds, [fn, id]);
     ReflectApply(mapSet, hostFunctionCache, [id, fn]);
     return fn;
   }
@@ -178,6 +188,9 @@
   // The rest are called with Reflect.apply: binding costs every context
   // creation time.
   const FunctionCall = Function.prototype.call;
+  // The bridge throws with the constructors in errorCtors (a script may replace the
+  // globals). Few names here: each distinct name is an atom of every runtime.
+  const FunctionCtor = Function;
   const uncurry = (fn) => ReflectApply(Function.prototype.bind, FunctionCall, [fn]);
   const getterOf = (proto, key) => ObjectGetOwnPropertyDescriptor(proto, key).get;
   const ObjectSetPrototypeOf = Object.setPrototypeOf;
@@ -212,7 +225,6 @@
   const ArrayBufferPrototype = ArrayBuffer.prototype, ErrorPrototype = Error.prototype;
   const PromisePrototype = Promise.prototype, TypeErrorPrototype = TypeError.prototype;
   const AggregateErrorCtor = AggregateError;
-  const DISPLAYED_STACK = /^[^\n]*\n[^\n]*\n\s*\^/;
 
   // An empty list AggregateError can iterate without the script's Array iterator.
   const NO_ERRORS = { __proto__: null, [Symbol.iterator]() {
@@ -286,6 +298,7 @@
     let sp = 0;
     let kind = eoKind, src = eoSrc, keys = eoKeys, i = 0, n = eoN, out = eoOut, depth = rootDepth + 1;
     const passive = ePassive;
+    const holesHooked = protoIndexes();
     eOpen = false;
     for (;;) {
       if (kind === E_OBJECT && !passive) {
@@ -302,7 +315,7 @@
           if (eTooDeep) return refusal();
           if (eOpen) break;
         }
-      } else if (kind === E_ARRAY && !passive) {
+      } else if (kind === E_ARRAY && !passive && !holesHooked) {
         while (i < n) {
           const v = src[i++];
           const t = typeof v;
@@ -318,7 +331,7 @@
         while (i < n) {
           let v, key;
           if (kind === E_ARRAY) {
-            v = readPassive(src, i);
+            v = passive ? readPassive(src, i) : hasOwnCall(src, i) ? src[i] : undefined;
           } else if (kind === E_LIST) {
             v = src[i];
           } else {
@@ -358,19 +371,21 @@
     return { v: result, t: eTagged || eRefs, r: eRefs };
   }
 
-  // An array for encoded items. A plain array serializes faster than one
-  // without a prototype, and is safe to fill unless a script gave
-  // Array.prototype or Object.prototype an index property (a setter there
-  // would intercept the filling): own keys list array indices first, so one
-  // look at each prototype per encode tells. (A getter the value runs later
-  // in the same encode could still add one: it would only garble its own
-  // value; the mirror runs no getters.)
+  // An array for encoded items: without a prototype, so that neither filling
+  // it nor serializing it (JS_JSONStringify, in the bridge's realm) meets a
+  // setter or toJSON a script gave Array.prototype or Object.prototype.
   function outputArray() {
+    return newList();
+  }
+  // Whether reading an array's hole would find an index property a script gave
+  // Array.prototype or Object.prototype (own keys list indices first): then
+  // arrays are read own property by own property. Asked once per encode.
+  function protoIndexes() {
     if (ePlainArrays === undefined) {
       const a = ReflectOwnKeys(ArrayPrototype)[0], o = ReflectOwnKeys(ObjectPrototype)[0];
       ePlainArrays = !isIndexKey(a) && !isIndexKey(o);
     }
-    return ePlainArrays ? [] : newList();
+    return !ePlainArrays;
   }
   function isIndexKey(key) {
     return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
@@ -600,15 +615,9 @@
       try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
       try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
     }
-    if (ReflectApply(regexpExec, DISPLAYED_STACK, [stack]) === null) stack = nodeStyleStack(name, message, cleanStack(stack));
+    const st = stackText();
+    if (!st.displayedStack(stack)) stack = st.nodeStyleStack(name, message, st.cleanStack(stack));
     return { __proto__: null, [TAG]: 'e', name, message, stack };
-  }
-
-  // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
-  function nodeStyleStack(name, message, stack) {
-    const head = message ? name + ': ' + message : name;
-    if (stack.startsWith(head)) return stack;
-    return head + '\n' + stack;
   }
 
   function latin1ToBytes(s) {
@@ -704,7 +713,7 @@
   }
 
   function tooDeepToDecode() {
-    return new RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
+    return new errorCtors.RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
   }
 
   // One tagged value: a primitive, a leaf tag, or a container opened for the walk.
@@ -718,12 +727,12 @@
       if (t === 'S') return openDecoded(D_SET, v, 1, n, new SetCtor(), null);
       if (t === 'O') return openDecoded(D_PAIRS, v, 1, n, { __proto__: null }, null);
       if (t === 'e') {
-        const name = head.name;
-        const known = hasOwnCall(errorCtors, name);
+        const name = own(head, 'name'), message = own(head, 'message'), stack = own(head, 'stack');
+        const known = typeof name === 'string' && hasOwnCall(errorCtors, name);
         const Ctor = known ? errorCtors[name] : ErrorCtor;
-        const err = Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, head.message) : new Ctor(head.message);
+        const err = Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, message) : new Ctor(message);
         if (!known) defineValue(err, 'name', name, false);
-        if (head.stack) defineValue(err, 'stack', head.stack, false);
+        if (stack) defineValue(err, 'stack', stack, false);
         return openDecoded(D_ERROR, v, 1, n, err, null);
       }
       return openDecoded(D_ARRAY, v, 0, n, newList(), null);
@@ -733,33 +742,42 @@
       const keys = ObjectKeys(v);
       return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
     }
+    // Read own properties only: the request was parsed in this realm, and a
+    // field left out must not be looked up on the script's Object.prototype.
     switch (v[TAG]) {
       case 'u': return undefined;
-      case 'n': return v.v === '-0' ? -0 : +v.v;
+      case 'n': return own(v, 'v') === '-0' ? -0 : +own(v, 'v');
       case 'b': {
-        const s = v.v;
+        const s = StringCtor(own(v, 'v'));
         return charCodeAt(s, 0) === 45 ? -BigIntCtor('0x' + ReflectApply(StringSlice, s, [1])) : BigIntCtor('0x' + s);
       }
-      case 'y': return v.g ? SymbolFor(v.v) : SymbolCtor(v.v === null ? undefined : v.v);
-      case 'd': return new DateCtor(v.v === null ? NaN : v.v);
-      case 'r': return new RegExpCtor(v.s, v.f);
-      case 'R': {
-        if (!(v.i >= 0 && v.i < dTable.length)) throw new ReferenceError('isolate: bad back-reference');
-        return dTable[v.i];
+      case 'y': {
+        const d = own(v, 'v');
+        return own(v, 'g') ? SymbolFor(d) : SymbolCtor(d === null ? undefined : d);
       }
-      case 'A': return ReflectApply(taBuffer, latin1ToBytes(v.v), []);
+      case 'd': { const t = own(v, 'v'); return new DateCtor(t === null ? NaN : t); }
+      case 'r': return new RegExpCtor(StringCtor(own(v, 's')), StringCtor(own(v, 'f')));
+      case 'R': {
+        const i = own(v, 'i');
+        if (!(i >= 0 && i < dTable.length)) throw new errorCtors.ReferenceError('isolate: bad back-reference');
+        return dTable[i];
+      }
+      case 'A': return ReflectApply(taBuffer, latin1ToBytes(StringCtor(own(v, 'v'))), []);
       case 't': {
-        const bytes = latin1ToBytes(v.v);
-        if (v.k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
-        const Ctor = hasOwnCall(typedArrayCtors, v.k) ? typedArrayCtors[v.k] : undefined;
-        if (!Ctor) throw new TypeError('isolate: unknown typed array ' + v.k);
+        const bytes = latin1ToBytes(StringCtor(own(v, 'v'))), k = own(v, 'k');
+        if (k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
+        const Ctor = typeof k === 'string' && hasOwnCall(typedArrayCtors, k) ? typedArrayCtors[k] : undefined;
+        if (!Ctor) throw new errorCtors.TypeError('isolate: unknown typed array');
         return new Ctor(ReflectApply(taBuffer, bytes, []), 0, ReflectApply(taByteLength, bytes, []) / Ctor.BYTES_PER_ELEMENT);
       }
-      case 'h': return handleValue(v.i);
-      case 'H': return hostFunction(v.i, v.n);
+      case 'h': return handleValue(own(v, 'i'));
+      case 'H': return hostFunction(own(v, 'i'), own(v, 'n'));
       default:
-        throw new TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
+        throw new errorCtors.TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
     }
+  }
+  function own(obj, key) {
+    return hasOwnCall(obj, key) ? obj[key] : undefined;
   }
   function decodeArg(arg) {
     // [value, tagged?]: untagged values are plain JSON and need no walk.
@@ -770,7 +788,14 @@
   // A promise handed to the host is the host's to handle: mark it handled
   // now, before dukpy's job drain would report its rejection as unhandled.
   function handOver(value) {
-    if (value instanceof PromiseCtor) ReflectApply(promiseThen, value, [undefined, () => {}]);
+    if (value === null || typeof value !== 'object') return value;
+    // A promise of this realm, as instanceof would say without a script's Symbol.hasInstance.
+    for (let o = ObjectGetPrototypeOf(value), steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+      if (o === PromisePrototype) {
+        ReflectApply(promiseThen, value, [undefined, () => {}]);
+        break;
+      }
+    }
     return value;
   }
 
@@ -778,89 +803,302 @@
   // of the bridge itself as <dukpy> (or native helpers below it). Node shows
   // the script's filename, with the caller's line and column offsets, and
   // nothing of its own machinery.
-  let current = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+  let current = { __proto__: null, filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
   // Frames of functions called later (the call op) are named after the most
   // recent script: QuickJS's eval does not keep a file name per function.
   let lastRun = current;
   // Functions handed to the host remember the positions of the code that made
   // them, so a later call reports their own file, not the latest script's.
   const functionOrigin = new WeakMapCtor();
-  // `firstLine` is the engine's line number of the user's first line (2 when
-  // the code was wrapped in a function header line), `firstLineShift` the
-  // columns a same-line wrapper added before it.
-  function userLine(line) {
-    return line - (current.firstLine || 1) + 1;
+  // ---- stack text ------------------------------------------------------------
+  // Made on first use (most contexts never format an error): the closures below
+  // cost every context's creation otherwise. They use only intrinsics captured
+  // at installation.
+  let stackTools = null;
+  function stackText() {
+    if (stackTools === null) stackTools = stackToolsMade();
+    return stackTools;
   }
-  function position(line, col) {
-    line = +line; col = +col;
-    if (userLine(line) === 1) col = Math.max(col - current.firstLineShift, 1) + current.columnOffset;
-    return (userLine(line) + current.lineOffset) + ':' + col;
-  }
-  function cleanStack(stack) {
-    // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's.
-    const lines = stack.split('\n').filter((l) => !/\(<isolate-bridge>:\d+:\d+\)$/.test(l));
-    while (lines.length && (lines[lines.length - 1] === '' || /\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(lines[lines.length - 1]))) {
-      lines.pop();
+  function stackToolsMade() {
+    // String methods, called with Reflect.apply (errors only: no binding cost).
+    function StringSliceCall(s, start, end) { return ReflectApply(StringSlice, s, [start, end]); }
+    function StringIndexOfCall(s, search, from) { return ReflectApply(StringIndexOf, s, [search, from]); }
+    function StringLastIndexOfCall(s, search, from) {
+      // From the end, with indexOf (one name less to capture).
+      let found = -1, at = StringIndexOfCall(s, search);
+      const last = from === undefined ? s.length : from;
+      while (at >= 0 && at <= last) { found = at; at = StringIndexOfCall(s, search, at + 1); }
+      return found;
     }
-    // Top-level code of a script compiled with its real file name: QuickJS
-    // says "at <eval> (a.js:3:7)" where Node says "at a.js:3:7".
-    // QuickJS names an anonymous function "<anonymous>", Node leaves it out.
-    let out = lines.join('\n').replace(/^(\s+at )(?:<eval>|<anonymous>) \(((?!<input>:)[^\n]*:\d+:\d+)\)$/gm, '$1$2');
-    // Code compiled with an empty file name (compileFunction's default): V8 says <anonymous>.
-    out = out.replace(/^(\s+at (?:[^\n(]* \()?):(\d+:\d+\)?)$/gm, '$1<anonymous>:$2');
-    if (current.filename !== undefined) {
+    function spaces(count) { let out = ''; for (let i = 0; i < count; i++) out += ' '; return out; }
+    function atLeast(x, min) { return x > min ? x : min; }
+    // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
+    function nodeStyleStack(name, message, stack) {
+      const head = message ? name + ': ' + message : name;
+      if (StringSliceCall(stack, 0, head.length) === head) return stack;
+      return head + '\n' + stack;
+    }
+    // A stack rewritten for displayErrors already: "file:line", the source line, then a caret line.
+    function displayedStack(stack) {
+      const first = StringIndexOfCall(stack, '\n');
+      if (first < 0) return false;
+      const second = StringIndexOfCall(stack, '\n', first + 1);
+      if (second < 0) return false;
+      let caret = second + 1;
+      while (caret < stack.length && (isSpace(charCodeAt(stack, caret)) || charCodeAt(stack, caret) === 10)) caret++;
+      return caret < stack.length && charCodeAt(stack, caret) === 94;  // '^'
+    }
+
+    // `firstLine` is the engine's line number of the user's first line (2 when
+    // the code was wrapped in a function header line), `firstLineShift` the
+    // columns a same-line wrapper added before it.
+    function userLine(line) {
+      return line - (current.firstLine || 1) + 1;
+    }
+    function position(line, col) {
+      line = +line; col = +col;
+      if (userLine(line) === 1) col = atLeast(col - current.firstLineShift, 1) + current.columnOffset;
+      return (userLine(line) + current.lineOffset) + ':' + col;
+    }
+
+    // ---- stack text, without the script's String, RegExp or Array methods -----
+    // No regular expression: RegExp.prototype.exec fills its result array by
+    // assignment (a setter on Array.prototype would see it) and String methods
+    // that take a pattern look up Symbol.replace/split on it. Lines are scanned
+    // with the captured indexOf/slice/charCodeAt and kept in prototype-less lists.
+    function splitLines(text) {
+      const lines = newList();
+      let n = 0, start = 0;
+      for (;;) {
+        const nl = StringIndexOfCall(text, '\n', start);
+        if (nl < 0) { lines[n++] = StringSliceCall(text, start); return lines; }
+        lines[n++] = StringSliceCall(text, start, nl);
+        start = nl + 1;
+      }
+    }
+    function joinLines(lines, n) {
+      let out = n > 0 ? lines[0] : '';
+      for (let i = 1; i < n; i++) out += '\n' + lines[i];
+      return out;
+    }
+    function isSpace(c) { return c === 32 || c === 9 || c === 11 || c === 12 || c === 13 || c === 160; }
+    function leadingSpaces(s) {
+      let i = 0;
+      while (i < s.length && isSpace(charCodeAt(s, i))) i++;
+      return i;
+    }
+    function isBlank(s) { return leadingSpaces(s) === s.length; }
+    // The end of a run of digits starting at i (i itself when there is none).
+    function digitsEnd(s, i) {
+      while (i < s.length) {
+        const c = charCodeAt(s, i);
+        if (c < 48 || c > 57) break;
+        i++;
+      }
+      return i;
+    }
+    // "L:C" at s[i..]: the index after it, or -1.
+    function lineColEnd(s, i) {
+      const a = digitsEnd(s, i);
+      if (a === i || a >= s.length || charCodeAt(s, a) !== 58) return -1;
+      const b = digitsEnd(s, a + 1);
+      return b === a + 1 ? -1 : b;
+    }
+    // Whether s[i..] is exactly "L:C".
+    function isLineCol(s, i) { return lineColEnd(s, i) === s.length; }
+    // "FILE:L:C" (FILE may hold colons): the index where ":L:C" starts, or -1.
+    function fileLineColSplit(s) {
+      const c2 = StringLastIndexOfCall(s, ':');
+      if (c2 <= 0) return -1;
+      const c1 = StringLastIndexOfCall(s, ':', c2 - 1);
+      if (c1 < 0 || !isLineCol(s, c1 + 1)) return -1;
+      return c1;
+    }
+    // The file of a line ending "(FILE:L:C)", 'native' for "(native)", or undefined.
+    function trailingFrameFile(line) {
+      if (line.length === 0 || charCodeAt(line, line.length - 1) !== 41) return undefined;  // ')'
+      const open = StringLastIndexOfCall(line, '(');
+      if (open < 0) return undefined;
+      const inner = StringSliceCall(line, open + 1, line.length - 1);
+      if (inner === 'native') return inner;
+      const at = fileLineColSplit(inner);
+      return at < 0 ? undefined : StringSliceCall(inner, 0, at);
+    }
+    // The bridge's own frames: '<null>' when it was loaded from bytecode without
+    // debug tables (workers/engine.py), '<isolate-bridge>' from source.
+    function isOwnFrame(line) {
+      const file = trailingFrameFile(line);
+      return file === '<isolate-bridge>' || file === '<null>';
+    }
+    function isBridgeFrame(line) {
+      const file = trailingFrameFile(line);
+      return file === '<isolate-bridge>' || file === '<null>' || file === '<dukpy>' || file === 'native';
+    }
+    // "<ws>at REST": the index where REST starts, or -1.
+    function frameBody(line) {
+      const ws = leadingSpaces(line);
+      return ws > 0 && StringSliceCall(line, ws, ws + 3) === 'at ' ? ws + 3 : -1;
+    }
+    // Node's form of one frame line, before file names are applied.
+    function nodeFrame(line) {
+      const body = frameBody(line);
+      if (body < 0) return line;
+      return anonymousFile(line, body, topLevelFrame(line, body));
+    }
+    function topLevelFrame(line, body) {
+      const rest = StringSliceCall(line, body);
+      // "at <eval> (a.js:3:7)" / "at <anonymous> (a.js:3:7)" -> "at a.js:3:7" (not for <input>)
+      for (let k = 0; k < 2; k++) {
+        const head = k === 0 ? '<eval> (' : '<anonymous> (';
+        if (StringSliceCall(rest, 0, head.length) === head && charCodeAt(rest, rest.length - 1) === 41) {
+          const inner = StringSliceCall(rest, head.length, rest.length - 1);
+          if (StringSliceCall(inner, 0, 8) !== '<input>:' && fileLineColSplit(inner) >= 0 &&
+              StringIndexOfCall(inner, '\n') < 0) {
+            return inner;
+          }
+        }
+      }
+      return rest;
+    }
+    function anonymousFile(line, body, rest) {
+      // An empty file name (compileFunction's default): V8 says <anonymous>.
+      const closing = rest.length > 0 && charCodeAt(rest, rest.length - 1) === 41 ? 1 : 0;
+      if (rest.length > 0 && charCodeAt(rest, 0) === 58 && isLineCol(StringSliceCall(rest, 0, rest.length - closing), 1)) {
+        return StringSliceCall(line, 0, body) + '<anonymous>' + rest;
+      }
+      const open = StringIndexOfCall(rest, '(');
+      if (open > 0 && charCodeAt(rest, open - 1) === 32 && charCodeAt(rest, open + 1) === 58 &&
+          isLineCol(StringSliceCall(rest, 0, rest.length - closing), open + 2)) {
+        return StringSliceCall(line, 0, body) + StringSliceCall(rest, 0, open + 1) + '<anonymous>' +
+          StringSliceCall(rest, open + 1);
+      }
+      return StringSliceCall(line, 0, body) + rest;
+    }
+    // Every "PREFIX<input>:L:C" + SUFFIX in a line, rewritten to name the file.
+    function renameInput(line, prefix, suffix, outPrefix, outSuffix, file) {
+      const marker = prefix + '<input>:';
+      let out = '', from = 0, at = StringIndexOfCall(line, marker);
+      while (at >= 0) {
+        const start = at + marker.length;
+        const end = lineColEnd(line, start);
+        if (end >= 0 && StringSliceCall(line, end, end + suffix.length) === suffix) {
+          const colon = StringIndexOfCall(line, ':', start);
+          const pos = position(StringSliceCall(line, start, colon), StringSliceCall(line, colon + 1, end));
+          out += StringSliceCall(line, from, at) + outPrefix + file + ':' + pos + outSuffix;
+          from = end + suffix.length;
+          at = StringIndexOfCall(line, marker, from);
+        } else {
+          at = StringIndexOfCall(line, marker, at + 1);
+        }
+      }
+      return from === 0 ? line : out + StringSliceCall(line, from);
+    }
+    function cleanStack(stack) {
+      // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's;
+      // nor are dukpy's and native helpers' frames at the bottom.
+      const all = splitLines(stack), lines = newList();
+      let n = 0;
+      for (let i = 0; i < all.length; i++) {
+        if (!isOwnFrame(all[i])) lines[n++] = all[i];
+      }
+      while (n > 0 && (lines[n - 1] === '' || isBridgeFrame(lines[n - 1]))) n--;
       const file = current.filename;
-      out = out.replace(/at <eval> \(<input>:(\d+):(\d+)\)/g, (m, l, c) => 'at ' + file + ':' + position(l, c));
-      out = out.replace(/\(<input>:(\d+):(\d+)\)/g, (m, l, c) => '(' + file + ':' + position(l, c) + ')');
-      out = out.replace(/ <input>:(\d+):(\d+)/g, (m, l, c) => ' ' + file + ':' + position(l, c));
+      for (let i = 0; i < n; i++) {
+        // Top-level code of a script compiled with its real file name: QuickJS says
+        // "at <eval> (a.js:3:7)" where Node says "at a.js:3:7"; QuickJS names an
+        // anonymous function "<anonymous>", Node leaves it out.
+        let line = nodeFrame(lines[i]);
+        if (file !== undefined) {
+          line = renameInput(line, 'at <eval> (', ')', 'at ', '', file);
+          line = renameInput(line, '(', ')', '(', ')', file);
+          line = renameInput(line, ' ', '', ' ', '', file);
+        }
+        lines[i] = line;
+      }
+      return joinLines(lines, n);
     }
-    return out;
-  }
-  // A compile error of the script itself has exactly one frame, "at <input>:L:C".
-  function compileErrorPosition(err) {
-    if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return null;
-    const frames = err.stack.split('\n').filter((l) => l.trim() !== '' && !/\((?:<dukpy>|<isolate-bridge>):\d+:\d+\)$|\(native\)$/.test(l));
-    if (frames.length !== 1) return null;
-    const m = /^\s+at <input>:(\d+):(\d+)$/.exec(frames[0]);
-    return m ? [+m[1], +m[2]] : null;
-  }
-  // A compile error of a script compiled with its real file name has one
-  // frame, "at FILE:L:C", with the caller's offsets already applied.
-  function nativeCompileErrorPosition(err) {
-    if (!(err instanceof SyntaxError) || typeof err.stack !== 'string') return null;
-    const frames = err.stack.split('\n').filter((l) => l.trim() !== '');
-    if (frames.length !== 1) return null;
-    const m = /^\s+at (.*):(\d+):(\d+)$/.exec(frames[0]);
-    return m ? [+m[2], +m[3]] : null;
-  }
-  function rewriteNativeCompileError(err, code, filename, lineOffset, columnOffset, displayErrors) {
-    try {
-      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
-      const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
-      if (pos) {
-        const line = pos[0] - lineOffset, col = line === 1 ? Math.max(pos[1] - columnOffset, 1) : pos[1];
-        const sourceLine = code.split('\n')[line - 1] || '';
-        stack = filename + ':' + pos[0] + '\n' + sourceLine + '\n' +
-          ' '.repeat(Math.max(col - 1, 0)) + '^\n\n' + stack;
+    // The lines of a stack that are frames of the user's code.
+    function userFrames(err) {
+      const all = splitLines(err.stack), frames = newList();
+      let n = 0;
+      for (let i = 0; i < all.length; i++) {
+        if (!isBlank(all[i]) && !isBridgeFrame(all[i])) frames[n++] = all[i];
       }
-      ObjectDefineProperty(err, 'stack', { value: stack, writable: true, configurable: true });
-    } catch (e) { /* frozen error: leave it */ }
-  }
-  function rewriteStack(err, code, displayErrors) {
-    try {
-      if (err === null || typeof err !== 'object' || typeof err.stack !== 'string') return;
-      let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
-      const pos = displayErrors ? compileErrorPosition(err) : null;
-      if (pos) {
-        // Node's displayErrors: "file:line", the source line, a caret, a blank line.
-        const line = userLine(pos[0]), col = pos[1];
-        const sourceLine = code.split('\n')[line - 1] || '';
-        const caretCol = line === 1 ? Math.max(col - current.firstLineShift, 1) : col;
-        stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine + '\n' +
-          ' '.repeat(Math.max(caretCol - 1, 0)) + '^\n\n' + stack;
+      frames.length = n;
+      return frames;
+    }
+    function isSyntaxError(err) {
+      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === errorCtors.SyntaxError.prototype &&
+        typeof err.stack === 'string';
+    }
+    // A compile error of the script itself has exactly one frame, "at <input>:L:C".
+    function compileErrorPosition(err) {
+      if (!isSyntaxError(err)) return null;
+      const frames = userFrames(err);
+      if (frames.length !== 1) return null;
+      const body = frameBody(frames[0]);
+      if (body < 0 || StringSliceCall(frames[0], body, body + 8) !== '<input>:' || !isLineCol(frames[0], body + 8)) return null;
+      const loc = StringSliceCall(frames[0], body + 8), colon = StringIndexOfCall(loc, ':');
+      return [+StringSliceCall(loc, 0, colon), +StringSliceCall(loc, colon + 1)];
+    }
+    // A compile error of a script compiled with its real file name has one
+    // frame, "at FILE:L:C", with the caller's offsets already applied.
+    function nativeCompileErrorPosition(err) {
+      if (!isSyntaxError(err)) return null;
+      const frames = userFrames(err);
+      if (frames.length !== 1) return null;
+      const body = frameBody(frames[0]);
+      if (body < 0) return null;
+      const loc = StringSliceCall(frames[0], body), at = fileLineColSplit(loc);
+      if (at < 0) return null;
+      const colon = StringIndexOfCall(loc, ':', at + 1);
+      return [+StringSliceCall(loc, at + 1, colon), +StringSliceCall(loc, colon + 1)];
+    }
+    function sourceLine(code, index) {
+      let start = 0;
+      for (let i = 0; i < index; i++) {
+        const nl = StringIndexOfCall(code, '\n', start);
+        if (nl < 0) return '';
+        start = nl + 1;
       }
-      ObjectDefineProperty(err, 'stack', { value: stack, writable: true, configurable: true });
-    } catch (e) { /* frozen error: leave it */ }
+      const end = StringIndexOfCall(code, '\n', start);
+      return end < 0 ? StringSliceCall(code, start) : StringSliceCall(code, start, end);
+    }
+    function setStack(err, stack) {
+      ObjectDefineProperty(err, 'stack', { __proto__: null, value: stack, writable: true, configurable: true });
+    }
+    function rewriteNativeCompileError(err, code, filename, lineOffset, columnOffset, displayErrors) {
+      try {
+        let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+        const pos = displayErrors ? nativeCompileErrorPosition(err) : null;
+        if (pos) {
+          const line = pos[0] - lineOffset, col = line === 1 ? atLeast(pos[1] - columnOffset, 1) : pos[1];
+          stack = filename + ':' + pos[0] + '\n' + sourceLine(code, line - 1) + '\n' +
+            spaces(atLeast(col - 1, 0)) + '^\n\n' + stack;
+        }
+        setStack(err, stack);
+      } catch (e) { /* frozen error: leave it */ }
+    }
+    function rewriteStack(err, code, displayErrors) {
+      try {
+        if (err === null || typeof err !== 'object' || typeof err.stack !== 'string') return;
+        let stack = nodeStyleStack(StringCtor(err.name), StringCtor(err.message), cleanStack(err.stack));
+        const pos = displayErrors ? compileErrorPosition(err) : null;
+        if (pos) {
+          // Node's displayErrors: "file:line", the source line, a caret, a blank line.
+          const line = userLine(pos[0]), col = pos[1];
+          const caretCol = line === 1 ? atLeast(col - current.firstLineShift, 1) : col;
+          stack = current.filename + ':' + (line + current.lineOffset) + '\n' + sourceLine(code, line - 1) + '\n' +
+            spaces(atLeast(caretCol - 1, 0)) + '^\n\n' + stack;
+        }
+        setStack(err, stack);
+      } catch (e) { /* frozen error: leave it */ }
+    }
+
+    return {
+      __proto__: null, cleanStack, nodeStyleStack, displayedStack, compileErrorPosition,
+      rewriteStack, rewriteNativeCompileError, setStack,
+    };
   }
 
   // The global's own enumerable properties for the mirror, read without
@@ -890,6 +1128,7 @@
     const info = current;  // positions in stacks refer to this op's code
     let produced = false, threw = false, value, error;
     return {
+      __proto__: null,
       toJSON: function () {
         const outer = current;
         current = info;
@@ -910,7 +1149,7 @@
         } else {
           try {
             const e = encode(value);
-            out = { ok: true, v: e.v, t: e.t };
+            out = { __proto__: null, ok: true, v: e.v, t: e.t };
           } catch (err) {
             out = failure(relieve(err), true);
           }
@@ -929,7 +1168,7 @@
   function failure(err, enc) {
     let e;
     try { e = encode(err); } catch (inner) { e = encode(new ErrorCtor('isolate: unencodable exception')); }
-    return enc ? { ok: false, e: e.v, t: e.t, enc: true } : { ok: false, e: e.v, t: e.t };
+    return enc ? { __proto__: null, ok: false, e: e.v, t: e.t, enc: true } : { __proto__: null, ok: false, e: e.v, t: e.t };
   }
 
   // ---- memory: replying at the engine's memory limit -------------------------
@@ -947,7 +1186,8 @@
   let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
   function isOutOfMemory(err) {
     try {
-      return err instanceof InternalErrorCtor && err.message === 'out of memory';
+      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === InternalErrorCtor.prototype &&
+        readInherited(err, 'message') === 'out of memory';
     } catch (e) {
       return false;
     }
@@ -983,8 +1223,8 @@
   const CHECK_FUNCTION = '__isolate_body';
 
   function wrapperClosed(filename) {
-    const error = new SyntaxError("Unexpected token '}'");
-    ObjectDefineProperty(error, 'stack', { value: "SyntaxError: Unexpected token '}'\n    at " + filename, writable: true, configurable: true });
+    const error = new errorCtors.SyntaxError("Unexpected token '}'");
+    stackText().setStack(error, "SyntaxError: Unexpected token '}'\n    at " + filename);
     return error;
   }
 
@@ -997,7 +1237,7 @@
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
                   started: 0 };
-  ObjectDefineProperty(G, SymbolFor('isolate.stash'), { value: stash, configurable: true });
+  ObjectDefineProperty(G, SymbolFor('isolate.stash'), { __proto__: null, value: stash, configurable: true });
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;
@@ -1006,25 +1246,26 @@
   }
 
   const ops = {
+    __proto__: null,
     // Reply with the stashed outcome of a run (compileError: of a compile).
     finish(mirror, compileError, code, filename, lineOffset, columnOffset, displayErrors) {
       const thrown = stash.thrown, value = takeStash();  // (no destructuring: no iterator to hook)
-      current = lastRun = { filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
+      current = lastRun = { __proto__: null, filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
       if (thrown && compileError) {
-        rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
+        stackText().rewriteNativeCompileError(value, code, filename, lineOffset, columnOffset, displayErrors);
       }
       if (!thrown) handOver(value);
       return reply(() => { if (thrown) throw value; return value; }, mirror);
     },
     run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
       let value, thrown = false, error;
-      current = lastRun = { filename, lineOffset, columnOffset, firstLineShift: 0 };
+      current = lastRun = { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0 };
       try {
         value = handOver(indirectEval(code));
       } catch (err) {
         thrown = true;
         error = relieve(err);
-        rewriteStack(error, code, displayErrors);
+        stackText().rewriteStack(error, code, displayErrors);
       }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
@@ -1044,8 +1285,8 @@
         : 'function ' + CHECK_FUNCTION + '(){';
       const head = 'throw 0;\n' + decl;
       current = withParams
-        ? { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
-        : { filename, lineOffset, columnOffset, firstLineShift: decl.length, firstLine: 2 };
+        ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+        : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: decl.length, firstLine: 2 };
       let error = null;
       try {
         indirectEval(head + code + '\n}');
@@ -1059,7 +1300,7 @@
           if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
             error = wrapperClosed(filename);
           }
-        } else if (compileErrorPosition(err)) {
+        } else if (stackText().compileErrorPosition(err)) {
           // Not a function body. If it compiles inside a function *expression*
           // (checked the same way: `throw 0` first, so nothing runs), it closes
           // that wrapper: Node's parser sees the stray '}' first.
@@ -1067,18 +1308,18 @@
           // existed: QuickJS's columns in a function body depend on the header).
           const expr = withParams ? '(function (' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n' : '(function(){';
           current = withParams
-            ? { filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
-            : { filename, lineOffset, columnOffset, firstLineShift: expr.length, firstLine: 2 };
+            ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+            : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: expr.length, firstLine: 2 };
           let exprError = null;
           try {
             indirectEval('throw 0;\n' + expr + code + '\n})');
           } catch (inner) {
             exprError = inner;
           }
-          if (exprError === 0 || !compileErrorPosition(exprError)) {
+          if (exprError === 0 || !stackText().compileErrorPosition(exprError)) {
             error = wrapperClosed(filename);
           } else {
-            rewriteStack(exprError, code, displayErrors);
+            stackText().rewriteStack(exprError, code, displayErrors);
             error = exprError;
           }
         } else {
@@ -1089,7 +1330,7 @@
     },
     call(id, args, mirror) {
       const fn = handleValue(id);
-      current = functionOrigin.get(fn) || lastRun;
+      current = ReflectApply(weakMapGet, functionOrigin, [fn]) || lastRun;
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
@@ -1098,7 +1339,7 @@
     },
     construct(id, args, mirror) {
       const fn = handleValue(id);
-      current = functionOrigin.get(fn) || lastRun;
+      current = ReflectApply(weakMapGet, functionOrigin, [fn]) || lastRun;
       let value, thrown = false, error;
       try {
         value = handOver(ReflectConstruct(fn, decodeArg(args)));
@@ -1109,9 +1350,12 @@
       const values = decodeArg(entries);
       // Defined, not assigned: a sandbox key named like a builtin (JSON, Proxy)
       // must become an own enumerable global, as Node's contextified object has it.
-      for (const k of ObjectKeys(values)) {
+      const keys = ObjectKeys(values);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i];
         try {
-          ObjectDefineProperty(G, k, { value: values[k], writable: true, enumerable: true, configurable: true });
+          ObjectDefineProperty(G, k, { __proto__: null, value: values[k], writable: true, enumerable: true,
+                                       configurable: true });
         } catch (e) {
           G[k] = values[k];  // a non-configurable global (undefined, NaN): plain assignment semantics
         }
@@ -1122,13 +1366,13 @@
       current = lastRun;
       const obj = target === 0 ? G : handleValue(target);
       return reply(() => {
-        if (!(key in obj)) throw new ReferenceError(key + ' is not defined');
+        if (!(key in obj)) throw new errorCtors.ReferenceError(key + ' is not defined');
         return obj[key];
       }, false);
     },
     has(target, key) {
       const obj = target === 0 ? G : handleValue(target);
-      return reply(() => hasOwn.call(obj, key), false);
+      return reply(() => hasOwnCall(obj, key), false);
     },
     set(target, key, value) {
       const obj = target === 0 ? G : handleValue(target);
@@ -1155,16 +1399,18 @@
     },
     compile_function(code, params, filename, extensions, lineOffset, columnOffset) {
       // The body starts on the wrapper's second line: report it as line 1 (+ offset).
-      current = { filename, lineOffset: lineOffset || 0, columnOffset: columnOffset || 0,
+      current = { __proto__: null, filename, lineOffset: lineOffset || 0, columnOffset: columnOffset || 0,
                   firstLineShift: 0, firstLine: 2 };
       return reply(() => {
         const exts = decodeArg(extensions);
-        const paramList = params.join(', ');
+        const paramList = ReflectApply(ArrayJoin, params, [', ']);
         let fn;
         if (exts.length === 0) {
           fn = indirectEval('(function (' + paramList + ') {\n' + code + '\n})');
         } else {
-          let src = '(function (' + exts.map((_, i) => '__isolate_ext' + i).join(', ') + ') {';
+          let src = '(function (';
+          for (let i = 0; i < exts.length; i++) src += (i ? ', __isolate_ext' : '__isolate_ext') + i;
+          src += ') {';
           for (let i = 0; i < exts.length; i++) src += ' with (__isolate_ext' + i + ')';
           src += ' { return function (' + paramList + ') {\n' + code + '\n}; } })';
           fn = ReflectApply(indirectEval(src), undefined, exts);
@@ -1179,23 +1425,25 @@
     // `f instanceof Function` hold as before; a direct eval(...) is now a
     // call of a plain function, so it throws too.
     forbid_code_generation() {
-      const refuse = () => { throw new EvalError('Code generation from strings disallowed for this context'); };
+      const refuse = () => { throw new errorCtors.EvalError('Code generation from strings disallowed for this context'); };
       function standIn(original) {
         const fn = function () { return refuse(); };
-        ObjectDefineProperty(fn, 'name', { value: original.name, configurable: true });
-        ObjectDefineProperty(fn, 'length', { value: original.length, configurable: true });
-        ObjectDefineProperty(fn, 'prototype', { value: original.prototype, writable: false,
+        ObjectDefineProperty(fn, 'name', { __proto__: null, value: original.name, configurable: true });
+        ObjectDefineProperty(fn, 'length', { __proto__: null, value: original.length, configurable: true });
+        ObjectDefineProperty(fn, 'prototype', { __proto__: null, value: original.prototype, writable: false,
                                                 enumerable: false, configurable: false });
-        ObjectDefineProperty(original.prototype, 'constructor', { value: fn, writable: true,
+        ObjectDefineProperty(original.prototype, 'constructor', { __proto__: null, value: fn, writable: true,
                                                                   enumerable: false, configurable: true });
         return fn;
       }
       const evalStandIn = { eval(x) { return refuse(); } }.eval;
-      ObjectDefineProperty(G, 'eval', { value: evalStandIn, writable: true, enumerable: false, configurable: true });
-      ObjectDefineProperty(G, 'Function', { value: standIn(Function), writable: true, enumerable: false,
-                                            configurable: true });
-      for (const src of ['(async function () {})', '(function* () {})', '(async function* () {})']) {
-        standIn(ObjectGetPrototypeOf(indirectEval(src)).constructor);
+      ObjectDefineProperty(G, 'eval', { __proto__: null, value: evalStandIn, writable: true, enumerable: false,
+                                        configurable: true });
+      ObjectDefineProperty(G, 'Function', { __proto__: null, value: standIn(FunctionCtor), writable: true,
+                                            enumerable: false, configurable: true });
+      const kin = ['(async function () {})', '(function* () {})', '(async function* () {})'];
+      for (let i = 0; i < kin.length; i++) {
+        standIn(readInherited(ObjectGetPrototypeOf(indirectEval(kin[i])), 'constructor'));
       }
       return reply(() => undefined, false);
     },
@@ -1224,15 +1472,17 @@
       // Its string keys too: reading a namespace's keys with Object.keys would read the
       // bindings, and throw while one is uninitialized.
       // (Indexed, no Array.prototype method: nothing a script can hook runs here.)
-      const all = ReflectOwnKeys(value), keys = [];
+      const all = ReflectOwnKeys(value), keys = newList();
       for (let i = 0, n = all.length, j = 0; i < n; i++) {
         if (typeof all[i] === 'string') {
-          ObjectDefineProperty(keys, j++, { __proto__: null, value: all[i], writable: true, enumerable: true,
-                                            configurable: true });
+          keys[j++] = all[i];
         }
       }
-      const handle = { [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
-      return { toJSON: () => ({ ok: true, v: [handle, keys], t: true }) };
+      const handle = { __proto__: null, [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
+      const pair = newList();
+      pair[0] = handle;
+      pair[1] = keys;
+      return { __proto__: null, toJSON: () => ({ __proto__: null, ok: true, v: pair, t: true }) };
     },
   };
 
@@ -1270,7 +1520,9 @@
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     removeHostHooks();
     const op = request[0];
-    if (!ReflectApply(hasOwn, ops, [op])) return { toJSON: () => failure(new TypeError('isolate: unknown op ' + op)) };
+    if (typeof op !== 'string' || !hasOwnCall(ops, op)) {
+      return { __proto__: null, toJSON: () => failure(new errorCtors.TypeError('isolate: unknown op')) };
+    }
     if (token !== undefined) stash.started = token;
     try {
       // ops[op].call(op, ...request.slice(1)), with the primordial `call`: the
@@ -1278,7 +1530,7 @@
       return ReflectApply(FunctionCall, ops[op], request);
     } catch (err) {
       const error = relieve(err);
-      return { toJSON: () => failure(error) };
+      return { __proto__: null, toJSON: () => failure(error) };
     } finally {
       current = saved;
     }
@@ -1288,6 +1540,6 @@
   // dukpy's eval finds the bridge here. A worker that calls the entry through
   // the C API (the stash) deletes this too, so the global keeps no trace.
   ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
-    value: enter, writable: false, enumerable: false, configurable: true,
+    __proto__: null, value: enter, writable: false, enumerable: false, configurable: true,
   });
 })(globalThis);

@@ -61,6 +61,7 @@ class EvalFlag:
 
 WRITE_OBJ_BYTECODE = 1 << 0
 WRITE_OBJ_STRIP_SOURCE = 1 << 4
+WRITE_OBJ_STRIP_DEBUG = 1 << 5   # no file names, line tables or source: frames show "(<null>:0:1)"
 READ_OBJ_BYTECODE = 1 << 0
 
 UNDEFINED = JSValue(0, Tag.UNDEFINED)
@@ -121,6 +122,10 @@ class QuickJS:
         self.execute_pending_job = bind("JS_ExecutePendingJob", [vp, ctypes.POINTER(vp)], ci)
         self.new_cfunction2 = bind("JS_NewCFunction2", [vp, vp, cp, ci, ci, ci], JSValue)
         self.set_context_opaque = bind("JS_SetContextOpaque", [vp, vp], None)
+        # A bare realm (Object, Function, Array and Error prototypes, empty): see
+        # EngineContext._native_ready, "the bridge's own realm".
+        self.new_context_raw = bind("JS_NewContextRaw", [vp], vp)
+        self.free_context = bind("JS_FreeContext", [vp], None)
         self.get_global_object = bind("JS_GetGlobalObject", [vp], JSValue)
         self.set_memory_limit = bind("JS_SetMemoryLimit", [vp, sz], None)
         self.run_gc = bind("JS_RunGC", [vp], None)
