@@ -147,7 +147,11 @@ class Deadlines:
             yield token
         finally:
             self._active.remove(entry)
-            self._arm()
+            if self._active:
+                self._arm()
+            # The last deadline gone: the timer is left to fire (a stale tick the
+            # handler ignores, unless the next deadline re-arms it first): one
+            # setitimer per timed call instead of two.
 
 
 def _stopping() -> bool:
@@ -232,13 +236,25 @@ def _alarm_blocked():
 
 
 class _CriticalStream(MessageStream):
-    """A MessageStream whose reads and writes cannot be torn by the timer signal."""
+    """A MessageStream whose reads and writes cannot be torn by the timer signal.
+
+    The stop handlers (Deadlines, Interrupts) raise only while an engine op
+    runs: between requests (reading the next one, writing an answer) they never
+    do, so the signal mask is changed (two system calls each time) only for the
+    reads and writes made inside an op, i.e. while JS waits on a host call.
+    """
 
     def write_bytes(self, data: bytes) -> None:
+        if not engine_running():
+            super().write_bytes(data)
+            return
         with _alarm_blocked():
             super().write_bytes(data)
 
     def _feed(self, chunk: bytes) -> None:  # called by MessageStream.read
+        if not engine_running():
+            super()._feed(chunk)
+            return
         with _alarm_blocked():
             super()._feed(chunk)
 
