@@ -147,11 +147,7 @@ class Deadlines:
             yield token
         finally:
             self._active.remove(entry)
-            if self._active:
-                self._arm()
-            # The last deadline gone: the timer is left to fire (a stale tick the
-            # handler ignores, unless the next deadline re-arms it first): one
-            # setitimer per timed call instead of two.
+            self._arm()
 
 
 def _stopping() -> bool:
