@@ -8,6 +8,7 @@ the memory a peer can make us buffer.
 from __future__ import annotations
 
 import os
+import select
 
 import msgpack
 
@@ -35,6 +36,7 @@ class MessageStream:
         self.write_fd = write_fd
         self._decoder = ExtDecoder()
         self._unpacker = self._new_unpacker()
+        self._lookahead: Message | None = None  # a message pending() decoded ahead of read()
 
     def _new_unpacker(self):
         return msgpack.Unpacker(
@@ -53,6 +55,9 @@ class MessageStream:
 
     def read(self) -> Message:
         """Block until one whole message arrives. Raises StreamClosed at end of stream."""
+        if self._lookahead is not None:
+            message, self._lookahead = self._lookahead, None
+            return message
         while True:
             message = self._next()
             if message is not None:
@@ -61,6 +66,18 @@ class MessageStream:
             if not chunk:
                 raise StreamClosed("peer closed the stream")
             self._feed(chunk)
+
+    def pending(self) -> bool:
+        """Whether a read() would find input without waiting: a whole message
+        buffered, or bytes (or the end of the stream) ready on the pipe."""
+        if self._lookahead is not None:
+            return True
+        self._lookahead = self._next()
+        if self._lookahead is not None:
+            return True
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def _feed(self, chunk: bytes) -> None:
         try:

@@ -127,6 +127,12 @@ class EngineContext:
         bytecode.install(self)
         self._native_ready()  # every op through the C API from the start
 
+    def rebind(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None) -> None:
+        """Give a context made ahead of time (a worker's spare) the hooks of the
+        context it becomes. Only before any op: nothing has called a hook yet."""
+        self._on_host_call = on_host_call
+        self._on_abort = on_abort
+
     def _init_raw(self, on_host_call: HostCall, on_abort) -> None:
         # dukpy reads `_ctx` and calls `_check_exported_function_exists` and
         # `_call_python` on the object passed to eval_string: this object.

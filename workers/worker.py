@@ -260,13 +260,25 @@ def _alarm_blocked():
 
 
 class _CriticalStream(MessageStream):
-    """A MessageStream whose reads and writes cannot be torn by the timer signal."""
+    """A MessageStream whose reads and writes cannot be torn by the timer signal.
+
+    The stop handlers (Deadlines, Interrupts) raise only while an engine op
+    runs: between requests (reading the next one, writing an answer) they never
+    do, so the signal mask is changed (two system calls each time) only for the
+    reads and writes made inside an op, i.e. while JS waits on a host call.
+    """
 
     def write_bytes(self, data: bytes) -> None:
+        if not engine_running():
+            super().write_bytes(data)
+            return
         with _alarm_blocked():
             super().write_bytes(data)
 
     def _feed(self, chunk: bytes) -> None:  # called by MessageStream.read
+        if not engine_running():
+            super()._feed(chunk)
+            return
         with _alarm_blocked():
             super()._feed(chunk)
 
@@ -340,6 +352,11 @@ class Worker(ModuleMethods):
         self._deadlines.executing = self._executing
         self._interrupts = Interrupts(self._deadlines, cancel_cell, self._executing)
         self._scratch: ContextState | None = None
+        # A context made while the worker had nothing to do, for the next
+        # create_context/run_new; and contexts dropped during a request, freed
+        # once its answer is written (freeing a runtime takes ~100 us).
+        self._spare: EngineContext | None = None
+        self._dropped: list[EngineContext] = []
         self.scripts = ScriptCache()
         self.compiles = 0  # scripts compiled from source here (tests check compile-once with it)
 
@@ -347,8 +364,26 @@ class Worker(ModuleMethods):
     def serve(self) -> None:
         self._handshake()
         while True:
+            if not self._backlog:
+                self._idle()
             message = self._backlog.popleft() if self._backlog else self.stream.read()
             self._dispatch(message)
+            self._dropped.clear()
+
+    def _idle(self) -> None:
+        """Between requests, with none waiting: make the next context ahead of time.
+
+        Only when nothing is waiting, so no request is held up for it (beyond
+        one that arrives meanwhile); the spare has never run any code. Nothing
+        runs on the worker's behalf here that a stop could target (no request
+        is executing), so a stray timer signal finds nothing to stop.
+        """
+        if self._spare is not None or self.stream.pending():
+            return
+        try:
+            self._spare = EngineContext(_no_host_calls)
+        except Exception:  # it is made again, at its cost, when needed
+            self._spare = None
 
     def _handshake(self) -> None:
         hello = self.stream.read()
@@ -444,6 +479,7 @@ class Worker(ModuleMethods):
         state = self.contexts.pop(context_id, None)
         if state is not None:
             state.engine.close()
+            self._dropped.append(state.engine)  # its runtime is freed after the answer
 
     def _run_op(self, state: ContextState, timeout_ms, *request, reported=None) -> dict:
         return self._guarded(timeout_ms, lambda: state.engine.op(*request), reported)
@@ -512,8 +548,12 @@ class Worker(ModuleMethods):
     def _on_create_context(self, options: dict) -> int:
         context_id = self._next_context_id
         self._next_context_id += 1
-        engine = EngineContext(lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged),
-                               self._reraise_later)
+        on_host_call = lambda fid, args, tagged: self._call_host(context_id, fid, args, tagged)  # noqa: E731
+        engine, self._spare = self._spare, None
+        if engine is not None and engine.usable:
+            engine.rebind(on_host_call, self._reraise_later)
+        else:
+            engine = EngineContext(on_host_call, self._reraise_later)
         memory_limit = options.get("memory_limit")
         if memory_limit:
             try:
