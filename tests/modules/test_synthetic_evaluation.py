@@ -4,8 +4,9 @@ The callback is Python here (Node's is a JS function, whose returned promise Nod
 so this is not a differential case: isolate awaits an awaitable the callback returns, and a
 callback that raises, or returns an awaitable that raises, fails the evaluation. What an
 attacker or unlucky user would try: each failure mode through every way a user drives
-evaluate() (``.result()``, ``await`` in asyncio, ``add_done_callback``), directly and through
-a SourceTextModule that imports the synthetic one. None may hang: every wait is bounded.
+evaluate() (``.result()``, ``await`` in asyncio, ``add_done_callback``), directly, through
+a SourceTextModule that imports the synthetic one, and through ``import()`` from a script.
+None may hang: every wait is bounded.
 """
 
 from __future__ import annotations
@@ -130,3 +131,35 @@ def test_callback_returning_a_failed_future_errors_the_module(pool):
     with pytest.raises(isolate.JSError, match="boom-future"):
         module.evaluate().result(WAIT_S)
     assert module.status == "errored"
+
+
+@pytest.mark.parametrize("kind", CALLBACKS)
+def test_failing_callback_rejects_a_dynamic_import(pool, kind):
+    callback, message = CALLBACKS[kind]
+    ctx = pool.create_context()
+    module = SyntheticModule(["x"], callback, context=ctx, pool=pool)
+    module.link(lambda *a: None).result(WAIT_S)
+    script = isolate.Script("import('s').then(() => 'loaded', (e) => 'rejected: ' + e.message)",
+                            import_module_dynamically=lambda *a: module)
+    assert script.run_in_context(ctx).result(WAIT_S) == f"rejected: {message}"
+    assert module.status == "errored"
+
+
+def test_async_callback_may_await_the_callers_event_loop(pool):
+    """evaluate() awaited in asyncio: the callback can wait for a future of that same loop."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        later = loop.create_future()
+        loop.call_soon(later.set_result, "from the loop")
+
+        async def callback(module):
+            module.set_export("x", await later)
+
+        module = SyntheticModule(["x"], callback, pool=pool)
+        await asyncio.wait_for(module.link(lambda *a: None), WAIT_S)
+        await asyncio.wait_for(module.evaluate(), WAIT_S)
+        return module
+
+    module = asyncio.run(main())
+    assert module.status == "evaluated" and module.namespace["x"] == "from the loop"
