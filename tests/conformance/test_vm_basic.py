@@ -37,7 +37,7 @@ CASES = [
      "code": 'throw new Error("Sample Error")', "options": {"lineOffset": 3}, "stack_location": True},
     {"id": "compile_function_reference_error_stack", "api": "compileFunction", "code": "return varInContext",
      "stack_location": True,
-     "xfail": "QuickJS reports a ReferenceError on a function's first statement at the function's own line (header, 'at <anonymous>:0:1'); Node: <anonymous>:1:1"},
+     "xfail": "engine: QuickJS reports a ReferenceError on a function's first statement at the function's own line (header, 'at <anonymous>:0:1'); Node: <anonymous>:1:1"},
 ]
 
 test_matches_node, test_live_node = _node.tests(__file__, CASES)

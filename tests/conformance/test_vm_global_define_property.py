@@ -21,8 +21,9 @@ CODE = ('Object.defineProperty(this, "f", {\n'
 
 CASES = [{"id": "define_accessor", "api": "runInContext-sequence", "sandbox": {"console": {}, "x": {}},
           "code": CODE, "options": {"filename": "test"},
-          "xfail": "the mirror runs no script code (issue 11): the sandbox's `f` is isolate.JSAccessor, "
-                   "where Node's sandbox holds the accessor and describe() runs its getter"}]
+          "xfail": "process boundary: a dict cannot hold a live JS getter and the mirror runs no script code "
+                   "(issue 11), so the sandbox's `f` is isolate.JSAccessor; Node's sandbox holds the accessor "
+                   "and describe() runs its getter"}]
 
 test_matches_node, test_live_node = _node.tests(__file__, CASES)
 

@@ -87,7 +87,7 @@ def test_modify_an_object_reference_error_without_it():
         script.run_in_new_context()
 
 
-@pytest.mark.xfail(strict=True, reason="dicts cross into a context by value (README): `f.a = 2` changes the "
+@pytest.mark.xfail(strict=True, reason="process boundary: dicts cross into a context by value (README): `f.a = 2` changes the "
                    "context's copy, not the host's dict; Node passes the object by reference")
 def test_modify_an_object_by_reference():
     f = {"a": 1}

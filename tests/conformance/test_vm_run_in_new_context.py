@@ -64,7 +64,7 @@ def test_use_a_function_without_referencing_its_context():
     assert fn.context["obj"] == {"p": {}}
 
 
-@pytest.mark.xfail(strict=True, reason="dicts cross into a context by value (README): `f.a = 2` changes the "
+@pytest.mark.xfail(strict=True, reason="process boundary: dicts cross into a context by value (README): `f.a = 2` changes the "
                    "context's copy, not the host's dict; Node passes the object by reference")
 def test_modify_an_object_by_reference():
     f = {"a": 1}

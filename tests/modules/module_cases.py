@@ -49,7 +49,8 @@ Values: ``{"$raw": x}`` passes x as is (bad inputs), ``{"$slot": s}`` a value ke
 ``xfail``
     a documented engine limit (QuickJS vs V8) that makes isolate differ; the reason.
 ``compare``
-    ``"stack"``: also compare ``file:line`` of the first stack frame of errors.
+    ``"stack"``: also compare ``file:line`` of the first stack frame of errors; ``"message"``:
+    compare every error message verbatim (for messages Node words itself, outside ``ERR_*``).
 ``note``, ``source``
     why the case is there / which Node test it follows.
 
@@ -308,6 +309,29 @@ CASES: list[dict] = [
         "id": "link_async_linker_rejects",
         "modules": {"root": "import 'a'; import 'b';", "a": "", "b": ""},
         "steps": [["link", "root", {"async": True, "throw": "boom-async-linker"}], ["status", "root"]],
+    },
+    {
+        "id": "evaluate_after_failed_link",
+        "modules": {"root": "import 'a'; import 'b';", "a": "", "b": ""},
+        "steps": [["link", "root", {"throw": "boom-linker"}], ["status", "root"], ["evaluate", "root"],
+                  ["status", "root"]],
+        "note": "a link() that failed leaves the module 'linking': evaluate() is ERR_VM_MODULE_STATUS",
+    },
+    {
+        "id": "evaluate_after_async_linker_rejects",
+        "modules": {"root": "import 'a'; import 'b';", "a": "", "b": ""},
+        "steps": [["link", "root", {"async": True, "throw": "boom-async-linker"}], ["status", "root"],
+                  ["evaluate", "root"], ["status", "root"], ["error", "root"]],
+        "note": "every request reaches the async linker (calls a and b), the module ends 'errored', and "
+                "evaluate() is still ERR_VM_MODULE_STATUS: it never got linked",
+    },
+    {
+        "id": "evaluate_after_async_linker_rejects_asyncio",
+        "asyncio": True,
+        "modules": {"root": "import 'a'; import 'b';", "a": "", "b": ""},
+        "steps": [["link", "root", {"async": True, "throw": "boom-async-linker"}], ["status", "root"],
+                  ["evaluate", "root"], ["status", "root"]],
+        "note": "the same, awaited inside an asyncio event loop",
     },
     {
         "id": "link_concurrent_shared_dependency",
@@ -654,6 +678,25 @@ CASES: list[dict] = [
         "note": "runInContext's own importModuleDynamically option (and without it)",
     },
     {
+        "id": "dynamic_import_promise_of_the_calling_realm",
+        "modules": {
+            "mod1": "export const a = 1;",
+            "mod2": {"source": "const promise = import('mod1');\n"
+                               "log.push(Object.getPrototypeOf(promise) === Promise.prototype);\n"
+                               "log.push((await promise).a);",
+                     "importModuleDynamically": {"map": True}},
+        },
+        "steps": [["link", "mod1"], ["evaluate", "mod1"],
+                  ["script", {"code": "const promise = import('mod1');\n"
+                                      "Object.getPrototypeOf(promise) === Promise.prototype\n"
+                                      "  ? promise.then((ns) => ['same realm', ns.a]) : 'other realm';",
+                              "importModuleDynamically": {"map": True}}],
+                  ["link", "mod2"], ["evaluate", "mod2"], ["status", "mod1"]],
+        "note": "import() returns a promise of the context it was called in, not of the callback's "
+                "(mod1 is evaluated first: Node v20 does not evaluate a module import() is given)",
+        "source": "test-vm-module-dynamic-import-promise",
+    },
+    {
         "id": "dynamic_import_async_callback",
         "modules": {"foo": "export const a = 'async';"},
         "steps": [["link", "foo"], ["evaluate", "foo"],
@@ -785,6 +828,15 @@ CASES: list[dict] = [
         "steps": [["link", "s"], ["set_export", "s", "nope", 1], ["set_export", "s", {"$raw": 1}, 1],
                   ["set_export", "s", "x", "fine"], ["ns_get", "s", "x"]],
         "note": "unknown export: ReferenceError (engine message); non-string name: ERR_INVALID_ARG_TYPE",
+        "source": "test-vm-module-synthetic",
+    },
+    {
+        "id": "synthetic_set_export_unknown_name_message",
+        "modules": {"s": {"synthetic": ["x"]}},
+        "steps": [["link", "s"], ["set_export", "s", "nope", 1], ["evaluate", "s"], ["set_export", "s", "y", 2],
+                  ["status", "s"]],
+        "compare": "message",
+        "note": "Node's own words, not the engine's: ReferenceError \"Export 'nope' is not defined in module\"",
         "source": "test-vm-module-synthetic",
     },
     {

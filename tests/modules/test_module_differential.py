@@ -34,10 +34,12 @@ _RECEIVED_CODES = {"ERR_INVALID_ARG_TYPE", "ERR_INVALID_ARG_VALUE", "ERR_OUT_OF_
 _MAX_SAFE = 2**53
 
 
-def _keep_message(err: dict) -> str | None:
+def _keep_message(err: dict, messages: bool = False) -> str | None:
     message, code = err.get("message"), err.get("code")
     if not isinstance(message, str):
         return None
+    if messages and not code:  # the case asks for every message (Node's own words)
+        return message
     if isinstance(code, str) and code.startswith("ERR_"):
         return message.split(". Received")[0] if code in _RECEIVED_CODES else message
     if message.startswith("boom"):  # the cases' own messages
@@ -45,24 +47,24 @@ def _keep_message(err: dict) -> str | None:
     return None  # the engine's words (V8 vs QuickJS): not compared
 
 
-def normalize(desc: Any, stacks: bool = False) -> Any:
+def normalize(desc: Any, stacks: bool = False, messages: bool = False) -> Any:
     """What of a description is compared (see the docstring of module_cases.py)."""
     if isinstance(desc, list):
-        return [normalize(x, stacks) for x in desc]
+        return [normalize(x, stacks, messages) for x in desc]
     if isinstance(desc, float) and desc.is_integer() and abs(desc) <= _MAX_SAFE:
         return int(desc)
     if not isinstance(desc, dict):
         return desc
-    out = {k: normalize(v, stacks) for k, v in desc.items()}
+    out = {k: normalize(v, stacks, messages) for k, v in desc.items()}
     if desc.get("t") == "error":
         out = {"t": "error", "name": desc.get("name")}
         if "code" in desc:
             out["code"] = desc["code"]
-        message = _keep_message(desc)
+        message = _keep_message(desc, messages)
         if message is not None:
             out["message"] = message
         if "cause" in desc:
-            out["cause"] = normalize(desc["cause"], stacks)
+            out["cause"] = normalize(desc["cause"], stacks, messages)
         if stacks:
             out["at"] = desc.get("at")
     if "linker_calls" in out:
@@ -73,7 +75,7 @@ def normalize(desc: Any, stacks: bool = False) -> Any:
 def comparable(case: dict, desc: dict) -> Any:
     compare = case.get("compare", [])
     compare = [compare] if isinstance(compare, str) else compare
-    return normalize(desc, stacks="stack" in compare)
+    return normalize(desc, stacks="stack" in compare, messages="message" in compare)
 
 
 def differences(actual: Any, expected: Any, path: str = "") -> list[str]:
