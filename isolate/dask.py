@@ -1,0 +1,768 @@
+"""The batch runner on a Dask cluster: an isolate pool in every Dask worker.
+
+Where it sits::
+
+    DaskPool (client side)   chunks jobs, streams them to the cluster, yields the records
+        │ distributed.Client: one Dask task per chunk (a few hundred jobs), deterministic key
+        ▼
+    Dask worker ── IsolatePoolPlugin ── Pool (isolate.pool) ── zygote ── isolate workers
+
+* :class:`IsolatePoolPlugin` (a ``distributed.WorkerPlugin``, registered
+  through the client, so workers that join or come back after a nanny
+  restart get it too) starts one isolate :class:`~isolate.Pool` per Dask
+  worker at setup and closes it at teardown. Dask worker processes are
+  daemonic; that is fine because a pool never forks its own process: its
+  workers come from a zygote it execs (isolate.zygote), which dies with the
+  Dask worker (PDEATHSIG) and takes its workers with it.
+* A chunk is one Dask task: the Dask worker runs it through its pool's own
+  ``run_batch``, so a record is exactly what :meth:`Pool.run_batch` makes.
+  A job's failure (throw, timeout, memory, crash) is data; a chunk raises
+  only when the pool itself is gone (then Dask runs it elsewhere). A chunk
+  has a deadline: past it, its pool is replaced (killing what still runs)
+  and the jobs without a record get status ``timeout`` with a
+  ``ChunkTimeoutError``.
+* Dask cannot stop a running task, so every timeout stays isolate's; Dask
+  moves chunks and their records. When a Dask worker dies, Dask runs its
+  chunks again elsewhere under the same key, and the client takes one
+  result per key: a job may run twice, its record arrives once.
+
+What stays local: contexts that live across calls (``create_context``,
+``run_in_context``, handles). Every job here runs in a fresh context, and a
+value that holds a live handle (a function, a promise) cannot leave its
+worker: a record carries its JSON form (as ``isolate batch`` writes it),
+``submit``/``map`` raise :class:`~isolate.errors.UnsupportedError`.
+
+Importing this module needs the extra: ``pip install 'isolate-vm[dask]'``.
+"""
+
+from __future__ import annotations
+
+try:
+    import dask.base
+    import distributed
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ModuleNotFoundError as _exc:  # only a missing package; a broken install raises as it is
+    raise ImportError("isolate.dask needs Dask and distributed, which come with the extra: "
+                      "pip install 'isolate-vm[dask]'", name=_exc.name) from _exc
+
+import collections
+import concurrent.futures
+import itertools
+import math
+import re
+import threading
+import time
+import uuid
+from typing import Any, Iterable, Iterator
+
+from .api import Script
+from .batch import check_in_flight, check_ordered, checked_iter, error_of, jsonable
+from .context import JSHandle
+from .errors import (
+    InvalidArgTypeError, InvalidArgValueError, IsolateError, PoolClosedError, UnsupportedError,
+)
+from .futures import Future
+from .options import check_int, check_str, check_timeout, describe, parse_size, run_options
+from .pool import Limits, Pool
+
+__all__ = ["DaskPool", "IsolatePoolPlugin", "ClusterError", "ChunkTimeoutError", "DEFAULT_CHUNK_SIZE"]
+
+# Jobs per Dask task: large enough that Dask's per-task cost (a few ms of
+# scheduling and transfer) is small next to the jobs' own, small enough that
+# a chunk rerun after a lost worker repeats little and both workers stay busy.
+DEFAULT_CHUNK_SIZE = 256
+# A chunk's default deadline, when the jobs have a timeout: every job of the
+# chunk in turn on one isolate worker, each at its full timeout plus this
+# much (kill grace, a worker restart), and then this slack on top.
+_PER_JOB_SLACK_S = 1.0
+_CHUNK_SLACK_S = 30.0
+# A chunk cancelled under us (client.restart()) is sent again this many times.
+_RESUBMITS = 3
+# The options a Pool takes (the plugin passes them through).
+_POOL_OPTIONS = ("size", "env", "spare_workers", "worker_memory_limit", "max_tasks_per_worker",
+                 "max_worker_rss", "default_loader_root", "limits", "queue_timeout", "sandbox")
+
+
+class ClusterError(IsolateError):
+    """The Dask cluster could not be reached, started, or set up for isolate."""
+
+    code = "ERR_ISOLATE_CLUSTER"
+
+
+class ChunkTimeoutError(IsolateError):
+    """A chunk ran past its deadline; the jobs it had not finished were stopped."""
+
+    code = "ERR_ISOLATE_CHUNK_TIMEOUT"
+
+
+# -- the worker side ------------------------------------------------------------------
+
+class IsolatePoolPlugin(WorkerPlugin):
+    """Starts an isolate :class:`Pool` in a Dask worker at setup; closes it at teardown.
+
+    Idempotent: registering it again under the same name keeps the running
+    pool. ``size`` defaults to the Dask worker's thread count. The Dask
+    nanny measures only its worker's own RSS, never the isolate workers
+    (children of the pool's zygote), so unless ``worker_memory_limit`` is
+    given each isolate worker is capped at an equal share of the Dask
+    worker's memory limit: the pool, with its spares, stays inside it.
+    """
+
+    idempotent = True
+
+    def __init__(self, name: str, pool_options: dict):
+        self.name = name
+        self.pool_options = dict(pool_options)
+        self._pool: Pool | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._memory_limit: int | None = None
+        self._nthreads = 1
+
+    def __getstate__(self):
+        return {"name": self.name, "pool_options": self.pool_options}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["pool_options"])
+
+    def setup(self, worker) -> None:
+        self._nthreads = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
+        self._memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None) or None
+        self.pool()
+
+    def teardown(self, worker) -> None:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def options(self) -> dict:
+        """The pool's options with this worker's defaults filled in."""
+        options = dict(self.pool_options)
+        if options.get("size") is None:
+            options["size"] = self._nthreads
+        if options.get("worker_memory_limit") is None and self._memory_limit:
+            processes = options["size"] + options.get("spare_workers", 1) + 1  # +1: the Dask worker
+            options["worker_memory_limit"] = max(64 * 1024 * 1024, self._memory_limit // processes)
+        return options
+
+    def pool(self) -> Pool:
+        """This worker's pool (a new one if the last was replaced); PoolClosedError after teardown."""
+        with self._lock:
+            if self._closed:
+                raise PoolClosedError("the Dask worker's isolate pool is closed")
+            if self._pool is None or self._pool.closed:
+                self._pool = Pool(**self.options())
+            return self._pool
+
+    def replace(self, stale: Pool) -> None:
+        """Close ``stale`` (its running calls end); the next :meth:`pool` starts a fresh one."""
+        with self._lock:
+            if self._pool is stale:
+                self._pool = None
+        stale.close()
+
+
+def _plugin(name: str) -> IsolatePoolPlugin:
+    worker = distributed.get_worker()
+    plugin = worker.plugins.get(name)
+    if not isinstance(plugin, IsolatePoolPlugin):
+        # Not set up here (yet, or any more): let the scheduler place the task again.
+        raise distributed.Reschedule()
+    return plugin
+
+
+def _script_on(pool: Pool, spec: dict | None) -> Script | None:
+    """The batch script compiled on ``pool`` (each isolate worker compiles it once, by content)."""
+    if spec is None:
+        return None
+    return Script(spec["code"], filename=spec["filename"], line_offset=spec["line_offset"],
+                  column_offset=spec["column_offset"], pool=pool)
+
+
+def _id_key(job_id: Any) -> Any:
+    try:
+        hash(job_id)
+    except TypeError:
+        return ("unhashable", repr(job_id))
+    return (type(job_id), job_id)
+
+
+def _job_id(job: Any) -> Any:
+    return dict.get(job, "id") if isinstance(job, dict) else None
+
+
+def _without(jobs: list, records: list[dict]) -> list:
+    """The jobs that have no record yet (a record names its job by id; equal ids are interchangeable)."""
+    owed = collections.Counter(_id_key(r.get("id")) for r in records)
+    left = []
+    for job in jobs:
+        key = _id_key(_job_id(job))
+        if owed[key] > 0:
+            owed[key] -= 1
+        else:
+            left.append(job)
+    return left
+
+
+def _holds_handle(value: Any, seen: set) -> bool:
+    if isinstance(value, JSHandle):
+        return True
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        if id(value) in seen:
+            return False
+        seen.add(id(value))
+        items = itertools.chain(value.keys(), value.values()) if isinstance(value, dict) else value
+        return any(_holds_handle(item, seen) for item in items)
+    return False
+
+
+def _portable_record(record: dict) -> dict:
+    if "value" in record and _holds_handle(record["value"], set()):
+        record["value"] = jsonable(record["value"])
+    return record
+
+
+def _deadline_record(job: Any, seconds: float, started: float) -> dict:
+    return {"id": _job_id(job), "status": "timeout",
+            "error": {"name": "ChunkTimeoutError", "code": ChunkTimeoutError.code, "stack": "",
+                      "message": f"the job's chunk ran past its deadline ({seconds:g} s) before the job "
+                                 "finished; the job was stopped"},
+            "wall_ms": round((time.monotonic() - started) * 1000.0, 3), "cpu_ms": None, "memory": None,
+            "pid": None}
+
+
+def _run_chunk(plugin_name: str, jobs: list, options: dict, script: dict | None,
+               chunk_timeout: float | None, ordered: bool) -> list[dict]:
+    """One Dask task: the records of ``jobs``, by this worker's pool's own run_batch."""
+    plugin = _plugin(plugin_name)
+    started = time.monotonic()
+    pending = list(jobs)
+    records: list[dict] = []
+    expired = threading.Event()
+    while pending and not expired.is_set():
+        try:
+            pool = plugin.pool()
+        except PoolClosedError:
+            raise distributed.Reschedule() from None  # this worker is closing: run it elsewhere
+        timer = None
+        if chunk_timeout is not None:
+            left = chunk_timeout - (time.monotonic() - started)
+            if left <= 0:
+                break
+
+            def expire(pool=pool):
+                expired.set()
+                plugin.replace(pool)  # ends every call still running; the next chunk gets a fresh pool
+
+            timer = threading.Timer(left, expire)
+            timer.daemon = True
+            timer.start()
+        got: list[dict] = []
+        try:
+            # Ordered: the whole chunk in flight, so no job waits behind a slow one to start.
+            for record in pool.run_batch(pending, script=_script_on(pool, script), ordered=ordered,
+                                         max_in_flight=len(pending) if ordered else None, **options):
+                got.append(_portable_record(record))
+        except PoolClosedError:
+            pass  # replaced (this chunk's deadline, or another's): what has no record runs again
+        finally:
+            if timer is not None:
+                timer.cancel()
+        records.extend(got)
+        pending = _without(pending, got)
+    records.extend(_deadline_record(job, chunk_timeout, started) for job in pending)
+    return records
+
+
+def _run_one(plugin_name: str, code: Any, context_object: Any, options: Any, kwargs: dict) -> Any:
+    """One submit(): the value, or the error rebuilt on the client (see _portable_error)."""
+    plugin = _plugin(plugin_name)
+    try:
+        pool = plugin.pool()
+    except PoolClosedError:
+        raise distributed.Reschedule() from None
+    if isinstance(code, dict):
+        code = _script_on(pool, code)
+    try:
+        value = pool.submit(code, context_object, options, **kwargs).result()
+    except PoolClosedError:
+        raise distributed.Reschedule() from None
+    except BaseException as exc:
+        return ("error", _portable_error(exc))
+    if _holds_handle(value, set()):
+        return ("error", _portable_error(UnsupportedError(
+            "the value holds a live handle (a function, a promise, an object by reference), which cannot "
+            "leave its Dask worker; return plain data from a job run on a cluster")))
+    return ("ok", value)
+
+
+def _run_map_chunk(plugin_name: str, code: Any, context_objects: list, kwargs: dict) -> list:
+    """A chunk of map(): every call submitted at once; an outcome per context object, in order."""
+    plugin = _plugin(plugin_name)
+    try:
+        pool = plugin.pool()
+    except PoolClosedError:
+        raise distributed.Reschedule() from None
+    if isinstance(code, dict):
+        code = _script_on(pool, code)
+    futures = [pool.submit(code, obj, **kwargs) for obj in context_objects]
+    outcomes = []
+    for future in futures:
+        try:
+            value = future.result()
+        except PoolClosedError:
+            for f in futures:
+                f.cancel()
+            raise distributed.Reschedule() from None
+        except BaseException as exc:
+            outcomes.append(("error", _portable_error(exc)))
+            continue
+        if _holds_handle(value, set()):
+            outcomes.append(("error", _portable_error(UnsupportedError(
+                "the value holds a live handle (a function, a promise, an object by reference), which "
+                "cannot leave its Dask worker; return plain data from a job run on a cluster"))))
+        else:
+            outcomes.append(("ok", value))
+    return outcomes
+
+
+def _check_script(plugin_name: str, spec: dict) -> Any:
+    plugin = _plugin(plugin_name)
+    try:
+        _script_on(plugin.pool(), spec)
+    except PoolClosedError:
+        raise distributed.Reschedule() from None
+    except BaseException as exc:
+        return ("error", _portable_error(exc))
+    return ("ok", None)
+
+
+# -- errors across processes ------------------------------------------------------------
+# Not every IsolateError pickles (several take other arguments than their
+# message), so an error travels as its class, message and attributes, and is
+# rebuilt as the same class without running its __init__.
+
+def _portable_error(exc: BaseException) -> tuple:
+    cls = type(exc)
+    state = {}
+    for key, value in vars(exc).items():
+        if key == "value" and value is exc:
+            continue  # JSError.value is the error itself: set again on the client
+        if not _holds_handle(value, set()):
+            state[key] = value
+    message = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return (cls.__module__, cls.__qualname__, message, state, "value" in vars(exc))
+
+
+def _rebuild_error(portable: tuple) -> BaseException:
+    import importlib
+
+    module, qualname, message, state, had_value = portable
+    try:
+        cls = importlib.import_module(module)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+            raise TypeError(qualname)
+        exc = cls.__new__(cls)
+        BaseException.__init__(exc, message)
+    except Exception:  # a class the client cannot import: the message and code survive
+        exc = IsolateError(f"{qualname}: {message}")
+    exc.__dict__.update(state)
+    if had_value and "value" not in state:
+        exc.value = exc
+    return exc
+
+
+# -- the client side --------------------------------------------------------------------
+
+_LOCAL = re.compile(r"local:(\d+)")
+
+
+def _connect(client_or_address: Any):
+    """(client, cluster we own or None, client we own?) for a Client, an address, or ``local:N``."""
+    if isinstance(client_or_address, distributed.Client):
+        return client_or_address, None, False
+    if not isinstance(client_or_address, str):
+        raise InvalidArgTypeError('The "client_or_address" argument must be a distributed.Client or a str '
+                                  f"(a scheduler address, or local:N). Received {describe(client_or_address)}")
+    match = _LOCAL.fullmatch(client_or_address)
+    cluster = None
+    try:
+        if match:
+            n = check_int(int(match.group(1)), "local:N", 1, 256, integral_floats=False)
+            # One thread per Dask worker: the isolate pool inside it is the parallelism.
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None)
+            client = distributed.Client(cluster)
+        else:
+            client = distributed.Client(client_or_address, timeout="10s")
+    except IsolateError:
+        raise
+    except Exception as exc:  # OSError, TimeoutError, a malformed address...
+        if cluster is not None:
+            cluster.close()
+        raise ClusterError(f"could not connect to the Dask cluster {client_or_address!r}: "
+                           f"{type(exc).__name__}: {exc}") from None
+    return client, cluster, True
+
+
+def _script_spec(script: Any, filename: str | None) -> dict | None:
+    if script is None:
+        return None
+    if isinstance(script, Script):
+        return {"code": script.code, "filename": script.filename, "line_offset": script.line_offset,
+                "column_offset": script.column_offset}
+    if not isinstance(script, str):
+        raise InvalidArgTypeError(f'The "script" argument must be of type str or an isolate.Script. '
+                                  f"Received {describe(script)}")
+    return {"code": script, "filename": filename or "script.js", "line_offset": 0, "column_offset": 0}
+
+
+class DaskPool:
+    """Stateless jobs on a Dask cluster, with :class:`Pool`'s ``submit``, ``map`` and ``run_batch``.
+
+    ``client_or_address`` is a ``distributed.Client``, a scheduler address
+    (``"tcp://host:8786"``), or ``"local:N"`` for a ``LocalCluster`` of N
+    worker processes (one thread each) that this pool owns and closes.
+    ``pool_options`` are :class:`Pool`'s (``size``, ``spare_workers``,
+    ``worker_memory_limit``, ...), for the pool in every Dask worker.
+    ``chunk_size`` jobs travel per Dask task. Every job runs in a fresh
+    context; contexts that live across calls stay on a local :class:`Pool`.
+    """
+
+    def __init__(self, client_or_address: Any, *, chunk_size: int = DEFAULT_CHUNK_SIZE, **pool_options: Any):
+        unknown = sorted(set(pool_options) - set(_POOL_OPTIONS))
+        if unknown:
+            raise InvalidArgValueError(f"The property 'options.{unknown[0]}' is not an option of Pool")
+        self.chunk_size = check_int(chunk_size, "chunk_size", 1, 1_000_000, integral_floats=False)
+        # The pool's own checks run on the workers; the cheap ones run here too, so a bad
+        # value fails at this call with the same error as Pool's.
+        if pool_options.get("size") is not None:
+            check_int(pool_options["size"], "size", 1, 1024, integral_floats=False)
+        if "spare_workers" in pool_options:
+            check_int(pool_options["spare_workers"], "spare_workers", 0, 64, integral_floats=False)
+        for name, minimum in (("worker_memory_limit", 64 * 1024 * 1024), ("max_worker_rss", 16 * 1024 * 1024)):
+            if pool_options.get(name) is not None:
+                pool_options[name] = parse_size(pool_options[name], name, minimum=minimum)
+        if pool_options.get("limits") is not None and type(pool_options["limits"]) is not Limits:
+            raise InvalidArgTypeError('The "limits" argument must be an isolate.Limits. '
+                                      f"Received {describe(pool_options['limits'])}")
+        self.pool_options = pool_options
+        self.queue_timeout = check_timeout(pool_options.get("queue_timeout"), "queue_timeout", allow_inf=True)
+        self._closed = False
+        self.client, self._cluster, self._owns_client = _connect(client_or_address)
+        self.plugin_name = f"isolate-pool-{uuid.uuid4().hex[:12]}"
+        try:
+            self.client.register_plugin(IsolatePoolPlugin(self.plugin_name, pool_options), name=self.plugin_name)
+        except Exception as exc:
+            self._close_connection()
+            if isinstance(exc, IsolateError):
+                raise
+            raise ClusterError(f"could not start the isolate pools on the Dask workers: "
+                               f"{type(exc).__name__}: {exc}") from None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def __enter__(self) -> "DaskPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pools on the workers (and the client and cluster this pool started). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self.client.status == "running":
+                self.client.unregister_worker_plugin(self.plugin_name)
+        except Exception:  # noqa: BLE001 - workers already gone: their pools went with them
+            pass
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        if self._owns_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PoolClosedError("the pool is closed")
+
+    @property
+    def size(self) -> int:
+        """Threads across the cluster's workers (at least 1)."""
+        try:
+            return max(1, sum(self.client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - the scheduler is unreachable: one is the honest floor
+            return 1
+
+    def __repr__(self) -> str:
+        return f"<DaskPool {self.client.scheduler.address if self.client.scheduler else '?'} " \
+               f"{'closed' if self._closed else 'open'}>"
+
+    # -- one call ------------------------------------------------------------------------
+    def submit(self, code_or_script, context_object=None, options=None, /, **kwargs) -> Future:
+        """Run in a fresh context on some Dask worker's pool; an :class:`isolate.Future` of its value.
+
+        As :meth:`Pool.submit`. Cancelling the future drops the task if it
+        has not started; a running one ends at its own ``timeout``.
+        """
+        self._check_open()
+        if "queue_timeout" not in kwargs and not (isinstance(options, dict) and (
+                "queue_timeout" in options or "queueTimeout" in options)):
+            kwargs["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
+        code = _script_spec(code_or_script, None) if isinstance(code_or_script, Script) else code_or_script
+        remote = self.client.submit(_run_one, self.plugin_name, code, context_object, options, kwargs, pure=False)
+        future = Future()
+
+        def settle(done):
+            if future.cancelled():
+                return
+            try:
+                kind, payload = done.result()
+            except BaseException as exc:  # the task itself failed (KilledWorker, cancelled)
+                _set(future, exception=ClusterError(f"the Dask task failed: {type(exc).__name__}: {exc}"))
+                return
+            if kind == "ok":
+                _set(future, result=payload)
+            else:
+                _set(future, exception=_rebuild_error(payload))
+
+        future.add_done_callback(lambda f: remote.cancel() if f.cancelled() else None)
+        remote.add_done_callback(settle)
+        return future
+
+    # -- many calls -----------------------------------------------------------------------
+    def map(self, code_or_script, context_objects, *, timeout=None, ordered=True, max_in_flight=None,
+            chunk_size=None, **options) -> Iterator[Any]:
+        """As :meth:`Pool.map`: the values in order (or as chunks complete with ``ordered=False``).
+
+        Calls travel ``chunk_size`` at a time. A failed call raises its error
+        when its turn comes; the rest are cancelled.
+        """
+        ordered = check_ordered(ordered)
+        in_flight = check_in_flight(max_in_flight, 2 * self.size)
+        size = self._chunk_size(chunk_size)
+        if timeout is not None:
+            options["timeout"] = check_timeout(timeout, "timeout")
+        if "queue_timeout" not in options:
+            options["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
+        source = checked_iter(context_objects, "context_objects")
+        code = _script_spec(code_or_script, None) if isinstance(code_or_script, Script) else code_or_script
+        self._check_open()
+
+        def run(chunk, index):
+            return self.client.submit(_run_map_chunk, self.plugin_name, code, chunk, options, pure=False)
+
+        def values():
+            for _chunk, outcomes in self._stream(_chunks(source, size), run, ordered, in_flight, size):
+                if isinstance(outcomes, BaseException):
+                    raise ClusterError(f"a chunk of map() failed on the cluster: {type(outcomes).__name__}: "
+                                       f"{outcomes}")
+                for kind, payload in outcomes:
+                    if kind == "ok":
+                        yield payload
+                    else:
+                        raise _rebuild_error(payload)
+
+        return values()
+
+    def run_batch(self, jobs: Iterable[Any], *, script=None, timeout: int | None = None,
+                  memory_limit: int | str | None = None, retries: int = 0, ordered: bool = False,
+                  max_in_flight: int | None = None, filename: str | None = None,
+                  queue_timeout: float | None = None, chunk_size: int | None = None,
+                  chunk_timeout: float | None = None) -> Iterator[dict]:
+        """One record per job, as :func:`isolate.batch.run_batch` makes them; see there.
+
+        Jobs travel ``chunk_size`` at a time (default :data:`DEFAULT_CHUNK_SIZE`);
+        at most ``max_in_flight`` jobs (default: two chunks per Dask thread)
+        are on the cluster at once. ``chunk_timeout`` (seconds) is each
+        chunk's deadline; by default, with a ``timeout``, it is every job of
+        the chunk in turn at its full timeout, plus slack (without a timeout
+        there is none: a job runs as long as it runs, as on a local pool).
+        A job whose chunk passes it gets status ``timeout`` and a
+        ``ChunkTimeoutError``. A value holding a live handle arrives in its
+        JSON form.
+        """
+        # Checked here, at the call, with batch.run_batch's own checks.
+        retries = check_int(retries, "retries", 0, 1000, integral_floats=False)
+        ordered = check_ordered(ordered)
+        filename = check_str(filename, "filename")
+        limit = parse_size(memory_limit, "memory_limit")
+        run_options({"timeout": timeout, "queue_timeout": queue_timeout})
+        size = self._chunk_size(chunk_size)
+        if chunk_timeout is not None:
+            chunk_timeout = check_timeout(chunk_timeout * 1000.0 if isinstance(chunk_timeout, (int, float))
+                                          and not isinstance(chunk_timeout, bool) else chunk_timeout,
+                                          "chunk_timeout") / 1000.0
+        elif timeout is not None:
+            per_job = timeout / 1000.0 + _PER_JOB_SLACK_S
+            chunk_timeout = math.ceil(size / self._pool_size()) * per_job * (retries + 1) + _CHUNK_SLACK_S
+        default_flight = 2 * self.size * size
+        in_flight = check_in_flight(max_in_flight, min(default_flight, 100_000))
+        spec = _script_spec(script, filename)
+        source = checked_iter(jobs, "jobs")
+        self._check_open()
+        if spec is not None:
+            self._check_script(spec)  # a syntax error raises here, as Pool.run_batch's Script() does
+        options = {"timeout": timeout, "memory_limit": limit, "retries": retries, "filename": filename,
+                   "queue_timeout": queue_timeout}
+
+        def run(chunk, index):
+            return self.client.submit(_run_chunk, self.plugin_name, chunk, options, spec, chunk_timeout, ordered,
+                                      key=_chunk_key(self.plugin_name, index, options, spec, chunk))
+
+        def records():
+            for chunk, result in self._stream(_chunks(source, size), run, ordered, in_flight, size):
+                if isinstance(result, BaseException):  # the chunk could not run at all
+                    yield from (_failed_record(job, result) for job in chunk)
+                else:
+                    yield from result
+
+        return records()
+
+    def check_script(self, code: str, filename: str | None = None) -> None:
+        """Compile ``code`` on a Dask worker without running it; raises its JSSyntaxError."""
+        self._check_open()
+        self._check_script(_script_spec(code, filename))
+
+    def _check_script(self, spec: dict) -> None:
+        kind, payload = self.client.submit(_check_script, self.plugin_name, spec, pure=False).result()
+        if kind == "error":
+            raise _rebuild_error(payload)
+
+    def _chunk_size(self, value: Any) -> int:
+        if value is None:
+            return self.chunk_size
+        return check_int(value, "chunk_size", 1, 1_000_000, integral_floats=False)
+
+    def _pool_size(self) -> int:
+        size = self.pool_options.get("size")
+        if size is not None:
+            return size
+        try:
+            return max(1, min(self.client.nthreads().values()))
+        except Exception:  # noqa: BLE001
+            return 1
+
+    def _stream(self, chunks: Iterator[list], run, ordered: bool, in_flight_jobs: int, size: int):
+        """Yield ``(chunk, result or exception)`` per chunk, keeping about ``in_flight_jobs`` on the cluster.
+
+        A chunk whose task was cancelled under us (``client.restart()``) is
+        sent again, under the same key; one that failed (the Dask workers
+        running it kept dying: KilledWorker) yields the exception.
+        """
+        max_chunks = max(1, in_flight_jobs // size)
+        window: collections.deque = collections.deque()   # [chunk, future, resubmits, index(, result)]
+        done_queue = distributed.as_completed()
+        exhausted = False
+        counter = itertools.count()
+
+        def refill():
+            nonlocal exhausted
+            while not exhausted and len(window) < max_chunks:
+                self._check_open()
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    return
+                index = next(counter)
+                entry = [chunk, run(chunk, index), 0, index]
+                window.append(entry)
+                done_queue.add(entry[1])
+
+        def outcome(entry):
+            future = entry[1]
+            if future.status == "finished":
+                try:
+                    return future.result()
+                except Exception as exc:  # noqa: BLE001 - lost between done and fetch
+                    return exc
+            if future.status == "cancelled" and entry[2] < _RESUBMITS:
+                entry[2] += 1
+                entry[1] = run(entry[0], entry[3])
+                done_queue.add(entry[1])
+                return None
+            try:
+                return future.exception() or ClusterError(f"the chunk's Dask task ended as {future.status}")
+            except Exception as exc:  # noqa: BLE001 - CancelledError and kin
+                return ClusterError(f"the chunk's Dask task ended as {future.status}: {type(exc).__name__}")
+
+        try:
+            refill()
+            while window:
+                future = next(done_queue)
+                entry = next((e for e in window if e[1] is future), None)
+                if entry is None:
+                    continue  # a cancelled future we already sent again
+                if ordered:
+                    # Settle this one; yield from the head while the head is settled.
+                    result = outcome(entry)
+                    if result is None:
+                        continue
+                    entry.append(result)
+                    while window and len(window[0]) == 5:
+                        head = window.popleft()
+                        head[1].release()
+                        yield head[0], head[4]
+                else:
+                    result = outcome(entry)
+                    if result is None:
+                        continue
+                    window.remove(entry)
+                    future.release()
+                    yield entry[0], result
+                refill()
+        finally:
+            for entry in window:
+                entry[1].cancel()
+            done_queue.clear()
+
+
+def _set(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass  # cancelled meanwhile
+
+
+def _chunks(source: Iterator[Any], size: int) -> Iterator[list]:
+    while True:
+        chunk = list(itertools.islice(source, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _chunk_key(plugin_name: str, index: int, options: dict, spec: dict | None, chunk: list) -> str:
+    """The same chunk at the same place of the same batch on the same pool has the same key,
+    however often it runs (and two equal chunks of one batch have two keys)."""
+    return f"isolate-chunk-{index}-{dask.base.tokenize(plugin_name, options, spec, chunk)}"
+
+
+def _failed_record(job: Any, exc: BaseException) -> dict:
+    """The record of a job whose chunk could not run (its Dask workers kept dying)."""
+    error = error_of(exc)
+    error["message"] = f"the job's chunk could not run on the cluster: {error['message']}"
+    return {"id": _job_id(job), "status": "crashed", "error": error, "wall_ms": None, "cpu_ms": None,
+            "memory": None, "pid": None}
+
+
+def open_for_cli(cluster: str, *, size: int | None, worker_memory_limit: int | None) -> DaskPool:
+    """The pool ``isolate batch --cluster`` runs on (ClusterError if the cluster is out of reach)."""
+    options: dict = {"size": size}
+    if worker_memory_limit is not None:
+        options["worker_memory_limit"] = worker_memory_limit
+    return DaskPool(cluster, **options)
