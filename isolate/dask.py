@@ -228,7 +228,7 @@ def _deadline_record(job: Any, seconds: float, started: float) -> dict:
     return {"id": _job_id(job), "status": "timeout",
             "error": {"name": "ChunkTimeoutError", "code": ChunkTimeoutError.code, "stack": "",
                       "message": f"the job's chunk ran past its deadline ({seconds:g} s) before the job "
-                                 "finished; the job was stopped"},
+                                 "finished (it was stopped, or never started)"},
             "wall_ms": round((time.monotonic() - started) * 1000.0, 3), "cpu_ms": None, "memory": None,
             "pid": None}
 
