@@ -50,6 +50,7 @@ import concurrent.futures
 import itertools
 import math
 import re
+import signal
 import threading
 import time
 import uuid
@@ -393,9 +394,7 @@ def _connect(client_or_address: Any):
     try:
         if match:
             n = check_int(int(match.group(1)), "local:N", 1, 256, integral_floats=False)
-            # One thread per Dask worker: the isolate pool inside it is the parallelism.
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
+            cluster = _local_cluster(n)
             client = distributed.Client(cluster)
         else:
             client = distributed.Client(client_or_address, timeout="10s")
@@ -407,6 +406,25 @@ def _connect(client_or_address: Any):
         raise ClusterError(f"could not connect to the Dask cluster {client_or_address!r}: "
                            f"{type(exc).__name__}: {exc}") from None
     return client, cluster, True
+
+
+def _local_cluster(n: int):
+    """A LocalCluster of ``n`` single-threaded worker processes that ignore SIGINT.
+
+    Ctrl+C in a terminal reaches the whole process group; the cluster's
+    workers inherit an ignored SIGINT (it survives exec), so the owner alone
+    decides how to stop (``isolate batch`` stops cleanly and closes them).
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        # One thread per Dask worker: the isolate pool inside it is the parallelism.
+        return distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                        dashboard_address=None)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _script_spec(script: Any, filename: str | None) -> dict | None:
