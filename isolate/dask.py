@@ -45,6 +45,7 @@ except ModuleNotFoundError as _exc:  # only a missing package; a broken install 
     raise ImportError("isolate.dask needs Dask and distributed, which come with the extra: "
                       "pip install 'isolate-vm[dask]'", name=_exc.name) from _exc
 
+import asyncio
 import collections
 import concurrent.futures
 import itertools
@@ -79,6 +80,9 @@ _PER_JOB_SLACK_S = 1.0
 _CHUNK_SLACK_S = 30.0
 # A chunk cancelled under us (client.restart()) is sent again this many times.
 _RESUBMITS = 3
+# How often a chunk starts over on a fresh pool (another chunk's deadline replaced it) before
+# it gives up: each start over runs only the jobs that have no record yet.
+_POOL_ATTEMPTS = 10
 # The options a Pool takes (the plugin passes them through).
 _POOL_OPTIONS = ("size", "env", "spare_workers", "worker_memory_limit", "max_tasks_per_worker",
                  "max_worker_rss", "default_loader_root", "limits", "queue_timeout", "sandbox")
@@ -126,17 +130,20 @@ class IsolatePoolPlugin(WorkerPlugin):
     def __setstate__(self, state):
         self.__init__(state["name"], state["pool_options"])
 
-    def setup(self, worker) -> None:
+    # Both run off the worker's event loop: starting or closing a pool takes a
+    # moment (more on a loaded machine), and a blocked loop misses heartbeats
+    # and a nanny's deadline to close (then client.restart() drops the worker).
+    async def setup(self, worker) -> None:
         self._nthreads = max(1, int(getattr(worker.state, "nthreads", 1) or 1))
         self._memory_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None) or None
-        self.pool()
+        await asyncio.to_thread(self.pool)
 
-    def teardown(self, worker) -> None:
+    async def teardown(self, worker) -> None:
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.close()
+            await asyncio.to_thread(pool.close)
 
     def options(self) -> dict:
         """The pool's options with this worker's defaults filled in."""
@@ -242,7 +249,12 @@ def _run_chunk(plugin_name: str, jobs: list, options: dict, script: dict | None,
     pending = list(jobs)
     records: list[dict] = []
     expired = threading.Event()
-    while pending and not expired.is_set():
+    for attempt in itertools.count():
+        if not pending or expired.is_set():
+            break
+        if attempt == _POOL_ATTEMPTS:
+            # Pools that keep closing under the chunk: this is the worker's failure, not the jobs'.
+            raise ClusterError(f"the isolate pool of this Dask worker closed {attempt} times under one chunk")
         try:
             pool = plugin.pool()
         except PoolClosedError:
@@ -264,7 +276,8 @@ def _run_chunk(plugin_name: str, jobs: list, options: dict, script: dict | None,
         try:
             # Ordered: the whole chunk in flight, so no job waits behind a slow one to start.
             for record in pool.run_batch(pending, script=_script_on(pool, script), ordered=ordered,
-                                         max_in_flight=len(pending) if ordered else None, **options):
+                                         max_in_flight=min(len(pending), 100_000) if ordered else None,
+                                         **options):
                 got.append(_portable_record(record))
         except PoolClosedError:
             pass  # replaced (this chunk's deadline, or another's): what has no record runs again
@@ -699,21 +712,26 @@ class DaskPool:
                 done_queue.add(entry[1])
 
         def outcome(entry):
+            """The chunk's result, an exception for a chunk that cannot run, or None: sent again."""
             future = entry[1]
+            if future.status == "error":  # the task itself failed (KilledWorker): final
+                try:
+                    return future.exception() or ClusterError("the chunk's Dask task failed")
+                except Exception as exc:  # noqa: BLE001
+                    return ClusterError(f"the chunk's Dask task failed: {type(exc).__name__}: {exc}")
+            failure: BaseException = ClusterError(f"the chunk's Dask task ended as {future.status}")
             if future.status == "finished":
                 try:
                     return future.result()
-                except Exception as exc:  # noqa: BLE001 - lost between done and fetch
-                    return exc
-            if future.status == "cancelled" and entry[2] < _RESUBMITS:
+                except Exception as exc:  # noqa: BLE001 - lost between done and fetch (a restart)
+                    failure = exc
+            # Cancelled (client.restart()), or its result was lost: the same key again.
+            if entry[2] < _RESUBMITS:
                 entry[2] += 1
                 entry[1] = run(entry[0], entry[3])
                 done_queue.add(entry[1])
                 return None
-            try:
-                return future.exception() or ClusterError(f"the chunk's Dask task ended as {future.status}")
-            except Exception as exc:  # noqa: BLE001 - CancelledError and kin
-                return ClusterError(f"the chunk's Dask task ended as {future.status}: {type(exc).__name__}")
+            return failure
 
         try:
             refill()
