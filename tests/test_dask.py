@@ -20,7 +20,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 import isolate  # noqa: E402
-from isolate.dask import ChunkTimeoutError, DaskPool  # noqa: E402
+from isolate.dask import ChunkTimeoutError, DaskPool, IsolatePoolPlugin  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -144,6 +144,20 @@ def test_a_live_handle_cannot_leave_its_worker(dpool, local_pool):
         dpool.submit("(function f() {})").result(30)
     [record] = dpool.run_batch([{"id": 1, "code": "({f: function f() {}, n: 1})"}])
     assert record["status"] == "ok" and record["value"] == {"f": "[Function f]", "n": 1}
+
+
+def test_the_plugin_is_idempotent_and_sizes_the_pool_to_its_worker(dpool, client):
+    def pool_state(dask_worker, name=dpool.plugin_name):
+        pool = dask_worker.plugins[name].pool()
+        return (pool.worker_pids(), pool.size, pool.worker_memory_limit, dask_worker.memory_manager.memory_limit)
+
+    before = client.run(pool_state)
+    client.register_plugin(IsolatePoolPlugin(dpool.plugin_name, dpool.pool_options), name=dpool.plugin_name)
+    assert client.run(pool_state) == before  # registered again: the same pools, not new ones
+    for pids, size, limit, dask_limit in before.values():
+        # One thread per Dask worker: one isolate worker, capped so that it and the Dask
+        # worker fit in the Dask worker's memory limit (the nanny cannot see it).
+        assert size == 1 and len(pids) == 1 and limit == dask_limit // 2
 
 
 def test_a_stuck_chunk_ends_at_its_deadline_as_records(dpool):
