@@ -463,9 +463,13 @@ Exit codes:
                    "(without it the output is overwritten).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Progress on stderr: a bar on a terminal, a line per 10% otherwise.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for a "
+                   "local cluster of N processes; --workers is then per Dask worker. Needs the "
+                   "extra isolate-vm[dask].")
 @click.pass_context
 def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_limit,
-          worker_memory_limit, retries, resume, progress):
+          worker_memory_limit, retries, resume, progress, cluster):
     """Run every job of JOBS.jsonl (- for stdin) and write one record per job to RESULTS.jsonl.
 
     Each job runs in a fresh context on a pool of worker processes. The input
@@ -510,7 +514,8 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
 
     with _Signals() as signals:
         try:
-            pool = Pool(size=workers, worker_memory_limit=worker_memory_limit)
+            pool = (_cluster_pool(cluster, workers, worker_memory_limit) if cluster is not None
+                    else Pool(size=workers, worker_memory_limit=worker_memory_limit))
         except IsolateError as exc:
             click.echo(f"isolate: could not start the workers: {exc}", err=True)
             click_ctx.exit(1)
@@ -625,6 +630,15 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
         click_ctx.exit(EXIT_TERMINATED if signals.signum == signal.SIGTERM else EXIT_INTERRUPTED)
 
 
+def _cluster_pool(address: str, workers, worker_memory_limit):
+    """A DaskPool for --cluster (isolate.dask); a missing extra is a usage error."""
+    try:
+        from .dask import open_for_cli
+    except ImportError as exc:
+        raise click.UsageError(f"--cluster: {exc}") from None
+    return open_for_cli(address, size=workers, worker_memory_limit=worker_memory_limit)
+
+
 def _check_script(pool, source: str, path: str) -> str | None:
     """A syntax check of the batch script on the batch's own pool, without running it
     (``Script`` compiles only; the workers keep the compiled script for the jobs)."""
@@ -632,7 +646,10 @@ def _check_script(pool, source: str, path: str) -> str | None:
     from .errors import IsolateError, JSSyntaxError
 
     try:
-        Script(source, filename=path, pool=pool)
+        if hasattr(pool, "check_script"):  # a DaskPool (--cluster): checked on a Dask worker
+            pool.check_script(source, path)
+        else:
+            Script(source, filename=path, pool=pool)
     except JSSyntaxError as exc:
         return f"isolate batch: {path} does not compile:\n{_error_text(exc)}"
     except IsolateError as exc:
