@@ -141,7 +141,14 @@
         throw new ErrorCtor('isolate: malformed reply from the host');
       }
       if (reply.ok) return decode(reply.v);
-      throw decode(reply.e);
+      const err = decode(reply.e);
+      // A host failure's stack ends with the host function's own frame
+      // (isolate.hostcalls): the frames of the JS that called it follow.
+      const stack = err.stack;
+      if (typeof stack === 'string' && ReflectApply(regexpExec, HOST_FRAME, [stack]) !== null) {
+        defineValue(err, 'stack', stack + '\n' + cleanStack(new ErrorCtor().stack), false);
+      }
+      throw err;
     };
     ObjectDefineProperty(fn, 'name', { value: name || '' });
     hostFunctionIds.set(fn, id);
@@ -213,6 +220,7 @@
   const PromisePrototype = Promise.prototype, TypeErrorPrototype = TypeError.prototype;
   const AggregateErrorCtor = AggregateError;
   const DISPLAYED_STACK = /^[^\n]*\n[^\n]*\n\s*\^/;
+  const HOST_FRAME = / \(<host>\)$/;  // the last line of a host failure's stack
 
   // An empty list AggregateError can iterate without the script's Array iterator.
   const NO_ERRORS = { __proto__: null, [Symbol.iterator]() {
