@@ -569,6 +569,7 @@ class Zygote:
             raise WorkerStartError(str(exc)) from None
         for line in process.info.get("degraded", []):
             _announce(str(line))
+        log.info("zygote %d started", process.pid)
         return process
 
     def _current(self, restart: bool) -> _ZygoteProcess:
