@@ -179,10 +179,11 @@ def _above_host_call(stack: str) -> str:
 
 class _Failures:
     """Host callables' exceptions, kept per call (worker pid, msgid of the call) until
-    the call's outcome is known; bounded, since a call that succeeds never asks."""
+    the call's outcome is known. Bounded, since a call that succeeds (JS caught the
+    error) never asks: an exception holds its traceback's frames and their locals."""
 
-    MAX_CALLS = 256
-    MAX_PER_CALL = 16
+    MAX_CALLS = 128
+    MAX_PER_CALL = 4
 
     def __init__(self):
         self._lock = threading.Lock()

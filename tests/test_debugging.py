@@ -150,3 +150,53 @@ def test_a_worker_bug_brings_its_traceback_as_the_cause(pool):
 def test_a_remote_traceback_is_bounded():
     huge = errors.RemoteTraceback("x" * 10_000_000)
     assert len(str(huge)) < errors.RemoteTraceback.MAX_CHARS + 100
+
+
+def test_caught_host_failures_are_not_kept_without_bound(pool):
+    from isolate import hostcalls
+
+    def fails(i):
+        raise KeyError(i)
+
+    ctx = pool.create_context({"fails": fails})
+    # JS catches every failure: no call ever asks for a cause. What is kept stays bounded.
+    for _ in range(200):
+        assert pool.run_in_context("var n = 0; for (let i = 0; i < 20; i++) { try { fails(i) } catch (e) { n++ } } n",
+                                   ctx) == 20
+    kept = hostcalls._failures._by_call
+    assert len(kept) <= hostcalls._Failures.MAX_CALLS
+    assert all(len(v) <= hostcalls._Failures.MAX_PER_CALL for v in kept.values())
+    with pytest.raises(isolate.JSError) as info:
+        pool.run_in_context("fails('last')", ctx)
+    assert isinstance(info.value.__cause__, KeyError) and info.value.__cause__.args == ("last",)
+
+
+def test_each_call_gets_its_own_cause(pool):
+    # Concurrent calls failing the same way, with the same message: each caller gets the
+    # exception its own host call raised, never another call's.
+    import threading
+
+    raised = {}
+
+    def fails(tag):
+        exc = ValueError("same message")
+        raised[tag] = exc
+        raise exc
+
+    results = {}
+
+    def run(tag):
+        ctx = pool.create_context({"fails": fails})
+        for i in range(20):
+            try:
+                pool.run_in_context(f"fails('{tag}-{i}')", ctx, timeout=5000)
+            except isolate.JSRangeError as error:
+                results[f"{tag}-{i}"] = error.__cause__
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 80
+    assert all(results[key] is raised[key] for key in results)

@@ -144,7 +144,7 @@
       const err = decode(reply.e);
       // A host failure's stack ends with the host function's own frame
       // (isolate.hostcalls): the frames of the JS that called it follow.
-      const stack = err.stack;
+      const stack = err !== null && typeof err === 'object' ? err.stack : undefined;
       if (typeof stack === 'string' && ReflectApply(regexpExec, HOST_FRAME, [stack]) !== null) {
         defineValue(err, 'stack', stack + '\n' + cleanStack(new ErrorCtor().stack), false);
       }
