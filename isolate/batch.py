@@ -29,17 +29,18 @@ from .protocol.values import (
 )
 
 from .errors import (
-    ContextLostError, InvalidArgTypeError, PoolClosedError, JSError, JSMemoryError, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
+    ContextLostError, InvalidArgTypeError, PoolClosedError, PromisePendingError, JSError, JSMemoryError,
+    ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .api import Script
-from .context import Context, JSFunction, JSHandle
+from .context import Context, JSFunction, JSHandle, JSPromise
 from .futures import Future, running_future
 from .options import (
     ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,
     run_options,
 )
 
-__all__ = ["Dispatcher", "run_batch", "jsonable", "JOB_STATUSES"]
+__all__ = ["Dispatcher", "run_batch", "jsonable", "settled", "JOB_STATUSES"]
 
 JOB_STATUSES = ("ok", "error", "timeout", "memory", "crashed", "invalid")
 
@@ -158,6 +159,22 @@ def check_ordered(value: Any) -> bool:
     return value
 
 
+# -- promises -----------------------------------------------------------------------
+
+def settled(value: Any) -> Any:
+    """A job's value, with a returned promise awaited, as ``isolate run`` does.
+
+    A promise's jobs run inside the call that made it, within its timeout,
+    so by now its outcome is known: its value, or its rejection raised. One
+    still pending can never settle (nothing else runs in a job's fresh
+    context): PromisePendingError. Reading the outcome is a property read,
+    bounded as every one is (``Limits.access_timeout_s``).
+    """
+    if isinstance(value, JSPromise):
+        return value.result()
+    return value
+
+
 # -- job records ------------------------------------------------------------------
 
 def status_of(exc: BaseException) -> str:
@@ -191,6 +208,10 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
     ``crashed``, or ``invalid`` for a malformed job), ``value`` or ``error``
     (``name``, ``message``, ``stack``), ``wall_ms``, ``cpu_ms`` (the worker's
     CPU time for the job), ``memory`` (engine bytes at the end), ``pid``.
+    A job whose value is a promise is awaited (see :func:`settled`): the
+    record holds what it settled with, and ``promise`` says ``"fulfilled"``,
+    ``"rejected"`` (status ``error``, its reason as the error) or
+    ``"pending"`` (it never settled: status ``error``).
     ``retries`` re-runs a job whose worker crashed (off by default: a script
     that crashes its worker may do it again).
     """
@@ -238,16 +259,23 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
         for attempt in range(retries + 1):
             start = time.monotonic()
             report: dict = {}
+            record.pop("promise", None)
             try:
                 # One round trip on whichever worker is free first: a job that
                 # never started (its worker died first) runs elsewhere, so only
                 # a job that was running when its worker died is "crashed".
                 value, _ = Context._run_new(pool, sandbox, ctx_opts, code, compile_opts, run_opts,
                                             stats=True, report=report)
+                if isinstance(value, JSPromise):
+                    record["promise"] = "pending"  # until its outcome is read
+                    value = settled(value)
+                    record["promise"] = "fulfilled"
                 record.update(status="ok", value=value)
             except PoolClosedError:
                 raise
             except Exception as exc:  # any failure is this job's, never the batch's
+                if record.get("promise") == "pending" and not isinstance(exc, PromisePendingError):
+                    record["promise"] = "rejected" if isinstance(exc, JSError) else "unread"
                 record.update(status=status_of(exc), error=error_of(exc))
                 record.pop("value", None)
             record["wall_ms"] = round((time.monotonic() - start) * 1000.0, 3)

@@ -9,12 +9,19 @@ a summary, ``--resume`` and a clean Ctrl+C.
 Output files are written whole lines at a time (one ``write`` per line, on
 an unbuffered descriptor), so an interrupted run leaves complete lines only;
 after a SIGKILL at most the last line can be torn, and ``--resume`` drops it.
+
+Exit codes tell a script's failure (1, 3, 4, 5) from bad usage (2: an unknown
+option, a file that cannot be read or is not UTF-8) and from isolate's own
+failure (6: the workers could not start, a worker broke the protocol, a bug).
+``-v`` shows the pool's log (workers started, replaced, recycled), ``-vv``
+debug records too; without it only warnings (a worker killed or crashed).
 """
 
 from __future__ import annotations
 
 import array
 import json
+import logging
 import os
 import queue
 import signal
@@ -30,14 +37,29 @@ from .batch import JOB_STATUSES, jsonable
 
 __all__ = ["main"]
 
-# Exit codes of `isolate run` (documented in its --help).
-EXIT_JS_ERROR = 1
-EXIT_USAGE = 2
+# Exit codes (documented in each command's --help and in the README).
+EXIT_JS_ERROR = 1      # the script failed: it threw, its promise rejected or never settled, it does not compile
+EXIT_USAGE = 2         # bad usage: an option, a file that cannot be read or decoded (click's own code)
 EXIT_TIMEOUT = 3
 EXIT_MEMORY = 4
-EXIT_CRASHED = 5
+EXIT_CRASHED = 5       # the worker running the script died
+EXIT_INFRA = 6         # isolate failed: no worker could start, a worker broke the protocol, a bug
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+
+_EXIT_CODES_HELP = """\
+  1    the script failed: it threw (its JavaScript stack is on stderr),
+       its promise rejected or never settled, or it does not compile
+  2    bad usage: an unknown option or bad value, a missing file, a file
+       that cannot be read or is not UTF-8
+  3    the script ran past --timeout
+  4    the script went over --memory-limit
+  5    the worker process running the script crashed
+  6    isolate itself failed: the workers could not start, a worker broke
+       the protocol, or an internal error (-v shows the traceback)
+  130  interrupted (Ctrl+C)"""
+
+log = logging.getLogger("isolate.cli")
 
 # After Ctrl+C, how long jobs already running get to finish (and be recorded)
 # before they are abandoned. A second Ctrl+C abandons them at once.
@@ -84,14 +106,47 @@ def _worker_size(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+class _BadFile(click.FileError):
+    """A file named on the command line cannot be read or decoded: bad usage, not a script error."""
+
+    exit_code = EXIT_USAGE
+
+
 def _read_source(path: str) -> str:
     try:
         if path == "-":
-            return sys.stdin.read()
+            return sys.stdin.buffer.read().decode("utf-8")
         with open(path, encoding="utf-8") as f:
             return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.FileError(path, str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise _BadFile(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise _BadFile(path, exc.strerror or str(exc)) from None
+
+
+def _exit_code_of(exc: BaseException) -> int:
+    """The exit code for a failure of the script's run (see _EXIT_CODES_HELP)."""
+    from . import errors
+
+    if isinstance(exc, (errors.JSError, errors.PromisePendingError, errors.NestingTooDeepError)):
+        return EXIT_MEMORY if isinstance(exc, errors.JSMemoryError) else EXIT_JS_ERROR
+    if isinstance(exc, errors.ScriptTimeoutError):
+        return EXIT_TIMEOUT
+    if isinstance(exc, errors.WorkerMemoryError):
+        return EXIT_MEMORY
+    if isinstance(exc, errors.WorkerStartError):
+        return EXIT_INFRA  # (a WorkerCrashedError with no worker: none could start)
+    if isinstance(exc, (errors.WorkerCrashedError, errors.ContextLostError)):
+        return EXIT_CRASHED
+    if isinstance(exc, (errors.ScriptInterruptedError, KeyboardInterrupt)):
+        return EXIT_INTERRUPTED
+    return EXIT_INFRA
+
+
+def _infra_failure(what: str, exc: BaseException) -> None:
+    """Say that isolate itself failed; the traceback goes to the log (shown with -v)."""
+    click.echo(f"isolate: {what}: {type(exc).__name__}: {exc}", err=True)
+    log.info("the traceback of that failure:", exc_info=exc)
 
 
 def _error_text(exc: BaseException) -> str:
@@ -110,8 +165,66 @@ MEMORY_LIMIT = click.option("--memory-limit", callback=_size, metavar="SIZE",
                                  "at least 1MB).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# -- logging and failures of isolate itself ----------------------------------------------
+
+class _LogToStderr(logging.Handler):
+    """The isolate loggers' records on stderr, through the progress bar when one is drawn."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+        self.write = lambda text: click.echo(text, err=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.write(self.format(record))
+        except Exception:  # logging must never take the command down
+            self.handleError(record)
+
+
+_log_handler = _LogToStderr()
+
+
+def _verbosity(ctx, param, count):
+    """-v: INFO records of the isolate loggers (workers started, replaced, recycled);
+    -vv: DEBUG too. Without it, warnings only: nothing unless something went wrong."""
+    root = logging.getLogger("isolate")
+    if _log_handler not in root.handlers:
+        root.addHandler(_log_handler)
+        if root.level == logging.NOTSET:
+            root.setLevel(logging.WARNING)
+    if count:
+        level = logging.INFO if count == 1 else logging.DEBUG
+        root.setLevel(min(root.level, level))
+
+
+VERBOSE = click.option("-v", "--verbose", count=True, expose_value=False, is_eager=True, callback=_verbosity,
+                       help="Log what the pool does on stderr: -v workers started, replaced, recycled; "
+                            "-vv debug records too.")
+
+
+class _Main(click.Group):
+    """The command group: an unexpected exception is isolate's failure (exit 6), not the script's."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            _infra_failure("internal error", exc)
+            ctx.exit(EXIT_INFRA)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="""\b
+Exit codes (each command's --help has the details):
+  0    success          1  the script failed        2  bad usage
+  3-5  the script ran out of time or memory, or its worker crashed
+  6    isolate itself failed                        130  interrupted""")
 @click.version_option(package_name="isolate-vm", prog_name="isolate")
+@VERBOSE
 def main():
     """Run JavaScript in isolated QuickJS worker processes (Node's vm, for Python).
 
@@ -133,18 +246,13 @@ Examples:
 \b
 Exit codes:
   0    the script completed; its value was printed as JSON
-  1    the script threw (its JavaScript stack is on stderr)
-  2    bad usage: unknown option, missing file, --context not a JSON object
-  3    the script ran past --timeout
-  4    the script went over --memory-limit
-  5    the worker process crashed
-  130  interrupted (Ctrl+C)
-""")
+""" + _EXIT_CODES_HELP + "\n")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--context", "context_json", metavar="JSON", default=None,
               help="A JSON object whose properties become the script's globals.")
 @TIMEOUT
 @MEMORY_LIMIT
+@VERBOSE
 def run(file, context_json, timeout, memory_limit):
     """Run FILE (- for stdin) in a fresh context and print its completion value as JSON.
 
@@ -176,33 +284,30 @@ def run(file, context_json, timeout, memory_limit):
     options["break_on_sigint"] = threading.current_thread() is threading.main_thread()
 
     code_out = 0
-    with Pool(size=1, spare_workers=0) as pool:
+    try:
+        pool = Pool(size=1, spare_workers=0)
+    except errors.IsolateError as exc:
+        _infra_failure("could not start a worker", exc)
+        sys.exit(EXIT_INFRA)
+    with pool:
         try:
             value = pool.run_in_new_context(code, sandbox, **options)
             if isinstance(value, JSPromise):
                 value = value.result()
             line = _dumps(jsonable(value))
-        except errors.PromisePendingError:
-            click.echo("isolate: the script's promise never settled", err=True)
-            code_out = EXIT_JS_ERROR
-        except errors.ScriptTimeoutError as exc:
-            click.echo(f"isolate: {exc}", err=True)
-            code_out = EXIT_TIMEOUT
-        except (errors.JSMemoryError, errors.WorkerMemoryError) as exc:
-            click.echo(_error_text(exc), err=True)
-            click.echo("isolate: the script went over its memory limit", err=True)
-            code_out = EXIT_MEMORY
-        except (errors.WorkerCrashedError, errors.ContextLostError) as exc:
-            click.echo(f"isolate: {exc}", err=True)
-            code_out = EXIT_CRASHED
-        except errors.ScriptInterruptedError as exc:
-            click.echo(f"isolate: {exc}", err=True)
-            code_out = EXIT_INTERRUPTED
-        except KeyboardInterrupt:
-            code_out = EXIT_INTERRUPTED
-        except errors.IsolateError as exc:
-            click.echo(_error_text(exc), err=True)
-            code_out = EXIT_JS_ERROR
+        except (errors.IsolateError, KeyboardInterrupt) as exc:
+            code_out = _exit_code_of(exc)
+            if isinstance(exc, errors.PromisePendingError):
+                click.echo("isolate: the script's promise never settled", err=True)
+            elif isinstance(exc, (errors.JSMemoryError, errors.WorkerMemoryError)):
+                click.echo(_error_text(exc), err=True)
+                click.echo("isolate: the script went over its memory limit", err=True)
+            elif code_out == EXIT_JS_ERROR:
+                click.echo(_error_text(exc), err=True)
+            elif code_out == EXIT_INFRA:
+                _infra_failure("the run failed", exc)
+            elif not isinstance(exc, KeyboardInterrupt):
+                click.echo(f"isolate: {exc}", err=True)
         else:
             click.echo(line)
     sys.exit(code_out)
@@ -301,6 +406,7 @@ class _Progress:
             self.bar = tqdm(total=total, unit="job", file=sys.stderr, dynamic_ncols=sized,
                             ncols=None if sized else 80, nrows=None if sized else 24,
                             smoothing=0.05, mininterval=0.2, desc="isolate batch")
+            _log_handler.write = self.write  # log records above the bar, not through it
 
     def _status_text(self) -> str:
         return " ".join(f"{s} {n}" for s, n in self.counts.items() if n or s == "ok")
@@ -354,6 +460,7 @@ class _Progress:
             self.bar.set_postfix_str(self._status_text(), refresh=False)
             self.bar.close()
             self.bar = None
+            _log_handler.write = lambda text: click.echo(text, err=True)
 
 
 class _Output:
@@ -364,7 +471,7 @@ class _Output:
         try:
             self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644)
         except OSError as exc:
-            raise click.FileError(path, exc.strerror or str(exc)) from None
+            raise _BadFile(path, exc.strerror or str(exc)) from None
 
     def write_record(self, record: dict) -> None:
         if "value" in record:
@@ -436,10 +543,18 @@ and stack), timeout, memory, crashed (the worker died), invalid (the line
 is not JSON or lacks a field; its id is "line N" when it has none).
 
 \b
+A line whose id an earlier line already has is not run: it gets an
+"invalid" record (id "line N") naming the first line with that id, so that
+every id has exactly one record.
+
+\b
 Exit codes:
   0    every job has a record (whatever its status)
-  1    the run could not start (--script does not compile, unwritable output)
-  2    bad usage
+  1    --script does not compile (no job ran)
+  2    bad usage: an unknown option or bad value, a file that cannot be read
+       or is not UTF-8, an output that cannot be written
+  6    isolate itself failed: the workers could not start, or the run broke
+       off (-v shows the traceback)
   130  interrupted by Ctrl+C (143 for SIGTERM): the output holds complete
        lines only; run again with --resume to finish
 """)
@@ -467,6 +582,7 @@ Exit codes:
               help="Run on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for a "
                    "local cluster of N processes; --workers is then per Dask worker. Needs the "
                    "extra isolate-vm[dask].")
+@VERBOSE
 @click.pass_context
 def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_limit,
           worker_memory_limit, retries, resume, progress, cluster):
@@ -495,7 +611,7 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
         try:
             done, torn, corrupt = _scan_results(output)
         except OSError as exc:
-            raise click.FileError(output, str(exc)) from None
+            raise _BadFile(output, exc.strerror or str(exc)) from None
         note = f"isolate batch: resuming: {len(done)} ids already in {output}"
         if torn:
             note += f"; dropped a torn last line ({torn} bytes)"
@@ -517,21 +633,24 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
             pool = (_cluster_pool(cluster, workers, worker_memory_limit) if cluster is not None
                     else Pool(size=workers, worker_memory_limit=worker_memory_limit))
         except IsolateError as exc:
-            click.echo(f"isolate: could not start the workers: {exc}", err=True)
-            click_ctx.exit(1)
+            _infra_failure("could not start the workers", exc)
+            click_ctx.exit(EXIT_INFRA)
         records: queue.Queue = queue.Queue(maxsize=10_000)
         with pool:
             if source is not None:
-                problem = _check_script(pool, source, script_path)
+                problem, exit_code = _check_script(pool, source, script_path)
                 if problem:
                     click.echo(problem, err=True)
-                    click_ctx.exit(1)
+                    click_ctx.exit(exit_code)
             # Opened (and, without --resume, emptied) only once the run can start.
             out = _Output(output, append=resume)
 
             def invalid(line_no: int, message: str) -> dict:
                 return {"id": f"line {line_no}", "status": "invalid", "line": line_no,
                         "error": {"name": "InvalidJob", "message": message, "stack": ""}}
+
+            # The first line of each id: a later line with the same id is reported, never run.
+            first_line: dict[str, int] = {}
 
             def jobs() -> Iterator[dict]:
                 nonlocal skipped
@@ -558,7 +677,16 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
                             else:
                                 records.put(invalid(line_no, 'a job needs an "id"'))
                             continue
-                        if done and _id_key(job["id"]) in done:
+                        key = _id_key(job["id"])
+                        first = first_line.setdefault(key, line_no)
+                        if first != line_no:
+                            if _id_key(f"line {line_no}") in done:
+                                skipped += 1
+                            else:
+                                records.put(invalid(line_no, f"duplicate id {_dumps(job['id'])[:200]}: line "
+                                                             f"{first} has it; this line is not run"))
+                            continue
+                        if done and key in done:
                             skipped += 1
                             continue
                         if source is not None:
@@ -620,12 +748,12 @@ def batch(click_ctx, jobs_file, output, script_path, workers, timeout, memory_li
             out.close()
             # Leaving `with pool` closes it: running jobs are abandoned, workers end.
         if failure is not None:
-            click.echo(f"isolate batch: the run failed: {_error_text(failure)}", err=True)
+            _infra_failure("isolate batch: the run failed", failure)
 
     elapsed = time.monotonic() - started
     _summary(counts, walls, elapsed, skipped, output, interrupted, abandoned, retried)
     if failure is not None:
-        click_ctx.exit(1)
+        click_ctx.exit(EXIT_INFRA)
     if interrupted:
         click_ctx.exit(EXIT_TERMINATED if signals.signum == signal.SIGTERM else EXIT_INTERRUPTED)
 
@@ -639,9 +767,10 @@ def _cluster_pool(address: str, workers, worker_memory_limit):
     return open_for_cli(address, size=workers, worker_memory_limit=worker_memory_limit)
 
 
-def _check_script(pool, source: str, path: str) -> str | None:
+def _check_script(pool, source: str, path: str) -> tuple[str | None, int]:
     """A syntax check of the batch script on the batch's own pool, without running it
-    (``Script`` compiles only; the workers keep the compiled script for the jobs)."""
+    (``Script`` compiles only; the workers keep the compiled script for the jobs).
+    Returns (what to say, exit code), or (None, 0)."""
     from .api import Script
     from .errors import IsolateError, JSSyntaxError
 
@@ -651,10 +780,11 @@ def _check_script(pool, source: str, path: str) -> str | None:
         else:
             Script(source, filename=path, pool=pool)
     except JSSyntaxError as exc:
-        return f"isolate batch: {path} does not compile:\n{_error_text(exc)}"
+        return f"isolate batch: {path} does not compile:\n{_error_text(exc)}", EXIT_JS_ERROR
     except IsolateError as exc:
-        return f"isolate batch: could not check {path}: {exc}"
-    return None
+        log.info("the traceback of that failure:", exc_info=exc)
+        return f"isolate batch: could not check {path}: {type(exc).__name__}: {exc}", _exit_code_of(exc)
+    return None, 0
 
 
 def _summary(counts, walls, elapsed, skipped, output, interrupted, abandoned, retried) -> None:

@@ -18,6 +18,7 @@ with Node's codes.
 
 from __future__ import annotations
 
+import re
 import signal as _signal
 from typing import Any
 
@@ -30,7 +31,7 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
-    "WorkerMemoryError", "WorkerStartError", "UnsupportedError",
+    "WorkerMemoryError", "WorkerStartError", "UnsupportedError", "RemoteTraceback",
     "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire",
 ]
 
@@ -80,13 +81,34 @@ class JSError(IsolateError):
         raise AttributeError(item)
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.message}" if self.message else self.name
+        """Node's first stack line, then the first frame that has a ``file:line:col``::
+
+            TypeError: cannot read property 'x' of null
+                at render (tpl.js:3:12)
+        """
+        head = f"{self.name}: {self.message}" if self.message else self.name
+        frame = self.location
+        return f"{head}\n    at {frame}" if frame else head
+
+    @property
+    def location(self) -> str | None:
+        """The first stack frame with a ``file:line:col``, e.g. ``render (tpl.js:3:12)``
+        or ``tpl.js:10:1``; None when the stack has none (an error made in Python)."""
+        stack = self.stack
+        if not isinstance(stack, str):
+            return None
+        match = _LOCATED_FRAME.search(stack)
+        return match.group(1) if match else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, message={self.message!r})"
 
     def __reduce__(self):
         return (_rebuild_js_error, (self.name, self.message, self.stack, self.props))
+
+
+# A stack line "    at f (file:3:9)" or "    at file:3:9" (not "(native)" or "(<host>)").
+_LOCATED_FRAME = re.compile(r"^[ \t]+at ((?:[^\n]* \()?[^\n]*:\d+:\d+\)?)[ \t]*$", re.MULTILINE)
 
 
 def _rebuild_js_error(name, message, stack, props):
@@ -247,7 +269,27 @@ class ContextLostError(IsolateError):
 
 
 class ProtocolViolationError(IsolateError):
+    """A worker answered something isolate did not expect (or reported a bug of its own:
+    then ``__cause__`` is a :class:`RemoteTraceback` with the worker's traceback)."""
+
     code = "ERR_ISOLATE_PROTOCOL"
+
+
+class RemoteTraceback(Exception):
+    """A traceback from a worker process, as text: the ``__cause__`` of the error it
+    led to, so that Python prints it above the host's own (as ``concurrent.futures``
+    does with its ``_RemoteTraceback``)."""
+
+    # A worker's report is bounded: it is text from another process.
+    MAX_CHARS = 64 * 1024
+
+    def __init__(self, tb: str):
+        tb = tb if len(tb) <= self.MAX_CHARS else tb[:self.MAX_CHARS] + "\n[... cut]\n"
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb.rstrip(chr(10))}\n"""'
 
 
 class ScriptNotCached(IsolateError):
@@ -350,4 +392,8 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         return UnencodableValueError(str(message))
     if code == WireError.NESTING_TOO_DEEP.value:
         return NestingTooDeepError(str(message))
-    return ProtocolViolationError(f"{code}: {message}")
+    error = ProtocolViolationError(f"{code}: {message}")
+    if code == WireError.INTERNAL.value and isinstance(data, str) and data:
+        # A bug in the worker: its traceback (text; nothing of it runs here) as the cause.
+        error.__cause__ = RemoteTraceback(data)
+    return error

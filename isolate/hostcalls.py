@@ -6,11 +6,20 @@ that call (see isolate.scheduler) runs the callable here and answers. While
 it runs, this thread is *serving* the worker's call: any request it makes to
 that worker is nested in it (the worker, blocked waiting for the answer,
 serves it inside), which is how calls nest both ways.
+
+A callable's exception becomes the JS exception (see :func:`error_value_of`):
+JS sees the Python type's JS counterpart, its message and ``pythonType``,
+never a repr or a traceback. The exception itself stays here, kept for the
+call it happened in (:func:`link_host_cause`): if the JS error comes back
+out of that call, the ``JSError`` the caller gets has it as ``__cause__``,
+traceback and all.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("isolate.hostcalls")
 
 __all__ = ["serve_host_call", "error_value_of", "serving_snapshot", "adopt_serving", "serving_in",
-           "innermost_served"]
+           "innermost_served", "link_host_cause"]
 
 
 # A thread running a host callable for a worker's call is "serving" that call:
@@ -73,9 +82,10 @@ def serve_host_call(worker: "WorkerHandle", request: Request, owner=None) -> Non
     """
     chain = _chain()
     chain.append((worker, request.msgid))
+    parent, name = None, ""
     try:
         try:
-            _, context_id, function_id, args = request.params
+            parent, context_id, function_id, args = request.params
         except (TypeError, ValueError):
             raise _Refused("malformed call_host parameters") from None
         if owner is None:
@@ -88,6 +98,7 @@ def serve_host_call(worker: "WorkerHandle", request: Request, owner=None) -> Non
         fn = owner._host_functions.get(function_id) if isinstance(function_id, int) else None
         if fn is None:
             raise _Refused(f"no host function {function_id!r:.20} was given to this context")
+        name = _frame_name(fn)
         args = owner._decode(args, request.needs_finish)
         result = fn(*args)
         response = Response(request.msgid, None, owner._encode(result))
@@ -97,8 +108,10 @@ def serve_host_call(worker: "WorkerHandle", request: Request, owner=None) -> Non
     except BaseException as exc:  # a host callable's failure becomes a JS exception
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
+        error = error_value_of(exc, name)
+        _failures.keep(worker.pid, parent, error, exc)
         response = Response(request.msgid, error_triple(
-            WireError.HOST_EXCEPTION, _js_message(exc), encode_value(error_value_of(exc))), None)
+            WireError.HOST_EXCEPTION, _js_message(exc), encode_value(error)), None)
     finally:
         chain.pop()
     worker.write_quietly(response)
@@ -115,10 +128,17 @@ def _js_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def error_value_of(exc: BaseException) -> ErrorValue:
-    """How a Python exception raised by a host callable looks to JS."""
+def error_value_of(exc: BaseException, function_name: str = "") -> ErrorValue:
+    """How a Python exception raised by host callable ``function_name`` looks to JS.
+
+    Its stack is the part above the JS that called the function: the error's
+    first line, for a JSError the JS frames it came through, then the host
+    function's own frame, ``at name (<host>)``. The bridge appends the frames
+    of its JS callers (workers/bridge.js, hostFunction).
+    """
+    frame = f"    at {function_name or '<anonymous>'} (<host>)"
     if isinstance(exc, JSError):
-        return ErrorValue(exc.name, exc.message, exc.stack, dict(exc.props))
+        return ErrorValue(exc.name, exc.message, f"{_above_host_call(exc.stack)}\n{frame}", dict(exc.props))
     name = {TypeError: "TypeError", ValueError: "RangeError", NameError: "ReferenceError"}.get(
         type(exc), "Error")
     props = {"pythonType": type(exc).__name__}
@@ -133,4 +153,67 @@ def error_value_of(exc: BaseException) -> ErrorValue:
         else:
             name = "Error"
     message = str(exc) or type(exc).__name__
-    return ErrorValue(name, message, f"{name}: {message}\n    at <host> ({type(exc).__name__})", props)
+    return ErrorValue(name, message, f"{name}: {message}\n{frame}", props)
+
+
+def _frame_name(fn) -> str:
+    """The host function's name as JS already knows it (``fn.name``), fit for one stack line."""
+    name = getattr(fn, "__name__", "")
+    if type(name) is not str:
+        return ""
+    return re.sub(r"[\x00-\x1f\x7f()]", "", name)[:100]
+
+
+# A JS error that went through a host call and back (JS -> host -> JS throws) carries
+# the frames below the host call too, from the same engine stack: the JS caller's
+# frames, after the native frames of the crossing ("at call_python (native)", dukpy's
+# callback, and the bridge's own apply/call). Those are cut: the bridge adds the
+# caller's frames again below the host function's frame.
+_CROSSING = re.compile(r"(?:\n[ \t]+at [^\n]* \(native\))*?\n[ \t]+at call_python \(native\)(?:\n.*)?\Z", re.DOTALL)
+
+
+def _above_host_call(stack: str) -> str:
+    cut = _CROSSING.search(stack)
+    return (stack[:cut.start()] if cut else stack).rstrip("\n")
+
+
+class _Failures:
+    """Host callables' exceptions, kept per call (worker pid, msgid of the call) until
+    the call's outcome is known. Bounded, since a call that succeeds (JS caught the
+    error) never asks: an exception holds its traceback's frames and their locals."""
+
+    MAX_CALLS = 128
+    MAX_PER_CALL = 4
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_call: collections.OrderedDict = collections.OrderedDict()
+
+    def keep(self, pid: int, msgid, error: ErrorValue, exc: BaseException) -> None:
+        if isinstance(msgid, bool) or not isinstance(msgid, int):
+            return
+        with self._lock:
+            kept = self._by_call.pop((pid, msgid), None) or collections.deque(maxlen=self.MAX_PER_CALL)
+            kept.append((error, exc))
+            self._by_call[(pid, msgid)] = kept
+            while len(self._by_call) > self.MAX_CALLS:
+                self._by_call.popitem(last=False)
+
+    def take(self, pid: int, msgid: int) -> "collections.deque | None":
+        with self._lock:
+            return self._by_call.pop((pid, msgid), None)
+
+
+_failures = _Failures()
+
+
+def link_host_cause(worker: "WorkerHandle", msgid: int, error: BaseException) -> None:
+    """``error`` ends call ``msgid`` on ``worker``: if it is a host callable's failure
+    that JS let through, its ``__cause__`` becomes that Python exception."""
+    kept = _failures.take(worker.pid, msgid)
+    if not kept or not isinstance(error, JSError) or error.__cause__ is not None:
+        return
+    for sent, exc in reversed(kept):  # the latest failure first
+        if error.name == sent.name and error.message == sent.message and error.stack.startswith(sent.stack):
+            error.__cause__ = exc
+            return

@@ -20,6 +20,7 @@ Where it sits::
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -35,7 +36,7 @@ from . import defaults
 from .api import (
     Script, _compile_function, _create_context, _run_in_new_context, _run_in_this_context, run_in_context,
 )
-from .batch import Dispatcher, check_in_flight, check_ordered, checked_iter, run_batch, stream
+from .batch import Dispatcher, check_in_flight, check_ordered, checked_iter, run_batch, settled, stream
 from .context import Context, JSFunction
 from .errors import (
     ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, OutOfRangeError, PoolClosedError,
@@ -48,6 +49,16 @@ from .supervisor import WorkerHandle, WorkerState
 from .zygote import Zygote
 
 __all__ = ["Pool", "Limits"]
+
+# Replacements and recycling, for operators (INFO; a worker that cannot be started:
+# WARNING). Records carry worker_pid, event ("replaced", "recycled", "start_failed")
+# and reason; a worker's start and end are logged by isolate.supervisor.
+log = logging.getLogger("isolate.pool")
+
+
+def _log(level: int, event: str, pid: int | None, reason: str, message: str, *args) -> None:
+    log.log(level, message, *args, extra={"worker_pid": pid, "event": event, "reason": reason,
+                                          "exitcode": None, "signal": None})
 
 
 @dataclass(frozen=True)
@@ -332,6 +343,12 @@ class Pool:
                     self._retired.remove(worker)
                 return
         if promoted is not None:
+            _log(logging.INFO, "replaced", worker.pid, "it died", "worker %d replaced by spare %d",
+                 worker.pid, promoted.pid)
+        elif slot_to_fill is not None:
+            _log(logging.INFO, "replaced", worker.pid, "it died", "worker %d replaced: no spare ready, "
+                 "starting a new worker", worker.pid)
+        if promoted is not None:
             self._scheduler.on_worker_ready(promoted)
         self._refill(slot_to_fill)
 
@@ -340,6 +357,8 @@ class Pool:
         try:
             fresh = self._new_worker(-1 if index is None else index)
         except IsolateError as exc:
+            _log(logging.DEBUG if self._closed else logging.WARNING, "start_failed", None, str(exc),
+                 "a new worker failed to start: %s", exc)
             # Calls waiting for any worker cannot wait for one that does not come.
             self._scheduler.fail_waiting(WorkerCrashedError(-1, None, f"no live worker in the pool: {exc}"))
             return
@@ -374,15 +393,22 @@ class Pool:
                 if self.worker_memory_limit and rss > self.worker_memory_limit:
                     worker.kill_for_memory(rss)
                 elif self.max_worker_rss and rss > self.max_worker_rss and not worker.draining:
-                    worker.draining = True
+                    self._drain(worker, f"its RSS reached {rss} bytes, over max_worker_rss")
                     self._retire_if_idle(worker)
 
     def _after_call(self, worker: WorkerHandle) -> None:
         """Recycling check between calls (never mid-call)."""
-        if self.max_tasks_per_worker and worker.tasks >= self.max_tasks_per_worker:
-            worker.draining = True
+        if self.max_tasks_per_worker and worker.tasks >= self.max_tasks_per_worker and not worker.draining:
+            self._drain(worker, f"it served {worker.tasks} calls (max_tasks_per_worker)")
         if worker.draining:
             self._retire_if_idle(worker)
+
+    @staticmethod
+    def _drain(worker: WorkerHandle, reason: str) -> None:
+        worker.draining = True
+        worker.drain_reason = reason
+        _log(logging.INFO, "recycled", worker.pid, reason, "worker %d recycled: %s; it takes no new "
+             "contexts and is replaced once idle", worker.pid, reason)
 
     @staticmethod
     def _idle(worker: WorkerHandle) -> bool:
@@ -410,6 +436,8 @@ class Pool:
                 self._replacing.add(worker)
                 promoted = None
         if promoted is not None:
+            _log(logging.INFO, "replaced", worker.pid, worker.drain_reason, "worker %d replaced by spare %d "
+                 "(recycled: %s)", worker.pid, promoted.pid, worker.drain_reason)
             self._scheduler.on_worker_ready(promoted)
             target, args = self._refill, (None,)
         else:
@@ -437,6 +465,8 @@ class Pool:
             stale.begin_close()
             stale.finish_close(time.monotonic() + self.limits.close_grace_s)
         else:
+            _log(logging.INFO, "replaced", worker.pid, worker.drain_reason, "worker %d replaced by %d "
+                 "(recycled: %s)", worker.pid, fresh.pid, worker.drain_reason)
             self._scheduler.on_worker_ready(fresh)
         self._close_idle_retired()
 
@@ -579,7 +609,9 @@ class Pool:
     def submit(self, code_or_script, context_object=None, options=None, /, **kwargs) -> "Future":
         """Run ``code_or_script`` in a fresh context on any worker (as run_in_new_context).
 
-        Like ``concurrent.futures.Executor.submit``, the call waits for a free
+        A returned promise is awaited: the future's result is its value (a
+        rejection raises its reason; one that never settles,
+        PromisePendingError). Like ``concurrent.futures.Executor.submit``, the call waits for a free
         worker as long as it takes unless ``queue_timeout`` (or the pool's)
         is given; its ``timeout`` counts from when it starts.
         """
@@ -587,17 +619,18 @@ class Pool:
         if "queue_timeout" not in kwargs and not (isinstance(options, dict) and (
                 dict.__contains__(options, "queue_timeout") or dict.__contains__(options, "queueTimeout"))):
             kwargs["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
-        return self._submit_new(code_or_script, context_object, options, kwargs)
+        # A job, like one of run_batch: a returned promise is awaited (isolate.batch.settled).
+        return self._submit_new(code_or_script, context_object, options, kwargs, outcome=settled)
 
-    def _submit_new(self, code_or_script, context_object, options, kwargs) -> "Future":
+    def _submit_new(self, code_or_script, context_object, options, kwargs, outcome=None) -> "Future":
 
         self._check_open()
         if isinstance(code_or_script, Script):
             script = code_or_script
-            return self._dispatcher.submit(
-                lambda: _run_script_in_new_context(self, script, context_object, options, kwargs))
-        return self._dispatcher.submit(
-            lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs))
+            run = lambda: _run_script_in_new_context(self, script, context_object, options, kwargs)  # noqa: E731
+        else:
+            run = lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs)  # noqa: E731
+        return self._dispatcher.submit(run if outcome is None else lambda: outcome(run()))
 
     def arun_in_new_context(self, code, context_object=None, options=None, /, **kwargs) -> "Future":
         """The awaitable twin of run_in_new_context (its queue wait bounded as that call's)."""
@@ -631,6 +664,7 @@ class Pool:
         complete. ``timeout`` is each script's timeout in milliseconds (as
         everywhere in isolate). A call waits for a free worker as long as it
         takes unless ``queue_timeout`` is given (the batch paces itself).
+        A returned promise is awaited, as by :meth:`submit`.
         A failed call raises its error when its turn comes, like
         ``concurrent.futures.Executor.map``; the rest are cancelled.
         """

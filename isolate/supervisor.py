@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import os
 import queue
 import signal
@@ -33,7 +34,7 @@ from .protocol import (
     PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
 )
 
-from .errors import IsolateError, ProtocolViolationError, WorkerCrashedError, WorkerMemoryError
+from .errors import IsolateError, ProtocolViolationError, WorkerCrashedError, WorkerMemoryError, describe_exit
 from .scripts import KnownScripts
 
 if TYPE_CHECKING:
@@ -41,6 +42,12 @@ if TYPE_CHECKING:
     from .zygote import Zygote
 
 __all__ = ["WorkerHandle", "WorkerState", "CELL_SIZE"]
+
+# A worker's life, for operators: started (INFO), killed or died (WARNING: something
+# went wrong), closed by its pool (DEBUG). Each record carries the attributes
+# worker_pid, event ("started", "killed", "died", "closed"), reason, exitcode and
+# signal (the signal's name, or None).
+log = logging.getLogger("isolate.supervisor")
 
 # The cell: bytes 0-8 hold the msgid the host asks the worker to stop (the
 # host writes it, then sends SIGUSR1); bytes 8-16 the msgid of the top-level
@@ -79,6 +86,8 @@ class WorkerHandle:
         self.interruptible_call: "Call | None" = None  # the break_on_sigint call a SIGINT stops
         self.tasks = 0          # top-level calls answered, for max_tasks_per_worker
         self.draining = False   # recycling: no new contexts; retired once idle
+        self.drain_reason = ""  # why it is draining (for the log)
+        self.killed = False     # the host sent it SIGKILL (a deadline, a memory cap, nonsense)
         self.live_contexts = 0
         self.contexts: "weakref.WeakSet" = weakref.WeakSet()  # Context proxies hosted here (to mark them lost)
         self.scripts = KnownScripts()  # keys of scripts this worker compiled (see isolate.scripts)
@@ -104,6 +113,8 @@ class WorkerHandle:
                                         daemon=True)
         self._handshake()
         self._reader.start()
+        log.info("worker %d started (%s)", self.pid, f"slot #{index}" if index >= 0 else "spare",
+                 extra={"worker_pid": self.pid, "event": "started", "reason": "", "exitcode": None, "signal": None})
 
     def __repr__(self) -> str:
         return f"<WorkerHandle pid={self.pid} {self.state.value}>"
@@ -128,6 +139,8 @@ class WorkerHandle:
             self._close_fds()
             self.process.close()
             detail = reply.error[1] if isinstance(reply, Response) else result.get("error", "no answer")
+            _log_end(logging.DEBUG if self._pool_closed() else logging.WARNING, self.pid, "killed",
+                     f"its handshake failed: {detail}", self.process.exitcode)
             raise WorkerCrashedError(self.pid, self.process.exitcode, f"handshake failed: {detail}")
         self.info = reply.result
         self.state = WorkerState.READY
@@ -168,8 +181,32 @@ class WorkerHandle:
                 f"its RSS reached {self.memory_kill} bytes, over the pool's worker_memory_limit")
         else:
             error = WorkerCrashedError(self.pid, self.process.exitcode, detail)
+        self._log_end(cause)
         self.scheduler.on_worker_lost(self, error)
         self._close_fds()
+
+    def _pool_closed(self) -> bool:
+        return bool(getattr(self.scheduler.pool, "closed", False))
+
+    def _log_end(self, cause: BaseException | None) -> None:
+        exitcode = self.process.exitcode
+        if self.state is WorkerState.CLOSED or self._pool_closed():
+            # (also a worker still starting when its pool closed: the zygote ends it)
+            _log_end(logging.DEBUG, self.pid, "closed", "its pool closed it", exitcode)
+        elif cause is not None and not isinstance(cause, OSError):
+            _log_end(logging.WARNING, self.pid, "killed", f"it sent a malformed message: {cause}", exitcode)
+        elif self.memory_kill is not None:
+            _log_end(logging.WARNING, self.pid, "killed", f"its RSS reached {self.memory_kill} bytes, "
+                     "over the pool's worker_memory_limit", exitcode)
+        elif self.overrun is not None:
+            _log_end(logging.WARNING, self.pid, "killed", "a call ran past its deadline and did not stop "
+                     "when interrupted", exitcode)
+        elif self.killed:
+            _log_end(logging.WARNING, self.pid, "killed", "it did not start a call sent to it "
+                     f"within {self.limits.start_timeout_s:g} s (stopped or wedged)", exitcode)
+        else:
+            _log_end(logging.WARNING, self.pid, "died", "it ended by itself, or something else killed it",
+                     exitcode)
 
     def started_msgid(self) -> int:
         """The msgid of the last top-level request the worker started (0: none)."""
@@ -217,6 +254,7 @@ class WorkerHandle:
         self.scheduler.interrupt(self)
 
     def kill(self) -> None:
+        self.killed = True
         self.process.kill()
 
     def kill_for_memory(self, rss: int) -> None:
@@ -279,3 +317,16 @@ class WorkerHandle:
 
     def load(self) -> int:
         return self.live_contexts + len(self.queue) + (self.running is not None)
+
+
+def _log_end(level: int, pid: int, event: str, reason: str, exitcode: int | None) -> None:
+    """One record per worker that ends: what ended it, its exit code and signal named."""
+    signal_name = None
+    if exitcode is not None and exitcode < 0:
+        try:
+            signal_name = signal.Signals(-exitcode).name
+        except ValueError:
+            signal_name = f"signal {-exitcode}"
+    log.log(level, "worker %d %s (%s): %s", pid, event, describe_exit(exitcode), reason,
+            extra={"worker_pid": pid, "event": event, "reason": reason, "exitcode": exitcode,
+                   "signal": signal_name})

@@ -573,6 +573,7 @@ class Zygote:
             raise WorkerStartError(str(refused))
         for line in process.info.get("degraded", []):
             _announce(str(line))
+        log.info("zygote %d started", process.pid)
         return process
 
     def _current(self, restart: bool) -> _ZygoteProcess:

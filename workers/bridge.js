@@ -151,7 +151,15 @@
         throw new ErrorCtor('isolate: malformed reply from the host');
       }
       if (reply.ok) return decode(reply.v);
-      throw decode(reply.e);
+      const err = decode(reply.e);
+      // A host failure's stack ends with the host function's own frame
+      // (isolate.hostcalls): the frames of the JS that called it follow.
+      const stack = err !== null && typeof err === 'object' ? err.stack : undefined;
+      if (typeof stack === 'string' && stack.length >= HOST_FRAME.length &&
+          ReflectApply(StringIndexOf, stack, [HOST_FRAME, stack.length - HOST_FRAME.length]) >= 0) {
+        defineValue(err, 'stack', stack + '\n' + stackText().cleanStack(new ErrorCtor().stack), false);
+      }
+      throw err;
     };
     ObjectDefineProperty(fn, 'name', { __proto__: null, value: name || '' });
     ReflectApply(weakMapSet, hostFunctionIds, [fn, id]);
@@ -225,6 +233,7 @@
   const ArrayBufferPrototype = ArrayBuffer.prototype, ErrorPrototype = Error.prototype;
   const PromisePrototype = Promise.prototype, TypeErrorPrototype = TypeError.prototype;
   const AggregateErrorCtor = AggregateError;
+  const HOST_FRAME = ' (<host>)';  // how the last line of a host failure's stack ends
 
   // An empty list AggregateError can iterate without the script's Array iterator.
   const NO_ERRORS = { __proto__: null, [Symbol.iterator]() {
