@@ -8,7 +8,8 @@ functions use a default :class:`Pool`, started on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import constants
 from .context import Context, JSFunction, context_of as _lookup, contextify as _register
@@ -18,14 +19,22 @@ from .options import (
     plain, CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
+from .futures import AsyncFuture, CallThreads
 from .scripts import ScriptSource, make_cached_data, open_cached_data
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .optiontypes import (
+        CompileFunctionKwargs, CreateContextKwargs, NewContextKwargs, OptionsArg, RunCodeKwargs, RunKwargs,
+        ScriptKwargs, ScriptNewContextKwargs,
+    )
     from .pool import Pool
 
 __all__ = [
     "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
     "run_in_this_context", "compile_function", "default_pool", "measure_memory",
+    "arun_in_context", "arun_in_new_context", "arun_in_this_context",
 ]
 
 def is_context(obj: Any) -> bool:
@@ -89,7 +98,8 @@ def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dic
     return context
 
 
-def create_context(context_object: dict | None = None, options: Any = None, /, **kwargs) -> Context:
+def create_context(context_object: dict[str, Any] | Context | None = None, options: OptionsArg = None, /,
+                   **kwargs: Unpack[CreateContextKwargs]) -> Context:
     """``vm.createContext``: a new context whose globals start as ``context_object``'s items.
 
     Given a dict, the dict is contextified as in Node: ``is_context(d)`` is
@@ -112,7 +122,8 @@ class Script:
     per worker by content: running one again sends only its key.
     """
 
-    def __init__(self, code: str, options: Any = None, /, *, pool: Pool | None = None, **kwargs):
+    def __init__(self, code: str, options: OptionsArg = None, /, *, pool: Pool | None = None,
+                 **kwargs: Unpack[ScriptKwargs]) -> None:
         self.code = check_code(code)
         if pool is not None and not is_pool(pool):
             raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
@@ -151,13 +162,16 @@ class Script:
                                              bytecode_out=True)
         return make_cached_data(self._source, self._source.bytecode)
 
-    def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
+    def run_in_context(self, context: Context | dict[str, Any], options: Mapping[str, Any] | None = None, /,
+                       **kwargs: Unpack[RunKwargs]) -> Any:
         ctx = _require_context(context)
         run_opts = _run_options_only(options, kwargs, "script.run_in_context()")
         _note_import(ctx, self._compile, self)
         return ctx._run(self._source, self._compile, run_opts)
 
-    def run_in_new_context(self, context_object: Any = None, options: Any = None, /, **kwargs) -> Any:
+    def run_in_new_context(self, context_object: dict[str, Any] | Context | None = None,
+                           options: Mapping[str, Any] | None = None, /,
+                           **kwargs: Unpack[ScriptNewContextKwargs]) -> Any:
         obj = _check_context_object(context_object)
         _require_options_dict(options)
         opts = normalize_options(options, kwargs)
@@ -175,7 +189,7 @@ class Script:
         _note_import(context, self._compile, self)
         return context._run(self._source, self._compile, run_opts)
 
-    def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
+    def run_in_this_context(self, options: Mapping[str, Any] | None = None, /, **kwargs: Unpack[RunKwargs]) -> Any:
         run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
         context = _main_context(self._pool or default_pool())
         _note_import(context, self._compile, self)
@@ -271,7 +285,8 @@ def _split_options(options: Any, kwargs: dict) -> tuple[dict, CompileOptions, Ru
     return opts, compile_options(opts), run_options(opts)
 
 
-def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) -> Any:
+def run_in_context(code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                   **kwargs: Unpack[RunCodeKwargs]) -> Any:
     """``vm.runInContext``: compile ``code`` and run it in ``context``; returns the completion value."""
     code = check_code(code)
     ctx = _require_context(context)
@@ -301,8 +316,8 @@ def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: A
     return value
 
 
-def run_in_new_context(code: str, context_object: dict | None = None, options: Any = None, /,
-                       **kwargs) -> Any:
+def run_in_new_context(code: str, context_object: dict[str, Any] | None = None, options: OptionsArg = None, /,
+                       **kwargs: Unpack[NewContextKwargs]) -> Any:
     """``vm.runInNewContext``: contextify ``context_object`` (or a new dict), run ``code`` in it.
 
     The dict mirrors the context's globals afterwards. Options as
@@ -333,12 +348,12 @@ def _main_context(pool: Pool) -> Context:
     return pool.main_context
 
 
-def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
+def run_in_this_context(code: str, options: OptionsArg = None, /, **kwargs: Unpack[RunCodeKwargs]) -> Any:
     """``vm.runInThisContext``: run in the pool's persistent main context (``Pool.main_context``)."""
     return _run_in_this_context(default_pool(), code, options, kwargs)
 
 
-def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
+def _compile_function(pool: "Pool", code: str, params: Sequence[str], options: Any, kwargs: dict) -> JSFunction:
     code = check_code(code)
     if isinstance(params, str) or not isinstance(params, (list, tuple)):
         raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')
@@ -410,7 +425,8 @@ def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: A
     return fn
 
 
-def compile_function(code: str, params: Iterable[str] = (), options: Any = None, /, **kwargs) -> JSFunction:
+def compile_function(code: str, params: Sequence[str] = (), options: OptionsArg = None, /,
+                     **kwargs: Unpack[CompileFunctionKwargs]) -> JSFunction:
     """``vm.compileFunction``: ``code`` as the body of a function taking ``params``.
 
     Options: ``filename``, ``line_offset``, ``column_offset``,
@@ -423,3 +439,28 @@ def compile_function(code: str, params: Iterable[str] = (), options: Any = None,
 def measure_memory(mode: str = "summary", execution: str = "default", /, **options):
     """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
     return default_pool().measure_memory(mode, execution, **options)
+
+
+# -- asyncio twins on the default pool --------------------------------------------------------
+# They run on threads of their own from the start, so even the default pool's first start
+# (a process exec, a few hundred milliseconds) happens off the event loop.
+_async_threads = CallThreads(64, "isolate-async-default")
+
+
+def arun_in_context(code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                    **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_context`: an :class:`isolate.AsyncFuture` at once
+    (``await`` it, or hand it to ``asyncio.create_task``); the event loop never waits."""
+    return _async_threads.submit(lambda: run_in_context(code, context, options, **kwargs))
+
+
+def arun_in_new_context(code: str, context_object: dict[str, Any] | None = None, options: OptionsArg = None, /,
+                        **kwargs: Unpack[NewContextKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_new_context`, on the default pool."""
+    return _async_threads.submit(lambda: _run_in_new_context(default_pool(), code, context_object, options, kwargs))
+
+
+def arun_in_this_context(code: str, options: OptionsArg = None, /,
+                         **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_this_context`, in the default pool's main context."""
+    return _async_threads.submit(lambda: _run_in_this_context(default_pool(), code, options, kwargs))

@@ -2,16 +2,27 @@
 
 ``isolate.Future`` is a ``concurrent.futures.Future`` (``.result(timeout)``,
 ``.done()``, callbacks, ``concurrent.futures.wait``) that is also awaitable
-from asyncio without blocking the event loop.
+from asyncio without blocking the event loop. What the ``a*`` twins return,
+:class:`AsyncFuture`, is also a coroutine, so ``asyncio.create_task`` and
+``TaskGroup.create_task`` take it as they take an ``async def`` call.
+
+This module also holds the threads those calls run on (:class:`CallThreads`)
+and :func:`aiterate`, which turns a blocking stream of results (``map``,
+``run_batch``) into an async iterator.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from typing import Any, TypeVar
 
-__all__ = ["Future", "run_in_thread", "current_future", "running_future"]
+__all__ = ["Future", "AsyncFuture", "CallThreads", "aiterate", "run_in_thread", "current_future",
+           "running_future"]
+
+T = TypeVar("T")
 
 # The Future a dispatcher thread is running a call for, so that cancel() can stop it.
 _current = threading.local()
@@ -27,14 +38,14 @@ class running_future:
     def __init__(self, future: "Future"):
         self.future = future
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         _current.future = self.future
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         _current.future = None
 
 
-class Future(concurrent.futures.Future):
+class Future(concurrent.futures.Future[T]):
     """A concurrent.futures.Future that is also awaitable, and that can be cancelled while running.
 
     Cancelling a running call stops it in its worker (interrupt, then the
@@ -42,9 +53,15 @@ class Future(concurrent.futures.Future):
     from asyncio and cancelling the awaiting task does the same.
     """
 
-    _stop_running = None  # set while a dispatcher thread runs this future's call
+    _stop_running: "Callable[[], None] | None" = None  # set while a dispatcher thread runs this future's call
 
-    def __await__(self):
+    def __init__(self) -> None:
+        super().__init__()
+        sink = getattr(_current, "sink", None)
+        if sink is not None:  # made by a stream aiterate() drives: it may have to cancel it
+            sink.add(self)
+
+    def __await__(self) -> Generator[Any, None, T]:
         import asyncio  # only when awaited: asyncio is a heavy import
 
         return asyncio.wrap_future(self).__await__()
@@ -55,27 +72,161 @@ class Future(concurrent.futures.Future):
         # Running: stop its call, then resolve as cancelled. This reaches into
         # concurrent.futures.Future's state (stable since Python 3.8) because
         # the public API only cancels futures that have not started.
-        with self._condition:
-            if self._state != "RUNNING":
-                return self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED")
+        with self._condition:  # type: ignore[attr-defined]
+            if self._state != "RUNNING":  # type: ignore[attr-defined]
+                return self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED")  # type: ignore[attr-defined]
             stop = self._stop_running
             self._state = "CANCELLED_AND_NOTIFIED"
-            self._condition.notify_all()
+            self._condition.notify_all()  # type: ignore[attr-defined]
         if stop is not None:
             stop()
         # else: the job is between requests; its next request sees the
         # cancellation and sends nothing (WorkerHandle.request).
-        for waiter in self._waiters:
+        for waiter in self._waiters:  # type: ignore[attr-defined]
             waiter.add_cancelled(self)
-        self._invoke_callbacks()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
 
-def run_in_thread(fn: Callable[[], Any], name: str) -> Future:
-    """Run ``fn`` on a daemon thread; its outcome settles the returned Future."""
-    future = Future()
+class AsyncFuture(Future[T], Coroutine[Any, Any, T]):
+    """What the ``a*`` twins return: an :class:`isolate.Future` that is also a coroutine.
 
-    def target():
+    The call starts at once (as ``submit``'s does). ``await`` it,
+    ``asyncio.create_task(...)`` or ``TaskGroup.create_task(...)`` it,
+    ``asyncio.gather(...)`` it; from a thread, ``.result()`` it. Like any
+    coroutine it cannot be handed to ``asyncio.wait`` directly (wrap it in a
+    task). Cancelling the task that drives it stops the script.
+    """
+
+    _driver: "Generator[Any, None, T] | None" = None
+
+    def _drive(self) -> Generator[Any, None, T]:
+        # The one awaiting a task drives; each plain `await` gets its own (as for any future).
+        if self._driver is None:
+            self._driver = self.__await__()
+        return self._driver
+
+    def send(self, value: Any) -> Any:
+        return self._drive().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
+        # Something abandons the await (a task being cancelled): the call is not wanted any more.
+        self.cancel()
+        if val is None and tb is None:
+            return self._drive().throw(typ)
+        return self._drive().throw(typ, val, tb)
+
+    def close(self) -> None:
+        driver = self._driver
+        if driver is not None:
+            if not self.done():
+                self.cancel()
+            driver.close()
+
+
+class CallThreads:
+    """The threads the ``a*`` twins (and the module-level ``arun_*``) run their calls on.
+
+    One thread per call in flight, started on demand and kept while busy
+    (idle threads are reused), up to ``max_threads``. A call that waits for
+    a busy worker thus never holds up a call for an idle one, and its queue
+    deadline counts from when it was made.
+    """
+
+    def __init__(self, max_threads: int, name: str):
+        self._max_threads = max_threads
+        self._name = name
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[[], T]) -> AsyncFuture[T]:
+        future: AsyncFuture[T] = AsyncFuture()
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(self._max_threads, self._name)
+            self._executor.submit(_run_into, future, fn)
+        return future
+
+    def stop(self) -> None:
+        """No new threads; calls already queued still run (and fail fast on a closed pool)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+
+def _run_into(future: Future[T], fn: Callable[[], T]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    with running_future(future):
+        try:
+            result = fn()
+        except BaseException as exc:  # delivered through the future
+            _settle(future, exception=exc)
+        else:
+            _settle(future, result=result)
+
+
+def _settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
+    # A future cancelled while running is already resolved (as cancelled).
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+_END = object()
+
+
+async def aiterate(results: Iterator[T], name: str = "isolate-aiter") -> AsyncIterator[T]:
+    """``async for`` over a blocking iterator of results (``map``, ``run_batch``).
+
+    Each ``next()`` runs on a thread of this iteration's own, so the event
+    loop never waits. Leaving the loop early (``break``, an exception, the
+    task cancelled) cancels the calls the stream has in flight at once —
+    their scripts are stopped — and closes the stream.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    spawned: "weakref.WeakSet[Future]" = weakref.WeakSet()
+    thread = concurrent.futures.ThreadPoolExecutor(1, name)
+
+    def step() -> Any:
+        _current.sink = spawned   # the futures the stream makes on this thread are ours to cancel
+        try:
+            return next(results, _END)
+        finally:
+            _current.sink = None
+
+    def finish() -> None:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+    try:
+        while True:
+            item = await loop.run_in_executor(thread, step)
+            if item is _END:
+                return
+            yield item
+    finally:
+        # A next() still waiting on its thread wakes once its futures are cancelled;
+        # the stream is closed after it, on the same thread (a generator runs on one at a time).
+        for future in list(spawned):
+            future.cancel()
+        thread.submit(finish)
+        thread.shutdown(wait=False)
+
+
+def run_in_thread(fn: Callable[[], T], name: str) -> Future[T]:
+    """Run ``fn`` on a daemon thread; its outcome settles the returned Future."""
+    future: Future[T] = Future()
+
+    def target() -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
