@@ -75,7 +75,7 @@ def _check_context_object(obj: Any) -> dict | None:
     return obj
 
 
-def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dict) -> Context:
+def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: Mapping[str, Any]) -> Context:
     if isinstance(context_object, Context):
         return context_object  # Node returns an already-contextified object as is
     existing = _lookup(context_object)
@@ -83,7 +83,7 @@ def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dic
         return existing
     obj = _check_context_object(context_object)
     _require_options_dict(options)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     ctx_opts = context_options(opts)
     dynamic = check_import_module_dynamically(opts)
     finish(opts, "create_context()")
@@ -127,7 +127,7 @@ class Script:
         self.code = check_code(code)
         if pool is not None and not is_pool(pool):
             raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         self._compile = compile_options(opts)
         finish(opts, "Script()")
         self._pool = pool
@@ -174,7 +174,7 @@ class Script:
                            **kwargs: Unpack[ScriptNewContextKwargs]) -> Any:
         obj = _check_context_object(context_object)
         _require_options_dict(options)
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         run_opts = run_options(opts)
         ctx_opts = context_options(opts, prefix="context_")
         finish(opts, "script.run_in_new_context()")
@@ -235,6 +235,7 @@ def _compile(pool: "Pool", source: ScriptSource, compile_opts: CompileOptions, b
         "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
         "bytecode_out": bytecode_out, "timeout": timeout_ms}], timeout_ms=timeout_ms)
     result = _compile_outcome(pool, call)
+    assert call.worker is not None  # it ran
     call.worker.scripts.add(source.key)
     return result if bytecode_out else None
 
@@ -272,16 +273,16 @@ def _require_options_dict(options: Any) -> None:
         raise InvalidArgTypeError(f'The "options" argument must be of type dict. Received {describe(options)}')
 
 
-def _run_options_only(options: Any, kwargs: dict, what: str) -> RunOptions:
+def _run_options_only(options: Any, kwargs: Mapping[str, Any], what: str) -> RunOptions:
     _require_options_dict(options)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     run_opts = run_options(opts)
     finish(opts, what)
     return run_opts
 
 
-def _split_options(options: Any, kwargs: dict) -> tuple[dict, CompileOptions, RunOptions]:
-    opts = normalize_options(options, kwargs)
+def _split_options(options: Any, kwargs: Mapping[str, Any]) -> tuple[dict, CompileOptions, RunOptions]:
+    opts = normalize_options(options, dict(kwargs))
     return opts, compile_options(opts), run_options(opts)
 
 
@@ -296,7 +297,8 @@ def run_in_context(code: str, context: Context | dict[str, Any], options: Option
     return ctx._run(code, compile_opts, run_opts)
 
 
-def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
+def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any,
+                        kwargs: Mapping[str, Any]) -> Any:
     code = check_code(code)
     obj = _check_context_object(context_object)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
@@ -327,7 +329,7 @@ def run_in_new_context(code: str, context_object: dict[str, Any] | None = None, 
     return _run_in_new_context(default_pool(), code, context_object, options, kwargs)
 
 
-def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: dict) -> Any:
+def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: Mapping[str, Any]) -> Any:
     code = check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
@@ -353,7 +355,8 @@ def run_in_this_context(code: str, options: OptionsArg = None, /, **kwargs: Unpa
     return _run_in_this_context(default_pool(), code, options, kwargs)
 
 
-def _compile_function(pool: "Pool", code: str, params: Sequence[str], options: Any, kwargs: dict) -> JSFunction:
+def _compile_function(pool: "Pool", code: str, params: Sequence[str], options: Any,
+                      kwargs: Mapping[str, Any]) -> JSFunction:
     code = check_code(code)
     if isinstance(params, str) or not isinstance(params, (list, tuple)):
         raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')
@@ -363,7 +366,7 @@ def _compile_function(pool: "Pool", code: str, params: Sequence[str], options: A
         if not isinstance(param, str):
             raise InvalidArgTypeError(f'The "params[{i}]" argument must be of type str. Received {describe(param)}')
         params[i] = plain(param)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     compile_opts = compile_options(opts, default_filename="")
     parsing_context = opts.pop("parsing_context", None)
     extensions = opts.pop("context_extensions", None)

@@ -107,7 +107,19 @@ class Context(MutableMapping):
     ``name`` and ``origin`` are kept as given (default name ``VM Context i``).
     """
 
-    def __init__(self):
+    _pool: Any                  # the isolate.Pool (above this layer)
+    _object: dict | None        # the contextified dict, if any
+    _lost_reason: str | None
+    _host_functions: dict[int, Callable]
+    _host_function_ids: dict[int, int]
+    _id: int
+    _worker: Any                # its WorkerHandle once placed
+    _last_stats: dict | None
+    name: str
+    origin: str
+    memory_limit: int | None
+
+    def __init__(self) -> None:
         raise TypeError("use isolate.create_context() to make a Context")
 
     @classmethod
@@ -145,8 +157,8 @@ class Context(MutableMapping):
         self._lost_reason = None
         # The callables given to this context, by the id the worker knows them by:
         # the only ones a call_host from this context can reach (isolate.hostcalls).
-        self._host_functions: dict[int, Callable] = {}
-        self._host_function_ids: dict[int, int] = {}   # id(callable) -> its id here
+        self._host_functions = {}
+        self._host_function_ids = {}   # id(callable) -> its id here
         self._id = 0
         self._worker = None
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
@@ -499,7 +511,14 @@ _make_error = error_from_value
 
 
 class JSHandle:
-    """A JavaScript value that stays in its worker; this proxy holds its handle id."""
+    """A JavaScript value that stays in its worker; this proxy holds its handle id.
+
+    Two handles are equal when they stand for the same JavaScript value
+    (``ctx["f"] == ctx["f"]``), whichever call handed them over; ``hash`` agrees.
+    Finding that out asks the worker once per handle (then it is cached).
+    """
+
+    _identity_token: Any = None
 
     def __init__(self, context: Context, ref: HandleRef):
         self._context = context
@@ -511,7 +530,32 @@ class JSHandle:
         return self._context
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._ref.class_name} #{self._ref.handle_id}>"
+        return f"<{type(self).__name__} {self._ref.class_name} in {_context_label(self._context)}>"
+
+    def _identity(self) -> Any:
+        """A token equal for handles of the same JS value (of this context), fixed for this proxy's life."""
+        token = self._identity_token
+        if token is None:
+            try:
+                token = ("value", _context_helper(self._context)(0, self))
+            except IsolateError:   # lost, busy past the bound...: equal only to itself
+                token = ("proxy", id(self))
+            self._identity_token = token
+        return token
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, JSHandle):
+            return NotImplemented
+        if other._context is not self._context or other._ref.kind != self._ref.kind:
+            return False
+        if other._ref.handle_id == self._ref.handle_id:
+            return True
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash((id(self._context), self._identity()))
 
     # Property access on the JS value.
     def get(self, key: str, default: Any = None) -> Any:
@@ -540,9 +584,27 @@ class JSObject(JSHandle):
 class JSFunction(JSHandle):
     """A JavaScript function, callable from Python. Arguments and result are converted."""
 
+    _params: "str | None" = None
+
     @property
     def name(self) -> str:
         return self._ref.name
+
+    def __repr__(self) -> str:
+        """``<JSFunction add(a, b) in context 3>``: the parameters come from the function's
+        source, asked of the worker once (``…`` if it is busy or gone, or has no source)."""
+        params = self._params
+        if params is None:
+            params = "…"
+            try:
+                source = _context_helper(self._context, queue_timeout_ms=_REPR_QUEUE_MS)(1, self)
+            except IsolateError:
+                source = None
+            else:
+                found = _parameters(source) if isinstance(source, str) else None
+                if found is not None:
+                    params = self._params = found if len(found) <= 60 else found[:59] + "…"
+        return f"<JSFunction {self._ref.name or '(anonymous)'}({params}) in {_context_label(self._context)}>"
 
     def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
                  queue_timeout: float | None = None) -> Any:
@@ -567,6 +629,84 @@ class JSFunction(JSHandle):
             with _relay_sigint(ctx._worker):
                 return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
         return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
+
+
+# How long a repr waits for a busy worker before it shows less (ms).
+_REPR_QUEUE_MS = 50
+
+# A function of each context's own, made on first need, that tells the host what only the
+# worker knows about a value: op 0, a number that is the same for the same value (a WeakMap:
+# values are not kept alive); op 1, a function's source text (its start), for a repr. It
+# takes the context's intrinsics as they are when it is made.
+_HELPER_SOURCE = """(function () {
+  'use strict';
+  const ids = new WeakMap(), get = WeakMap.prototype.get, set = WeakMap.prototype.set;
+  const apply = Reflect.apply, toSource = Function.prototype.toString;
+  let last = 0;
+  return function isolateHandleHelper(op, value) {
+    if (op === 0) {
+      let id = apply(get, ids, [value]);
+      if (id === undefined) { id = ++last; apply(set, ids, [value, id]); }
+      return id;
+    }
+    try { return ('' + apply(toSource, value, [])).slice(0, 2000); } catch (e) { return null; }
+  };
+})()"""
+_helper_lock = threading.Lock()
+
+
+def _context_helper(context: Context, queue_timeout_ms: float | None = None) -> Callable[[int, "JSHandle"], Any]:
+    """The context's helper (see _HELPER_SOURCE) as a Python callable, bounded like a property access."""
+    from .options import CompileOptions, RunOptions
+
+    timeout_ms = int(context._pool.limits.access_timeout_s * 1000)
+    with _helper_lock:
+        helper = context.__dict__.get("_handle_helper")
+    if helper is None:
+        source = ScriptSource(_HELPER_SOURCE, "isolate:handles", 0, 0)
+        made = context._run(source, CompileOptions(filename="isolate:handles"),
+                            RunOptions(timeout=timeout_ms, queue_timeout=queue_timeout_ms))
+        if not isinstance(made, JSFunction):
+            raise ProtocolViolationError("the handle helper is not a function")
+        with _helper_lock:
+            helper = context.__dict__.setdefault("_handle_helper", made)
+
+    def ask(op: int, value: "JSHandle") -> Any:
+        return helper(op, value, timeout=timeout_ms, queue_timeout=queue_timeout_ms)
+    return ask
+
+
+def _context_label(context: Context) -> str:
+    """How a repr names a context: ``context 3`` for the default names, else ``context 'name'``."""
+    name = context.name
+    if name.startswith("VM Context ") and name[11:].isdigit():
+        return f"context {name[11:]}"
+    return f"context {name!r}"
+
+
+def _parameters(source: str) -> str | None:
+    """A function's parameter list from its source text: ``a, b`` (None for a class or no list)."""
+    import re
+
+    text = source.lstrip()
+    if text.startswith("class") and not text[5:6].isalnum():
+        return None
+    arrow = re.match(r"(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>", text)
+    if arrow:
+        return arrow.group(1)
+    start = text.find("(")
+    if start < 0:
+        return None
+    depth = 0
+    for end in range(start, len(text)):
+        char = text[end]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+            if depth == 0:
+                return " ".join(text[start + 1:end].split())
+    return None
 
 
 class JSPromise(JSHandle):

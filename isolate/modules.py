@@ -52,6 +52,8 @@ _INT32 = 2**31 - 1
 class VMModuleError(IsolateError):
     """Node's ``ERR_VM_*`` module errors; ``.code`` says which (``ERR_VM_MODULE_STATUS``...)."""
 
+    cause: Any = None   # ERR_VM_MODULE_LINK_FAILURE: the error of the module the link resolved to
+
     def __init__(self, code: str, message: str):
         super().__init__(message, code=code)
 
@@ -198,7 +200,7 @@ def _start(coro) -> Future:
     awaiting something), it goes on in a thread with an event loop of its own and the
     future settles when it ends, as Node's promise would (the module is "linking" meanwhile).
     Nested in a call from JavaScript, it is finished before returning instead."""
-    future = Future()
+    future: Future[Any] = Future()
     # The first step runs now, in every case, as an async function's body runs until its
     # first await: the status checks and the linker calls happen during the call.
     try:
@@ -369,13 +371,14 @@ class Module:
         ReferenceError, as in Node."""
         if self.status in ("unlinked", "linking"):
             raise _status_error("must not be unlinked or linking")
-        if self._namespace is None:
+        namespace: ModuleNamespace | None = self._namespace
+        if namespace is None:
             handle, keys = self._request("module_namespace", self._id)
             handle.__class__ = ModuleNamespace
             handle._module = self
             handle._keys = tuple(keys)
-            self._namespace = handle
-        return self._namespace
+            self._namespace = namespace = handle
+        return namespace
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._identifier!r}>"
@@ -454,7 +457,7 @@ class Module:
         if not isinstance(break_on_sigint, bool):
             raise _invalid_type("options.breakOnSigint", "of type boolean", break_on_sigint)
         run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint})
-        future = Future()
+        future: Future[None] = Future()
         loop = _running_loop()
         if loop is not None and not _serving():
             self._context._pool._dispatcher.submit(lambda: self._evaluate_into(future, run_opts))
@@ -479,7 +482,7 @@ class Module:
                 return
         self._settle_pending()
 
-    _settled_outcome = None
+    _settled_outcome: "tuple[bool, Any] | None" = None
 
     def _settle_hook(self):
         """The host function the worker calls when a pending evaluation settles."""
@@ -502,6 +505,7 @@ class Module:
     def _settle_pending(self) -> None:
         with self._lock:
             pending, self._pending_evaluations = self._pending_evaluations, []
+            assert self._settled_outcome is not None  # set before the worker's call back
             ok, error = self._settled_outcome
             if not ok and self._error is _NO_ERROR:
                 self._error = error.value if isinstance(error, JSError) else error

@@ -264,6 +264,7 @@ class Pool:
             threading.Thread(target=self._watch_memory, name="isolate-rss-watchdog", daemon=True).start()
 
     def _new_worker(self, index: int) -> WorkerHandle:
+        assert self._zygote is not None  # made before the first worker, kept until close
         return WorkerHandle(self._scheduler, index, zygote=self._zygote)
 
     @property
@@ -435,6 +436,8 @@ class Pool:
             else:
                 self._replacing.add(worker)
                 promoted = None
+        target: Callable[..., None]
+        args: tuple[Any, ...]
         if promoted is not None:
             self._scheduler.on_worker_ready(promoted)
             target, args = self._refill, (None,)
@@ -480,7 +483,8 @@ class Pool:
             threading.Thread(target=close, name=f"isolate-retire-{w.pid}", daemon=True).start()
 
     def _worker_memory(self, worker: WorkerHandle, eager: bool) -> dict:
-        return worker.request("memory", [bool(eager)], timeout_ms=self.limits.access_timeout_s * 1000)
+        return worker.request("memory", [bool(eager)],
+                              timeout_ms=self.limits.access_timeout_s * 1000)  # type: ignore[arg-type]  # ms, float
 
     def measure_memory(self, mode: str = "summary", execution: str = "default", /, **kwargs) -> "Future":
         """``vm.measureMemory``: an :class:`isolate.Future` of Node's result shape.
@@ -536,7 +540,8 @@ class Pool:
                     other.append(entry)
                 contexts.append({"name": context.name if context is not None else None, **entry})
             worker_reports.append({"pid": worker.pid, "rss": rss, "uss": uss, "contexts": contexts})
-        result = {"total": {"jsMemoryEstimate": total_used, "jsMemoryRange": [total_used, total_alloc]}}
+        result: dict[str, Any] = {"total": {"jsMemoryEstimate": total_used,
+                                            "jsMemoryRange": [total_used, total_alloc]}}
         if detailed:
             result["current"] = current
             result["other"] = other
