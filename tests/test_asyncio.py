@@ -216,7 +216,7 @@ def test_cancelling_a_task_stops_its_script():
         async def main():
             loop = asyncio.get_running_loop()
             started = asyncio.Event()
-            ctx = pool.create_context({"started": lambda: loop.call_soon_threadsafe(started.set)})
+            ctx = pool.create_context({"started": lambda: loop.call_soon_threadsafe(started.set) and None})
             task = asyncio.create_task(pool.arun_in_context("started(); while (true) {}", ctx))
             await asyncio.wait_for(started.wait(), 20)
             task.cancel()

@@ -59,7 +59,7 @@ def test_the_service_answers_others_while_a_script_loops_and_a_hang_up_stops_it(
                 started = asyncio.Event()
                 loop = asyncio.get_running_loop()
                 session = await service.session("loop")
-                session["started"] = lambda: loop.call_soon_threadsafe(started.set)
+                session["started"] = lambda: loop.call_soon_threadsafe(started.set) and None
                 loop_code = {"code": "started(); while (true) {}"}
                 runaway = asyncio.create_task(request(port, "POST", "/sessions/loop", loop_code))
                 await asyncio.wait_for(started.wait(), 20)
