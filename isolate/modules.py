@@ -31,8 +31,9 @@ import re
 import sys
 import threading
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
 from .context import Context, JSObject, context_of, property_key
@@ -43,6 +44,11 @@ from .errors import (
 from .futures import Future
 from .options import check_int, describe, normalize_options, plain, run_options
 from .scripts import ScriptSource, make_cached_data, open_cached_data
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .optiontypes import SourceTextModuleKwargs, SyntheticModuleKwargs
 
 __all__ = ["Module", "SourceTextModule", "SyntheticModule", "ModuleNamespace", "VMModuleError"]
 
@@ -633,7 +639,8 @@ class SourceTextModule(Module):
     default pool). Node's options dict (camelCase) is accepted in second position.
     """
 
-    def __init__(self, code: str, options: Any = None, /, *, pool: Any = None, **kwargs):
+    def __init__(self, code: str, options: Mapping[str, Any] | None = None, /, *, pool: Any = None,
+                 **kwargs: Unpack[SourceTextModuleKwargs]) -> None:
         if not isinstance(code, str):
             raise _invalid_type("sourceText", "of type string", code, prop=False)
         code = plain(code)
@@ -643,7 +650,7 @@ class SourceTextModule(Module):
             options = dict(dict.items(options))  # a subclass's own methods never run
             if "initializeImportMeta" in options:
                 options["initialize_import_meta"] = options.pop("initializeImportMeta")
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         loader_root = opts.pop("_loader_root", None)
         identifier = opts.pop("identifier", None)
         context = opts.pop("context", None)
@@ -809,8 +816,9 @@ class SyntheticModule(Module):
     typically calls :meth:`set_export`.
     """
 
-    def __init__(self, export_names: Any, evaluate_callback: Callable, options: Any = None, /, *,
-                 pool: Any = None, **kwargs):
+    def __init__(self, export_names: Sequence[str], evaluate_callback: Callable,
+                 options: Mapping[str, Any] | None = None, /, *, pool: Any = None,
+                 **kwargs: Unpack[SyntheticModuleKwargs]) -> None:
         if not isinstance(export_names, (list, tuple)):
             raise _invalid_type("exportNames", "an Array of unique strings", export_names, prop=False)
         export_names = list(list.__iter__(export_names)) if isinstance(export_names, list) else \
@@ -825,7 +833,7 @@ class SyntheticModule(Module):
             raise _invalid_type("evaluateCallback", "of type function", evaluate_callback, prop=False)
         if options is not None and not isinstance(options, dict):
             raise _invalid_type("options", "of type object", options, prop=False)
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         identifier = opts.pop("identifier", None)
         context = opts.pop("context", None)
         if opts:
@@ -1058,7 +1066,8 @@ def _load_file(ctx: Context, specifier: str, attributes: dict, base: str, root: 
         module = SyntheticModule(["default"], lambda m: m.set_export("default", data), context=ctx,
                                  identifier=url)
     else:
-        module = SourceTextModule(text, context=ctx, identifier=url,
-                                  import_module_dynamically=USE_MAIN_CONTEXT_DEFAULT_LOADER, _loader_root=root)
+        # The root rides in the options dict: it is internal, not an option of the signature.
+        module = SourceTextModule(text, {"_loader_root": root}, context=ctx, identifier=url,
+                                  import_module_dynamically=USE_MAIN_CONTEXT_DEFAULT_LOADER)
     with _imports_lock:
         return cache.setdefault(key, module)

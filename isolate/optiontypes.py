@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OptionsArg", "CodeGeneration", "CompileKwargs", "RunKwargs", "RunCodeKwargs", "NewContextKwargs",
     "CreateContextKwargs", "ScriptKwargs", "ScriptNewContextKwargs", "CompileFunctionKwargs", "MapKwargs",
-    "BatchKwargs",
+    "BatchKwargs", "SourceTextModuleKwargs", "SyntheticModuleKwargs",
 ]
 
 # The positional options: a str (the filename) or a dict (Node's camelCase keys are accepted).
@@ -120,6 +120,25 @@ class BatchKwargs(TypedDict, total=False):
     max_in_flight: int | None
     filename: str | None
     queue_timeout: float | None
+
+
+class SourceTextModuleKwargs(TypedDict, total=False):
+    """``SourceTextModule(code, ...)``."""
+
+    identifier: str | None
+    context: "Context | dict[str, Any] | None"
+    line_offset: int
+    column_offset: int
+    cached_data: bytes | bytearray | memoryview | None
+    initialize_import_meta: Callable[..., Any] | None
+    import_module_dynamically: DynamicImport
+
+
+class SyntheticModuleKwargs(TypedDict, total=False):
+    """``SyntheticModule(export_names, evaluate_callback, ...)``."""
+
+    identifier: str | None
+    context: "Context | dict[str, Any] | None"
 
 
 JobInput = Iterable[Mapping[str, Any]]
