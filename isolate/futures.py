@@ -14,6 +14,7 @@ and :func:`aiterate`, which turns a blocking stream of results (``map``,
 from __future__ import annotations
 
 import concurrent.futures
+import queue
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
@@ -127,32 +128,64 @@ class AsyncFuture(Future[T], Coroutine[Any, Any, T]):
 class CallThreads:
     """The threads the ``a*`` twins (and the module-level ``arun_*``) run their calls on.
 
-    One thread per call in flight, started on demand and kept while busy
-    (idle threads are reused), up to ``max_threads``. A call that waits for
-    a busy worker thus never holds up a call for an idle one, and its queue
-    deadline counts from when it was made.
+    One thread per call in flight, started on demand and reused once idle, up
+    to ``max_threads`` (past that, calls wait for a thread in order). A call
+    that waits for a busy worker thus never holds up a call for an idle one,
+    and its queue deadline counts from when it was made. The threads are
+    daemons: a call left running at interpreter exit does not hold the exit.
     """
 
     def __init__(self, max_threads: int, name: str):
         self._max_threads = max_threads
         self._name = name
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._queue: "queue.SimpleQueue[tuple[AsyncFuture, Callable[[], Any]] | None]" = queue.SimpleQueue()
+        self._threads = 0     # started and not ended
+        self._idle = 0        # waiting on the queue with no item meant for them yet
+        self._stopped = False
 
     def submit(self, fn: Callable[[], T]) -> AsyncFuture[T]:
         future: AsyncFuture[T] = AsyncFuture()
+        item = (future, fn)
         with self._lock:
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(self._max_threads, self._name)
-            self._executor.submit(_run_into, future, fn)
+            if self._stopped:
+                self._threads += 1   # a thread of its own: the call fails fast on the closed pool
+            elif self._idle:
+                self._idle -= 1
+                self._queue.put(item)
+                return future
+            elif self._threads < self._max_threads:
+                self._threads += 1
+            else:
+                self._queue.put(item)
+                return future
+        threading.Thread(target=self._serve, args=(item,), name=self._name, daemon=True).start()
         return future
 
-    def stop(self) -> None:
-        """No new threads; calls already queued still run (and fail fast on a closed pool)."""
+    def _serve(self, item: "tuple[AsyncFuture, Callable[[], Any]] | None") -> None:
+        while item is not None:
+            _run_into(*item)
+            with self._lock:
+                try:
+                    item = self._queue.get_nowait()   # a waiting call, or None: stop
+                    continue
+                except queue.Empty:
+                    if self._stopped:
+                        break
+                    self._idle += 1
+            item = self._queue.get()
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
+            self._threads -= 1
+
+    def stop(self) -> None:
+        """End the idle threads, and the others once their call ends. Calls already
+        queued still run first (they fail fast on a closed pool)."""
+        with self._lock:
+            self._stopped = True
+            self._idle = 0
+            threads = self._threads
+        for _ in range(threads):
+            self._queue.put(None)
 
 
 def _run_into(future: Future[T], fn: Callable[[], T]) -> None:

@@ -258,3 +258,21 @@ def test_amap_checks_its_arguments_at_the_call(pool):
         pool.amap("1", 5)
     with pytest.raises(isolate.InvalidArgTypeError):
         pool.arun_batch([], retries="x")
+
+
+def test_a_call_left_running_does_not_hold_the_interpreter_exit(tmp_path):
+    """The a* threads are daemons: a script still running at exit is ended with its pool."""
+    import subprocess
+
+    script = tmp_path / "leave_running.py"
+    script.write_text(
+        "import threading, isolate\n"
+        "pool = isolate.Pool(size=1)\n"
+        "started = threading.Event()\n"
+        "ctx = pool.create_context({'started': lambda: started.set()})\n"
+        "future = pool.arun_in_context('started(); while (true) {}', ctx)\n"
+        "assert started.wait(30)\n"
+        "print('leaving', flush=True)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "leaving\n"
