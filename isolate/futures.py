@@ -222,11 +222,8 @@ async def aiterate(results: Iterator[T], name: str = "isolate-aiter") -> AsyncIt
     task cancelled) cancels the calls the stream has in flight at once —
     their scripts are stopped — and closes the stream.
     """
-    import asyncio
-
-    loop = asyncio.get_running_loop()
     spawned: "weakref.WeakSet[Future]" = weakref.WeakSet()
-    thread = concurrent.futures.ThreadPoolExecutor(1, name)
+    thread = CallThreads(1, name)   # one daemon thread: a generator runs on one thread at a time
 
     def step() -> Any:
         _current.sink = spawned   # the futures the stream makes on this thread are ours to cancel
@@ -242,17 +239,17 @@ async def aiterate(results: Iterator[T], name: str = "isolate-aiter") -> AsyncIt
 
     try:
         while True:
-            item = await loop.run_in_executor(thread, step)
+            item = await thread.submit(step)
             if item is _END:
                 return
             yield item
     finally:
         # A next() still waiting on its thread wakes once its futures are cancelled;
-        # the stream is closed after it, on the same thread (a generator runs on one at a time).
+        # the stream is closed after it, on the same thread.
         for future in list(spawned):
             future.cancel()
         thread.submit(finish)
-        thread.shutdown(wait=False)
+        thread.stop()
 
 
 def run_in_thread(fn: Callable[[], T], name: str) -> Future[T]:
