@@ -244,9 +244,10 @@ class Pool:
         self._main_context = None
         self._main_context_loss: str | None = None   # reported once by the next run_in_this_context
         self._main_context_lock = threading.Lock()
-        # Threads for submit/map/run_batch and the a* twins: two per worker, so
-        # each worker has one call queued while it answers another.
+        # Threads for submit/map/run_batch: two per worker, so each worker has
+        # one call queued while it answers another.
         self._dispatcher = Dispatcher(max(2, 2 * size))
+        # The a* twins' threads: one per call in flight (see isolate.futures.CallThreads).
         self._async_threads = CallThreads(max(64, 16 * size), "isolate-async")
         self._watchdog_stop = threading.Event()
         try:
