@@ -100,22 +100,36 @@ class AsyncFuture(Future[T], Coroutine[Any, Any, T]):
     """
 
     _driver: "Generator[Any, None, T] | None" = None
+    _driven_by: Any = None
 
     def _drive(self) -> Generator[Any, None, T]:
-        # The one awaiting a task drives; each plain `await` gets its own (as for any future).
+        # As a coroutine it is driven by one task (each plain `await` gets an iterator of its
+        # own, as for any future). A second task would share the first one's iterator and end
+        # with None: refused, as asyncio refuses a coroutine that is already being awaited.
+        import asyncio
+
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:   # no running loop: driven by hand
+            task = None
         if self._driver is None:
-            self._driver = self.__await__()
+            self._driver, self._driven_by = self.__await__(), task
+        elif task is not self._driven_by:
+            raise RuntimeError("this isolate.AsyncFuture is already driven by another task: await that "
+                               "task, or await the future itself")
         return self._driver
 
     def send(self, value: Any) -> Any:
         return self._drive().send(value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:  # type: ignore[override]
-        # Something abandons the await (a task being cancelled): the call is not wanted any more.
+        # The driving task abandons the await (it is being cancelled): the call is not wanted
+        # any more. (Another task's throw is refused by _drive before it cancels anything.)
+        driver = self._drive()
         self.cancel()
         if val is None and tb is None:
-            return self._drive().throw(typ)
-        return self._drive().throw(typ, val, tb)
+            return driver.throw(typ)
+        return driver.throw(typ, val, tb)
 
     def close(self) -> None:
         driver = self._driver

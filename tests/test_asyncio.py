@@ -276,3 +276,16 @@ def test_a_call_left_running_does_not_hold_the_interpreter_exit(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "leaving\n"
+
+
+def test_one_call_driven_by_two_tasks_is_refused_not_answered_with_none(pool):
+    async def main():
+        call = pool.arun_in_new_context("6 * 7")
+        first = asyncio.create_task(call)
+        second = asyncio.create_task(call)
+        awaited = await call          # a plain await gets its own view of the result
+        with pytest.raises(RuntimeError, match="another task"):
+            await second
+        return await first, awaited
+
+    assert asyncio.run(main()) == (42, 42)
