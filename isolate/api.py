@@ -9,7 +9,7 @@ functions use a default :class:`Pool`, started on first use.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import constants
 from .context import Context, JSFunction, context_of as _lookup, contextify as _register
@@ -19,15 +19,15 @@ from .options import (
     plain, CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
-from .futures import AsyncFuture, CallThreads
+from .futures import AsyncFuture, CallThreads, Future
 from .scripts import ScriptSource, make_cached_data, open_cached_data
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .optiontypes import (
-        CompileFunctionKwargs, CreateContextKwargs, NewContextKwargs, OptionsArg, RunCodeKwargs, RunKwargs,
-        ScriptKwargs, ScriptNewContextKwargs,
+        CompileFunctionKwargs, CreateContextKwargs, MeasureMemoryKwargs, NewContextKwargs, OptionsArg,
+        RunCodeKwargs, RunKwargs, ScriptKwargs, ScriptNewContextKwargs,
     )
     from .pool import Pool
 
@@ -439,7 +439,9 @@ def compile_function(code: str, params: Sequence[str] = (), options: OptionsArg 
     return _compile_function(default_pool(), code, params, options, kwargs)
 
 
-def measure_memory(mode: str = "summary", execution: str = "default", /, **options):
+def measure_memory(mode: Literal["summary", "detailed"] = "summary",
+                   execution: Literal["default", "eager"] = "default", /,
+                   **options: Unpack[MeasureMemoryKwargs]) -> Future[dict[str, Any]]:
     """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
     return default_pool().measure_memory(mode, execution, **options)
 

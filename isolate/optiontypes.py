@@ -21,6 +21,7 @@ __all__ = [
     "OptionsArg", "CodeGeneration", "CompileKwargs", "RunKwargs", "RunCodeKwargs", "NewContextKwargs",
     "CreateContextKwargs", "ScriptKwargs", "ScriptNewContextKwargs", "CompileFunctionKwargs", "MapKwargs",
     "BatchKwargs", "SourceTextModuleKwargs", "SyntheticModuleKwargs",
+    "MeasureMemoryKwargs",
 ]
 
 # The positional options: a str (the filename) or a dict (Node's camelCase keys are accepted).
@@ -139,6 +140,13 @@ class SyntheticModuleKwargs(TypedDict, total=False):
 
     identifier: str | None
     context: "Context | dict[str, Any] | None"
+
+
+class MeasureMemoryKwargs(TypedDict, total=False):
+    """``measure_memory`` (Node's options object, spelled as keywords)."""
+
+    mode: Literal["summary", "detailed"]
+    execution: Literal["default", "eager"]
 
 
 JobInput = Iterable[Mapping[str, Any]]

@@ -26,7 +26,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .optiontypes import (
-        BatchKwargs, CompileFunctionKwargs, CreateContextKwargs, MapKwargs, NewContextKwargs, OptionsArg,
-        RunCodeKwargs,
+        BatchKwargs, CompileFunctionKwargs, CreateContextKwargs, MapKwargs, MeasureMemoryKwargs, NewContextKwargs,
+        OptionsArg, RunCodeKwargs,
     )
 
 __all__ = ["Pool", "Limits"]
@@ -487,7 +487,9 @@ class Pool:
         return worker.request("memory", [bool(eager)],
                               timeout_ms=self.limits.access_timeout_s * 1000)  # type: ignore[arg-type]  # ms, float
 
-    def measure_memory(self, mode: str = "summary", execution: str = "default", /, **kwargs) -> "Future":
+    def measure_memory(self, mode: Literal["summary", "detailed"] = "summary",
+                       execution: Literal["default", "eager"] = "default", /,
+                       **kwargs: Unpack[MeasureMemoryKwargs]) -> Future[dict[str, Any]]:
         """``vm.measureMemory``: an :class:`isolate.Future` of Node's result shape.
 
         ``{"total": {"jsMemoryEstimate": n, "jsMemoryRange": [lo, hi]}}`` over
@@ -499,14 +501,13 @@ class Pool:
         the contexts it hosts. A worker that dies meanwhile is left out.
         """
 
-        options = dict(kwargs)
-        mode = check_choice(options.pop("mode", mode), "options.mode", ("summary", "detailed"))
-        execution = check_choice(options.pop("execution", execution), "options.execution", ("default", "eager"))
+        options: dict[str, Any] = dict(kwargs)
+        detailed = check_choice(options.pop("mode", mode), "options.mode", ("summary", "detailed")) == "detailed"
+        eager = check_choice(options.pop("execution", execution), "options.execution", ("default", "eager")) == "eager"
         if options:
             raise InvalidArgValueError(f"The property 'options.{next(iter(options))}' is not a known option of measure_memory()")
         self._check_open()
-        return run_in_thread(lambda: self._measure(mode == "detailed", execution == "eager"),
-                             "isolate-measure-memory")
+        return run_in_thread(lambda: self._measure(detailed, eager), "isolate-measure-memory")
 
     def _measure(self, detailed: bool, eager: bool) -> dict:
         with self._lock:

@@ -38,6 +38,9 @@ async def main(pool: isolate.Pool, ctx: isolate.Context) -> None:
     pool.submit("1", None, memory_limit=[64])                         # E5
     pool.run_batch([], retries="x")                                   # E6
     isolate.compile_function("return 1", ["a"], parsing_context=5)    # E7
+    isolate.measure_memory("full")                                    # E8
+    isolate.SourceTextModule("export default 1", identifer="m.js")    # E9: misspelt
+    isolate.SyntheticModule(["x"], lambda m: None, context=5)         # E10
     # and what is right passes:
     isolate.run_in_new_context("1", {}, timeout=5, filename="a.js", context_name="n", memory_limit="64MB")
     isolate.run_in_context("1", ctx, {"lineOffset": 1}, display_errors=False, queue_timeout=float("inf"))
@@ -46,6 +49,9 @@ async def main(pool: isolate.Pool, ctx: isolate.Context) -> None:
         record["status"]
     async for item in pool.amap("n", [{"n": 1}], max_in_flight=2, filename="m.js"):
         pass
+    report = await isolate.measure_memory("detailed", execution="eager")
+    report["total"]
+    isolate.SourceTextModule("export default 1", identifier="m.js", context=ctx, line_offset=2)
 """
 
 
@@ -66,7 +72,7 @@ def test_a_type_checker_knows_every_option(tmp_path):
             errors.setdefault(lineno, []).append(line)
     lines = user.read_text().splitlines()
     flagged = {lines[n - 1].split("# ")[-1].split(":")[0] for n in errors if "# E" in lines[n - 1]}
-    assert flagged == {f"E{i}" for i in range(1, 8)}, output
+    assert flagged == {f"E{i}" for i in range(1, 11)}, output
     unexpected = [errors[n] for n in errors if "# E" not in lines[n - 1]]
     assert not unexpected, unexpected
 
