@@ -552,7 +552,15 @@ class JSHandle:
             return False
         if other._ref.handle_id == self._ref.handle_id:
             return True
-        return self._identity() == other._identity()
+        if self._identity() != other._identity():
+            return False
+        # Equal tokens: confirmed with `===`, which no script can redefine (the tokens come
+        # from the context's WeakMap, which a script may have replaced before the helper
+        # was made: then it decides only what is unequal, never what is equal).
+        try:
+            return _context_helper(self._context)(2, self, other) is True
+        except IsolateError:
+            return False
 
     def __hash__(self) -> int:
         return hash((id(self._context), self._identity()))
@@ -636,14 +644,16 @@ _REPR_QUEUE_MS = 50
 
 # A function of each context's own, made on first need, that tells the host what only the
 # worker knows about a value: op 0, a number that is the same for the same value (a WeakMap:
-# values are not kept alive); op 1, a function's source text (its start), for a repr. It
-# takes the context's intrinsics as they are when it is made.
+# values are not kept alive); op 1, a function's source text (its start), for a repr; op 2,
+# whether two values are the same (`===`). It takes the context's intrinsics as they are
+# when it is made.
 _HELPER_SOURCE = """(function () {
   'use strict';
   const ids = new WeakMap(), get = WeakMap.prototype.get, set = WeakMap.prototype.set;
   const apply = Reflect.apply, toSource = Function.prototype.toString;
   let last = 0;
-  return function isolateHandleHelper(op, value) {
+  return function isolateHandleHelper(op, value, other) {
+    if (op === 2) return value === other;
     if (op === 0) {
       let id = apply(get, ids, [value]);
       if (id === undefined) { id = ++last; apply(set, ids, [value, id]); }
@@ -655,7 +665,7 @@ _HELPER_SOURCE = """(function () {
 _helper_lock = threading.Lock()
 
 
-def _context_helper(context: Context, queue_timeout_ms: float | None = None) -> Callable[[int, "JSHandle"], Any]:
+def _context_helper(context: Context, queue_timeout_ms: float | None = None) -> Callable[..., Any]:
     """The context's helper (see _HELPER_SOURCE) as a Python callable, bounded like a property access."""
     from .options import CompileOptions, RunOptions
 
@@ -671,8 +681,8 @@ def _context_helper(context: Context, queue_timeout_ms: float | None = None) -> 
         with _helper_lock:
             helper = context.__dict__.setdefault("_handle_helper", made)
 
-    def ask(op: int, value: "JSHandle") -> Any:
-        return helper(op, value, timeout=timeout_ms, queue_timeout=queue_timeout_ms)
+    def ask(op: int, *values: "JSHandle") -> Any:
+        return helper(op, *values, timeout=timeout_ms, queue_timeout=queue_timeout_ms)
     return ask
 
 
