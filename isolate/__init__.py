@@ -54,8 +54,8 @@ _EXPORTS = {
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = frozenset(("api", "batch", "cli", "constants", "context", "defaults", "errors", "futures",
-                         "hostcalls", "modules", "optiontypes", "options", "pool", "scheduler", "scripts", "supervisor",
-                         "zygote", "protocol", "workers"))
+                         "handleinfo", "hostcalls", "modules", "optiontypes", "options", "pool", "scheduler",
+                         "scripts", "supervisor", "zygote", "protocol", "workers"))
 
 __all__ = [*_WHERE, "constants", "__version__"]
 

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .options import describe, fmt_number, plain, run_options
 from .scheduler import ANYWHERE, CallState
+from .handleinfo import REPR_QUEUE_MS, context_helper, context_label, parameters
 from .scripts import ScriptSource
 
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
@@ -530,14 +531,14 @@ class JSHandle:
         return self._context
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._ref.class_name} in {_context_label(self._context)}>"
+        return f"<{type(self).__name__} {self._ref.class_name} in {context_label(self._context)}>"
 
     def _identity(self) -> Any:
         """A token equal for handles of the same JS value (of this context), fixed for this proxy's life."""
         token = self._identity_token
         if token is None:
             try:
-                token = ("value", _context_helper(self._context)(0, self))
+                token = ("value", context_helper(self._context)(0, self))
             except IsolateError:   # lost, busy past the bound...: equal only to itself
                 token = ("proxy", id(self))
             self._identity_token = token
@@ -558,7 +559,7 @@ class JSHandle:
         # from the context's WeakMap, which a script may have replaced before the helper
         # was made: then it decides only what is unequal, never what is equal).
         try:
-            return _context_helper(self._context)(2, self, other) is True
+            return context_helper(self._context)(2, self, other) is True
         except IsolateError:
             return False
 
@@ -605,14 +606,14 @@ class JSFunction(JSHandle):
         if params is None:
             params = "…"
             try:
-                source = _context_helper(self._context, queue_timeout_ms=_REPR_QUEUE_MS)(1, self)
+                source = context_helper(self._context, queue_timeout_ms=REPR_QUEUE_MS)(1, self)
             except IsolateError:
                 source = None
             else:
-                found = _parameters(source) if isinstance(source, str) else None
+                found = parameters(source) if isinstance(source, str) else None
                 if found is not None:
                     params = self._params = found if len(found) <= 60 else found[:59] + "…"
-        return f"<JSFunction {self._ref.name or '(anonymous)'}({params}) in {_context_label(self._context)}>"
+        return f"<JSFunction {self._ref.name or '(anonymous)'}({params}) in {context_label(self._context)}>"
 
     def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
                  queue_timeout: float | None = None) -> Any:
@@ -637,86 +638,6 @@ class JSFunction(JSHandle):
             with _relay_sigint(ctx._worker):
                 return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
         return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
-
-
-# How long a repr waits for a busy worker before it shows less (ms).
-_REPR_QUEUE_MS = 50
-
-# A function of each context's own, made on first need, that tells the host what only the
-# worker knows about a value: op 0, a number that is the same for the same value (a WeakMap:
-# values are not kept alive); op 1, a function's source text (its start), for a repr; op 2,
-# whether two values are the same (`===`). It takes the context's intrinsics as they are
-# when it is made.
-_HELPER_SOURCE = """(function () {
-  'use strict';
-  const ids = new WeakMap(), get = WeakMap.prototype.get, set = WeakMap.prototype.set;
-  const apply = Reflect.apply, toSource = Function.prototype.toString;
-  let last = 0;
-  return function isolateHandleHelper(op, value, other) {
-    if (op === 2) return value === other;
-    if (op === 0) {
-      let id = apply(get, ids, [value]);
-      if (id === undefined) { id = ++last; apply(set, ids, [value, id]); }
-      return id;
-    }
-    try { return ('' + apply(toSource, value, [])).slice(0, 2000); } catch (e) { return null; }
-  };
-})()"""
-_helper_lock = threading.Lock()
-
-
-def _context_helper(context: Context, queue_timeout_ms: float | None = None) -> Callable[..., Any]:
-    """The context's helper (see _HELPER_SOURCE) as a Python callable, bounded like a property access."""
-    from .options import CompileOptions, RunOptions
-
-    timeout_ms = int(context._pool.limits.access_timeout_s * 1000)
-    with _helper_lock:
-        helper = context.__dict__.get("_handle_helper")
-    if helper is None:
-        source = ScriptSource(_HELPER_SOURCE, "isolate:handles", 0, 0)
-        made = context._run(source, CompileOptions(filename="isolate:handles"),
-                            RunOptions(timeout=timeout_ms, queue_timeout=queue_timeout_ms))
-        if not isinstance(made, JSFunction):
-            raise ProtocolViolationError("the handle helper is not a function")
-        with _helper_lock:
-            helper = context.__dict__.setdefault("_handle_helper", made)
-
-    def ask(op: int, *values: "JSHandle") -> Any:
-        return helper(op, *values, timeout=timeout_ms, queue_timeout=queue_timeout_ms)
-    return ask
-
-
-def _context_label(context: Context) -> str:
-    """How a repr names a context: ``context 3`` for the default names, else ``context 'name'``."""
-    name = context.name
-    if name.startswith("VM Context ") and name[11:].isdigit():
-        return f"context {name[11:]}"
-    return f"context {name!r}"
-
-
-def _parameters(source: str) -> str | None:
-    """A function's parameter list from its source text: ``a, b`` (None for a class or no list)."""
-    import re
-
-    text = source.lstrip()
-    if text.startswith("class") and not text[5:6].isalnum():
-        return None
-    arrow = re.match(r"(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>", text)
-    if arrow:
-        return arrow.group(1)
-    start = text.find("(")
-    if start < 0:
-        return None
-    depth = 0
-    for end in range(start, len(text)):
-        char = text[end]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-            if depth == 0:
-                return " ".join(text[start + 1:end].split())
-    return None
 
 
 class JSPromise(JSHandle):
