@@ -39,7 +39,8 @@ _EXPORTS = {
     ".protocol.values": ("BigInt", "JSAccessor", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol",
                          "JSTypedArray", "Unhashable", "UndefinedType", "undefined"),
     ".api": ("Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
-             "run_in_new_context", "run_in_this_context", "measure_memory"),
+             "run_in_new_context", "run_in_this_context", "measure_memory", "arun_in_context",
+             "arun_in_new_context", "arun_in_this_context"),
     ".context": ("Context", "JSFunction", "JSHandle", "JSObject", "JSPromise"),
     ".errors": ("ContextLostError", "InvalidArgTypeError", "InvalidArgValueError", "IsolateError",
                 "JSAggregateError", "JSError", "JSEvalError", "JSInternalError", "JSMemoryError", "JSRangeError",
@@ -47,14 +48,14 @@ _EXPORTS = {
                 "OutOfRangeError", "PoolClosedError", "PromisePendingError", "ProtocolViolationError",
                 "ScriptInterruptedError", "ScriptTimeoutError", "UnencodableValueError", "UnsupportedError",
                 "WorkerCrashedError", "WorkerMemoryError", "WorkerStartError"),
-    ".futures": ("Future",),
+    ".futures": ("Future", "AsyncFuture"),
     ".modules": ("Module", "ModuleNamespace", "SourceTextModule", "SyntheticModule", "VMModuleError"),
     ".pool": ("Limits", "Pool"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = frozenset(("api", "batch", "cli", "constants", "context", "defaults", "errors", "futures",
-                         "hostcalls", "modules", "options", "pool", "scheduler", "scripts", "supervisor",
-                         "zygote", "protocol", "workers"))
+                         "handleinfo", "hostcalls", "modules", "optiontypes", "options", "pool", "scheduler",
+                         "scripts", "supervisor", "zygote", "protocol", "workers"))
 
 __all__ = [*_WHERE, "constants", "__version__"]
 
@@ -79,8 +80,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from . import constants
     from .api import (
-        Script, compile_function, create_context, default_pool, is_context, measure_memory, run_in_context,
-        run_in_new_context, run_in_this_context,
+        Script, arun_in_context, arun_in_new_context, arun_in_this_context, compile_function, create_context,
+        default_pool, is_context, measure_memory, run_in_context, run_in_new_context, run_in_this_context,
     )
     from .context import Context, JSFunction, JSHandle, JSObject, JSPromise
     from .errors import (
@@ -90,7 +91,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError,
         UnsupportedError, WorkerCrashedError, WorkerMemoryError, WorkerStartError,
     )
-    from .futures import Future
+    from .futures import AsyncFuture, Future
     from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError
     from .pool import Limits, Pool
     from .protocol.values import (

@@ -8,7 +8,8 @@ functions use a default :class:`Pool`, started on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import constants
 from .context import Context, JSFunction, context_of as _lookup, contextify as _register
@@ -18,14 +19,22 @@ from .options import (
     plain, CompileOptions, RunOptions, check_code, check_import_module_dynamically, compile_options, context_options,
     describe, finish, normalize_options, run_options,
 )
+from .futures import AsyncFuture, CallThreads, Future
 from .scripts import ScriptSource, make_cached_data, open_cached_data
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .optiontypes import (
+        CompileFunctionKwargs, CreateContextKwargs, MeasureMemoryKwargs, NewContextKwargs, OptionsArg,
+        RunCodeKwargs, RunKwargs, ScriptKwargs, ScriptNewContextKwargs,
+    )
     from .pool import Pool
 
 __all__ = [
     "Script", "create_context", "is_context", "run_in_context", "run_in_new_context",
     "run_in_this_context", "compile_function", "default_pool", "measure_memory",
+    "arun_in_context", "arun_in_new_context", "arun_in_this_context",
 ]
 
 def is_context(obj: Any) -> bool:
@@ -66,7 +75,7 @@ def _check_context_object(obj: Any) -> dict | None:
     return obj
 
 
-def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dict) -> Context:
+def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: Mapping[str, Any]) -> Context:
     if isinstance(context_object, Context):
         return context_object  # Node returns an already-contextified object as is
     existing = _lookup(context_object)
@@ -74,7 +83,7 @@ def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dic
         return existing
     obj = _check_context_object(context_object)
     _require_options_dict(options)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     ctx_opts = context_options(opts)
     dynamic = check_import_module_dynamically(opts)
     finish(opts, "create_context()")
@@ -89,7 +98,8 @@ def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: dic
     return context
 
 
-def create_context(context_object: dict | None = None, options: Any = None, /, **kwargs) -> Context:
+def create_context(context_object: dict[str, Any] | Context | None = None, options: OptionsArg = None, /,
+                   **kwargs: Unpack[CreateContextKwargs]) -> Context:
     """``vm.createContext``: a new context whose globals start as ``context_object``'s items.
 
     Given a dict, the dict is contextified as in Node: ``is_context(d)`` is
@@ -112,11 +122,12 @@ class Script:
     per worker by content: running one again sends only its key.
     """
 
-    def __init__(self, code: str, options: Any = None, /, *, pool: Pool | None = None, **kwargs):
+    def __init__(self, code: str, options: OptionsArg = None, /, *, pool: Pool | None = None,
+                 **kwargs: Unpack[ScriptKwargs]) -> None:
         self.code = check_code(code)
         if pool is not None and not is_pool(pool):
             raise InvalidArgTypeError(f'The "pool" argument must be an isolate.Pool. Received {describe(pool)}')
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         self._compile = compile_options(opts)
         finish(opts, "Script()")
         self._pool = pool
@@ -151,16 +162,19 @@ class Script:
                                              bytecode_out=True)
         return make_cached_data(self._source, self._source.bytecode)
 
-    def run_in_context(self, context: Any, options: Any = None, /, **kwargs) -> Any:
+    def run_in_context(self, context: Context | dict[str, Any], options: Mapping[str, Any] | None = None, /,
+                       **kwargs: Unpack[RunKwargs]) -> Any:
         ctx = _require_context(context)
         run_opts = _run_options_only(options, kwargs, "script.run_in_context()")
         _note_import(ctx, self._compile, self)
         return ctx._run(self._source, self._compile, run_opts)
 
-    def run_in_new_context(self, context_object: Any = None, options: Any = None, /, **kwargs) -> Any:
+    def run_in_new_context(self, context_object: dict[str, Any] | Context | None = None,
+                           options: Mapping[str, Any] | None = None, /,
+                           **kwargs: Unpack[ScriptNewContextKwargs]) -> Any:
         obj = _check_context_object(context_object)
         _require_options_dict(options)
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         run_opts = run_options(opts)
         ctx_opts = context_options(opts, prefix="context_")
         finish(opts, "script.run_in_new_context()")
@@ -175,7 +189,7 @@ class Script:
         _note_import(context, self._compile, self)
         return context._run(self._source, self._compile, run_opts)
 
-    def run_in_this_context(self, options: Any = None, /, **kwargs) -> Any:
+    def run_in_this_context(self, options: Mapping[str, Any] | None = None, /, **kwargs: Unpack[RunKwargs]) -> Any:
         run_opts = _run_options_only(options, kwargs, "script.run_in_this_context()")
         context = _main_context(self._pool or default_pool())
         _note_import(context, self._compile, self)
@@ -221,6 +235,7 @@ def _compile(pool: "Pool", source: ScriptSource, compile_opts: CompileOptions, b
         "column_offset": compile_opts.column_offset, "display_errors": compile_opts.display_errors,
         "bytecode_out": bytecode_out, "timeout": timeout_ms}], timeout_ms=timeout_ms)
     result = _compile_outcome(pool, call)
+    assert call.worker is not None  # it ran
     call.worker.scripts.add(source.key)
     return result if bytecode_out else None
 
@@ -258,20 +273,21 @@ def _require_options_dict(options: Any) -> None:
         raise InvalidArgTypeError(f'The "options" argument must be of type dict. Received {describe(options)}')
 
 
-def _run_options_only(options: Any, kwargs: dict, what: str) -> RunOptions:
+def _run_options_only(options: Any, kwargs: Mapping[str, Any], what: str) -> RunOptions:
     _require_options_dict(options)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     run_opts = run_options(opts)
     finish(opts, what)
     return run_opts
 
 
-def _split_options(options: Any, kwargs: dict) -> tuple[dict, CompileOptions, RunOptions]:
-    opts = normalize_options(options, kwargs)
+def _split_options(options: Any, kwargs: Mapping[str, Any]) -> tuple[dict, CompileOptions, RunOptions]:
+    opts = normalize_options(options, dict(kwargs))
     return opts, compile_options(opts), run_options(opts)
 
 
-def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) -> Any:
+def run_in_context(code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                   **kwargs: Unpack[RunCodeKwargs]) -> Any:
     """``vm.runInContext``: compile ``code`` and run it in ``context``; returns the completion value."""
     code = check_code(code)
     ctx = _require_context(context)
@@ -281,7 +297,8 @@ def run_in_context(code: str, context: Any, options: Any = None, /, **kwargs) ->
     return ctx._run(code, compile_opts, run_opts)
 
 
-def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any, kwargs: dict) -> Any:
+def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any,
+                        kwargs: Mapping[str, Any]) -> Any:
     code = check_code(code)
     obj = _check_context_object(context_object)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
@@ -301,8 +318,8 @@ def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: A
     return value
 
 
-def run_in_new_context(code: str, context_object: dict | None = None, options: Any = None, /,
-                       **kwargs) -> Any:
+def run_in_new_context(code: str, context_object: dict[str, Any] | None = None, options: OptionsArg = None, /,
+                       **kwargs: Unpack[NewContextKwargs]) -> Any:
     """``vm.runInNewContext``: contextify ``context_object`` (or a new dict), run ``code`` in it.
 
     The dict mirrors the context's globals afterwards. Options as
@@ -312,7 +329,7 @@ def run_in_new_context(code: str, context_object: dict | None = None, options: A
     return _run_in_new_context(default_pool(), code, context_object, options, kwargs)
 
 
-def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: dict) -> Any:
+def _run_in_this_context(pool: "Pool", code: str, options: Any, kwargs: Mapping[str, Any]) -> Any:
     code = check_code(code)
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     finish(opts, "run_in_this_context()")
@@ -333,12 +350,13 @@ def _main_context(pool: Pool) -> Context:
     return pool.main_context
 
 
-def run_in_this_context(code: str, options: Any = None, /, **kwargs) -> Any:
+def run_in_this_context(code: str, options: OptionsArg = None, /, **kwargs: Unpack[RunCodeKwargs]) -> Any:
     """``vm.runInThisContext``: run in the pool's persistent main context (``Pool.main_context``)."""
     return _run_in_this_context(default_pool(), code, options, kwargs)
 
 
-def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: Any, kwargs: dict) -> JSFunction:
+def _compile_function(pool: "Pool", code: str, params: Sequence[str], options: Any,
+                      kwargs: Mapping[str, Any]) -> JSFunction:
     code = check_code(code)
     if isinstance(params, str) or not isinstance(params, (list, tuple)):
         raise InvalidArgTypeError(f'The "params" argument must be a list of str. Received {describe(params)}')
@@ -348,7 +366,7 @@ def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: A
         if not isinstance(param, str):
             raise InvalidArgTypeError(f'The "params[{i}]" argument must be of type str. Received {describe(param)}')
         params[i] = plain(param)
-    opts = normalize_options(options, kwargs)
+    opts = normalize_options(options, dict(kwargs))
     compile_opts = compile_options(opts, default_filename="")
     parsing_context = opts.pop("parsing_context", None)
     extensions = opts.pop("context_extensions", None)
@@ -410,7 +428,8 @@ def _compile_function(pool: "Pool", code: str, params: Iterable[str], options: A
     return fn
 
 
-def compile_function(code: str, params: Iterable[str] = (), options: Any = None, /, **kwargs) -> JSFunction:
+def compile_function(code: str, params: Sequence[str] = (), options: OptionsArg = None, /,
+                     **kwargs: Unpack[CompileFunctionKwargs]) -> JSFunction:
     """``vm.compileFunction``: ``code`` as the body of a function taking ``params``.
 
     Options: ``filename``, ``line_offset``, ``column_offset``,
@@ -420,6 +439,33 @@ def compile_function(code: str, params: Iterable[str] = (), options: Any = None,
     return _compile_function(default_pool(), code, params, options, kwargs)
 
 
-def measure_memory(mode: str = "summary", execution: str = "default", /, **options):
+def measure_memory(mode: Literal["summary", "detailed"] = "summary",
+                   execution: Literal["default", "eager"] = "default", /,
+                   **options: Unpack[MeasureMemoryKwargs]) -> Future[dict[str, Any]]:
     """``vm.measureMemory`` on the default pool: see :meth:`Pool.measure_memory`."""
     return default_pool().measure_memory(mode, execution, **options)
+
+
+# -- asyncio twins on the default pool --------------------------------------------------------
+# They run on threads of their own from the start, so even the default pool's first start
+# (a process exec, a few hundred milliseconds) happens off the event loop.
+_async_threads = CallThreads(64, "isolate-async-default")
+
+
+def arun_in_context(code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                    **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_context`: an :class:`isolate.AsyncFuture` at once
+    (``await`` it, or hand it to ``asyncio.create_task``); the event loop never waits."""
+    return _async_threads.submit(lambda: run_in_context(code, context, options, **kwargs))
+
+
+def arun_in_new_context(code: str, context_object: dict[str, Any] | None = None, options: OptionsArg = None, /,
+                        **kwargs: Unpack[NewContextKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_new_context`, on the default pool."""
+    return _async_threads.submit(lambda: _run_in_new_context(default_pool(), code, context_object, options, kwargs))
+
+
+def arun_in_this_context(code: str, options: OptionsArg = None, /,
+                         **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
+    """The awaitable twin of :func:`run_in_this_context`, in the default pool's main context."""
+    return _async_threads.submit(lambda: _run_in_this_context(default_pool(), code, options, kwargs))

@@ -28,6 +28,7 @@ from .errors import (
 )
 from .options import describe, fmt_number, plain, run_options
 from .scheduler import ANYWHERE, CallState
+from .handleinfo import REPR_QUEUE_MS, context_helper, context_label, parameters
 from .scripts import ScriptSource
 
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
@@ -107,7 +108,19 @@ class Context(MutableMapping):
     ``name`` and ``origin`` are kept as given (default name ``VM Context i``).
     """
 
-    def __init__(self):
+    _pool: Any                  # the isolate.Pool (above this layer)
+    _object: dict | None        # the contextified dict, if any
+    _lost_reason: str | None
+    _host_functions: dict[int, Callable]
+    _host_function_ids: dict[int, int]
+    _id: int
+    _worker: Any                # its WorkerHandle once placed
+    _last_stats: dict | None
+    name: str
+    origin: str
+    memory_limit: int | None
+
+    def __init__(self) -> None:
         raise TypeError("use isolate.create_context() to make a Context")
 
     @classmethod
@@ -145,8 +158,8 @@ class Context(MutableMapping):
         self._lost_reason = None
         # The callables given to this context, by the id the worker knows them by:
         # the only ones a call_host from this context can reach (isolate.hostcalls).
-        self._host_functions: dict[int, Callable] = {}
-        self._host_function_ids: dict[int, int] = {}   # id(callable) -> its id here
+        self._host_functions = {}
+        self._host_function_ids = {}   # id(callable) -> its id here
         self._id = 0
         self._worker = None
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
@@ -499,7 +512,14 @@ _make_error = error_from_value
 
 
 class JSHandle:
-    """A JavaScript value that stays in its worker; this proxy holds its handle id."""
+    """A JavaScript value that stays in its worker; this proxy holds its handle id.
+
+    Two handles are equal when they stand for the same JavaScript value
+    (``ctx["f"] == ctx["f"]``), whichever call handed them over; ``hash`` agrees.
+    Finding that out asks the worker once per handle (then it is cached).
+    """
+
+    _identity_token: Any = None
 
     def __init__(self, context: Context, ref: HandleRef):
         self._context = context
@@ -511,7 +531,40 @@ class JSHandle:
         return self._context
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._ref.class_name} #{self._ref.handle_id}>"
+        return f"<{type(self).__name__} {self._ref.class_name} in {context_label(self._context)}>"
+
+    def _identity(self) -> Any:
+        """A token equal for handles of the same JS value (of this context), fixed for this proxy's life."""
+        token = self._identity_token
+        if token is None:
+            try:
+                token = ("value", context_helper(self._context)(0, self))
+            except IsolateError:   # lost, busy past the bound...: equal only to itself
+                token = ("proxy", id(self))
+            self._identity_token = token
+        return token
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, JSHandle):
+            return NotImplemented
+        if other._context is not self._context or other._ref.kind != self._ref.kind:
+            return False
+        if other._ref.handle_id == self._ref.handle_id:
+            return True
+        if self._identity() != other._identity():
+            return False
+        # Equal tokens: confirmed with `===`, which no script can redefine (the tokens come
+        # from the context's WeakMap, which a script may have replaced before the helper
+        # was made: then it decides only what is unequal, never what is equal).
+        try:
+            return context_helper(self._context)(2, self, other) is True
+        except IsolateError:
+            return False
+
+    def __hash__(self) -> int:
+        return hash((id(self._context), self._identity()))
 
     # Property access on the JS value.
     def get(self, key: str, default: Any = None) -> Any:
@@ -540,9 +593,27 @@ class JSObject(JSHandle):
 class JSFunction(JSHandle):
     """A JavaScript function, callable from Python. Arguments and result are converted."""
 
+    _params: "str | None" = None
+
     @property
     def name(self) -> str:
         return self._ref.name
+
+    def __repr__(self) -> str:
+        """``<JSFunction add(a, b) in context 3>``: the parameters come from the function's
+        source, asked of the worker once (``…`` if it is busy or gone, or has no source)."""
+        params = self._params
+        if params is None:
+            params = "…"
+            try:
+                source = context_helper(self._context, queue_timeout_ms=REPR_QUEUE_MS)(1, self)
+            except IsolateError:
+                source = None
+            else:
+                found = parameters(source) if isinstance(source, str) else None
+                if found is not None:
+                    params = self._params = found if len(found) <= 60 else found[:59] + "…"
+        return f"<JSFunction {self._ref.name or '(anonymous)'}({params}) in {context_label(self._context)}>"
 
     def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
                  queue_timeout: float | None = None) -> Any:

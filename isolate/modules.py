@@ -31,8 +31,9 @@ import re
 import sys
 import threading
 import weakref
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
 from .context import Context, JSObject, context_of, property_key
@@ -44,6 +45,11 @@ from .futures import Future
 from .options import check_int, describe, normalize_options, plain, run_options
 from .scripts import ScriptSource, make_cached_data, open_cached_data
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .optiontypes import SourceTextModuleKwargs, SyntheticModuleKwargs
+
 __all__ = ["Module", "SourceTextModule", "SyntheticModule", "ModuleNamespace", "VMModuleError"]
 
 _INT32 = 2**31 - 1
@@ -51,6 +57,8 @@ _INT32 = 2**31 - 1
 
 class VMModuleError(IsolateError):
     """Node's ``ERR_VM_*`` module errors; ``.code`` says which (``ERR_VM_MODULE_STATUS``...)."""
+
+    cause: Any = None   # ERR_VM_MODULE_LINK_FAILURE: the error of the module the link resolved to
 
     def __init__(self, code: str, message: str):
         super().__init__(message, code=code)
@@ -198,7 +206,7 @@ def _start(coro) -> Future:
     awaiting something), it goes on in a thread with an event loop of its own and the
     future settles when it ends, as Node's promise would (the module is "linking" meanwhile).
     Nested in a call from JavaScript, it is finished before returning instead."""
-    future = Future()
+    future: Future[Any] = Future()
     # The first step runs now, in every case, as an async function's body runs until its
     # first await: the status checks and the linker calls happen during the call.
     try:
@@ -369,13 +377,14 @@ class Module:
         ReferenceError, as in Node."""
         if self.status in ("unlinked", "linking"):
             raise _status_error("must not be unlinked or linking")
-        if self._namespace is None:
+        namespace: ModuleNamespace | None = self._namespace
+        if namespace is None:
             handle, keys = self._request("module_namespace", self._id)
             handle.__class__ = ModuleNamespace
             handle._module = self
             handle._keys = tuple(keys)
-            self._namespace = handle
-        return self._namespace
+            self._namespace = namespace = handle
+        return namespace
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._identifier!r}>"
@@ -454,7 +463,7 @@ class Module:
         if not isinstance(break_on_sigint, bool):
             raise _invalid_type("options.breakOnSigint", "of type boolean", break_on_sigint)
         run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint})
-        future = Future()
+        future: Future[None] = Future()
         loop = _running_loop()
         if loop is not None and not _serving():
             self._context._pool._dispatcher.submit(lambda: self._evaluate_into(future, run_opts))
@@ -479,7 +488,7 @@ class Module:
                 return
         self._settle_pending()
 
-    _settled_outcome = None
+    _settled_outcome: "tuple[bool, Any] | None" = None
 
     def _settle_hook(self):
         """The host function the worker calls when a pending evaluation settles."""
@@ -502,6 +511,7 @@ class Module:
     def _settle_pending(self) -> None:
         with self._lock:
             pending, self._pending_evaluations = self._pending_evaluations, []
+            assert self._settled_outcome is not None  # set before the worker's call back
             ok, error = self._settled_outcome
             if not ok and self._error is _NO_ERROR:
                 self._error = error.value if isinstance(error, JSError) else error
@@ -629,7 +639,8 @@ class SourceTextModule(Module):
     default pool). Node's options dict (camelCase) is accepted in second position.
     """
 
-    def __init__(self, code: str, options: Any = None, /, *, pool: Any = None, **kwargs):
+    def __init__(self, code: str, options: Mapping[str, Any] | None = None, /, *, pool: Any = None,
+                 **kwargs: Unpack[SourceTextModuleKwargs]) -> None:
         if not isinstance(code, str):
             raise _invalid_type("sourceText", "of type string", code, prop=False)
         code = plain(code)
@@ -639,7 +650,7 @@ class SourceTextModule(Module):
             options = dict(dict.items(options))  # a subclass's own methods never run
             if "initializeImportMeta" in options:
                 options["initialize_import_meta"] = options.pop("initializeImportMeta")
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         loader_root = opts.pop("_loader_root", None)
         identifier = opts.pop("identifier", None)
         context = opts.pop("context", None)
@@ -805,8 +816,9 @@ class SyntheticModule(Module):
     typically calls :meth:`set_export`.
     """
 
-    def __init__(self, export_names: Any, evaluate_callback: Callable, options: Any = None, /, *,
-                 pool: Any = None, **kwargs):
+    def __init__(self, export_names: Sequence[str], evaluate_callback: Callable,
+                 options: Mapping[str, Any] | None = None, /, *, pool: Any = None,
+                 **kwargs: Unpack[SyntheticModuleKwargs]) -> None:
         if not isinstance(export_names, (list, tuple)):
             raise _invalid_type("exportNames", "an Array of unique strings", export_names, prop=False)
         export_names = list(list.__iter__(export_names)) if isinstance(export_names, list) else \
@@ -821,7 +833,7 @@ class SyntheticModule(Module):
             raise _invalid_type("evaluateCallback", "of type function", evaluate_callback, prop=False)
         if options is not None and not isinstance(options, dict):
             raise _invalid_type("options", "of type object", options, prop=False)
-        opts = normalize_options(options, kwargs)
+        opts = normalize_options(options, dict(kwargs))
         identifier = opts.pop("identifier", None)
         context = opts.pop("context", None)
         if opts:
@@ -1054,7 +1066,8 @@ def _load_file(ctx: Context, specifier: str, attributes: dict, base: str, root: 
         module = SyntheticModule(["default"], lambda m: m.set_export("default", data), context=ctx,
                                  identifier=url)
     else:
-        module = SourceTextModule(text, context=ctx, identifier=url,
-                                  import_module_dynamically=USE_MAIN_CONTEXT_DEFAULT_LOADER, _loader_root=root)
+        # The root rides in the options dict: it is internal, not an option of the signature.
+        module = SourceTextModule(text, {"_loader_root": root}, context=ctx, identifier=url,
+                                  import_module_dynamically=USE_MAIN_CONTEXT_DEFAULT_LOADER)
     with _imports_lock:
         return cache.setdefault(key, module)

@@ -26,7 +26,8 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import psutil
 
@@ -42,11 +43,19 @@ from .errors import (
     ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, OutOfRangeError, PoolClosedError,
     UnsupportedError, WorkerCrashedError,
 )
-from .futures import Future, run_in_thread
+from .futures import AsyncFuture, CallThreads, Future, aiterate, run_in_thread
 from .options import check_bool, check_choice, check_int, check_timeout, describe, fmt_number, parse_size, plain
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
 from .zygote import Zygote
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .optiontypes import (
+        BatchKwargs, CompileFunctionKwargs, CreateContextKwargs, MapKwargs, MeasureMemoryKwargs, NewContextKwargs,
+        OptionsArg, RunCodeKwargs,
+    )
 
 __all__ = ["Pool", "Limits"]
 
@@ -246,9 +255,11 @@ class Pool:
         self._main_context = None
         self._main_context_loss: str | None = None   # reported once by the next run_in_this_context
         self._main_context_lock = threading.Lock()
-        # Threads for submit/map/run_batch and the a* twins: two per worker, so
-        # each worker has one call queued while it answers another.
+        # Threads for submit/map/run_batch: two per worker, so each worker has
+        # one call queued while it answers another.
         self._dispatcher = Dispatcher(max(2, 2 * size))
+        # The a* twins' threads: one per call in flight (see isolate.futures.CallThreads).
+        self._async_threads = CallThreads(max(64, 16 * size), "isolate-async")
         self._watchdog_stop = threading.Event()
         try:
             self._zygote = Zygote(self._env, worker_memory_limit=self.worker_memory_limit, sandbox=sandbox)
@@ -265,6 +276,7 @@ class Pool:
             threading.Thread(target=self._watch_memory, name="isolate-rss-watchdog", daemon=True).start()
 
     def _new_worker(self, index: int) -> WorkerHandle:
+        assert self._zygote is not None  # made before the first worker, kept until close
         return WorkerHandle(self._scheduler, index, zygote=self._zygote)
 
     @property
@@ -279,8 +291,23 @@ class Pool:
     def __enter__(self) -> "Pool":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> "Pool":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio: the workers are stopped on a thread, and the loop
+        runs meanwhile. Cancelling the awaiting task does not stop the close."""
+        import asyncio
+
+        if self._closed:
+            return
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, self.close))
 
     def close(self) -> None:
         """Stop every worker; pending calls fail with PoolClosedError. Idempotent."""
@@ -300,6 +327,7 @@ class Pool:
         if self._zygote is not None:
             self._zygote.close()
         self._dispatcher.stop()
+        self._async_threads.stop()
 
     @property
     def closed(self) -> bool:
@@ -435,6 +463,8 @@ class Pool:
             else:
                 self._replacing.add(worker)
                 promoted = None
+        target: Callable[..., None]
+        args: tuple[Any, ...]
         if promoted is not None:
             _log(logging.INFO, "replaced", worker.pid, worker.drain_reason, "worker %d replaced by spare %d "
                  "(recycled: %s)", worker.pid, promoted.pid, worker.drain_reason)
@@ -484,9 +514,12 @@ class Pool:
             threading.Thread(target=close, name=f"isolate-retire-{w.pid}", daemon=True).start()
 
     def _worker_memory(self, worker: WorkerHandle, eager: bool) -> dict:
-        return worker.request("memory", [bool(eager)], timeout_ms=self.limits.access_timeout_s * 1000)
+        return worker.request("memory", [bool(eager)],
+                              timeout_ms=self.limits.access_timeout_s * 1000)  # type: ignore[arg-type]  # ms, float
 
-    def measure_memory(self, mode: str = "summary", execution: str = "default", /, **kwargs) -> "Future":
+    def measure_memory(self, mode: Literal["summary", "detailed"] = "summary",
+                       execution: Literal["default", "eager"] = "default", /,
+                       **kwargs: Unpack[MeasureMemoryKwargs]) -> Future[dict[str, Any]]:
         """``vm.measureMemory``: an :class:`isolate.Future` of Node's result shape.
 
         ``{"total": {"jsMemoryEstimate": n, "jsMemoryRange": [lo, hi]}}`` over
@@ -498,14 +531,13 @@ class Pool:
         the contexts it hosts. A worker that dies meanwhile is left out.
         """
 
-        options = dict(kwargs)
-        mode = check_choice(options.pop("mode", mode), "options.mode", ("summary", "detailed"))
-        execution = check_choice(options.pop("execution", execution), "options.execution", ("default", "eager"))
+        options: dict[str, Any] = dict(kwargs)
+        detailed = check_choice(options.pop("mode", mode), "options.mode", ("summary", "detailed")) == "detailed"
+        eager = check_choice(options.pop("execution", execution), "options.execution", ("default", "eager")) == "eager"
         if options:
             raise InvalidArgValueError(f"The property 'options.{next(iter(options))}' is not a known option of measure_memory()")
         self._check_open()
-        return run_in_thread(lambda: self._measure(mode == "detailed", execution == "eager"),
-                             "isolate-measure-memory")
+        return run_in_thread(lambda: self._measure(detailed, eager), "isolate-measure-memory")
 
     def _measure(self, detailed: bool, eager: bool) -> dict:
         with self._lock:
@@ -540,7 +572,8 @@ class Pool:
                     other.append(entry)
                 contexts.append({"name": context.name if context is not None else None, **entry})
             worker_reports.append({"pid": worker.pid, "rss": rss, "uss": uss, "contexts": contexts})
-        result = {"total": {"jsMemoryEstimate": total_used, "jsMemoryRange": [total_used, total_alloc]}}
+        result: dict[str, Any] = {"total": {"jsMemoryEstimate": total_used,
+                                            "jsMemoryRange": [total_used, total_alloc]}}
         if detailed:
             result["current"] = current
             result["other"] = other
@@ -552,7 +585,8 @@ class Pool:
         return self._contexts.get((id(worker), context_id))
 
     # -- the API ---------------------------------------------------------------
-    def create_context(self, context_object=None, options=None, /, **kwargs):
+    def create_context(self, context_object: dict[str, Any] | Context | None = None, options: OptionsArg = None,
+                       /, **kwargs: Unpack[CreateContextKwargs]) -> Context:
         """Like ``vm.createContext``: see :func:`isolate.create_context`."""
         return _create_context(self, context_object, options, kwargs)
 
@@ -587,16 +621,19 @@ class Pool:
             reason, self._main_context_loss = self._main_context_loss, None
             return reason
 
-    def run_in_context(self, code, context, options=None, /, **kwargs):
+    def run_in_context(self, code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                       **kwargs: Unpack[RunCodeKwargs]) -> Any:
         return run_in_context(code, context, options, **kwargs)
 
-    def run_in_new_context(self, code, context_object=None, options=None, /, **kwargs):
+    def run_in_new_context(self, code: str, context_object: dict[str, Any] | None = None,
+                           options: OptionsArg = None, /, **kwargs: Unpack[NewContextKwargs]) -> Any:
         return _run_in_new_context(self, code, context_object, options, kwargs)
 
-    def run_in_this_context(self, code, options=None, /, **kwargs):
+    def run_in_this_context(self, code: str, options: OptionsArg = None, /, **kwargs: Unpack[RunCodeKwargs]) -> Any:
         return _run_in_this_context(self, code, options, kwargs)
 
-    def compile_function(self, code, params=(), options=None, /, **kwargs):
+    def compile_function(self, code: str, params: Sequence[str] = (), options: OptionsArg = None, /,
+                         **kwargs: Unpack[CompileFunctionKwargs]) -> JSFunction:
         return _compile_function(self, code, params, options, kwargs)
 
     # -- futures and asyncio ------------------------------------------------------
@@ -604,9 +641,14 @@ class Pool:
     # isolate.Future at once. A Future is a concurrent.futures.Future (wait on
     # it, pass it to concurrent.futures.wait/as_completed) and is awaitable
     # (`await pool.arun_in_new_context(...)` never blocks the event loop);
-    # cancelling it, or the asyncio task awaiting it, stops the call.
+    # cancelling it, or the asyncio task awaiting it, stops the call. The a*
+    # twins return an AsyncFuture, a Future that is also a coroutine
+    # (asyncio.create_task and TaskGroup take it), run on threads of their own
+    # (one per call in flight), so a call waiting on a busy worker never holds
+    # up one for an idle worker.
 
-    def submit(self, code_or_script, context_object=None, options=None, /, **kwargs) -> "Future":
+    def submit(self, code_or_script: str | Script, context_object: dict[str, Any] | None = None,
+               options: OptionsArg = None, /, **kwargs: Unpack[NewContextKwargs]) -> Future[Any]:
         """Run ``code_or_script`` in a fresh context on any worker (as run_in_new_context).
 
         A returned promise is awaited: the future's result is its value (a
@@ -616,46 +658,50 @@ class Pool:
         is given; its ``timeout`` counts from when it starts.
         """
         self._check_open()
-        if "queue_timeout" not in kwargs and not (isinstance(options, dict) and (
+        opts: dict[str, Any] = dict(kwargs)
+        if "queue_timeout" not in opts and not (isinstance(options, dict) and (
                 dict.__contains__(options, "queue_timeout") or dict.__contains__(options, "queueTimeout"))):
-            kwargs["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
+            opts["queue_timeout"] = self.queue_timeout if self.queue_timeout is not None else float("inf")
         # A job, like one of run_batch: a returned promise is awaited (isolate.batch.settled).
-        return self._submit_new(code_or_script, context_object, options, kwargs, outcome=settled)
+        run = self._new_context_call(code_or_script, context_object, options, opts)
+        return self._dispatcher.submit(lambda: settled(run()))
 
-    def _submit_new(self, code_or_script, context_object, options, kwargs, outcome=None) -> "Future":
-
-        self._check_open()
+    def _new_context_call(self, code_or_script: Any, context_object: Any, options: Any,
+                          kwargs: dict[str, Any]) -> Callable[[], Any]:
         if isinstance(code_or_script, Script):
             script = code_or_script
-            run = lambda: _run_script_in_new_context(self, script, context_object, options, kwargs)  # noqa: E731
-        else:
-            run = lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs)  # noqa: E731
-        return self._dispatcher.submit(run if outcome is None else lambda: outcome(run()))
+            return lambda: _run_script_in_new_context(self, script, context_object, options, kwargs)
+        return lambda: _run_in_new_context(self, code_or_script, context_object, options, kwargs)
 
-    def arun_in_new_context(self, code, context_object=None, options=None, /, **kwargs) -> "Future":
+    def arun_in_new_context(self, code: str | Script, context_object: dict[str, Any] | None = None,
+                            options: OptionsArg = None, /, **kwargs: Unpack[NewContextKwargs]) -> AsyncFuture[Any]:
         """The awaitable twin of run_in_new_context (its queue wait bounded as that call's)."""
-        return self._submit_new(code, context_object, options, kwargs)
+        self._check_open()
+        return self._async_threads.submit(self._new_context_call(code, context_object, options, dict(kwargs)))
 
-    def arun_in_context(self, code, context, options=None, /, **kwargs) -> "Future":
+    def arun_in_context(self, code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
+                        **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
         """The awaitable twin of run_in_context."""
         self._check_open()
-        return self._dispatcher.submit(lambda: self.run_in_context(code, context, options, **kwargs))
+        return self._async_threads.submit(lambda: run_in_context(code, context, options, **kwargs))
 
-    def arun_in_this_context(self, code, options=None, /, **kwargs) -> "Future":
+    def arun_in_this_context(self, code: str, options: OptionsArg = None, /,
+                             **kwargs: Unpack[RunCodeKwargs]) -> AsyncFuture[Any]:
         """The awaitable twin of run_in_this_context."""
         self._check_open()
-        return self._dispatcher.submit(lambda: self.run_in_this_context(code, options, **kwargs))
+        return self._async_threads.submit(lambda: _run_in_this_context(self, code, options, kwargs))
 
-    def acall(self, fn, *args, timeout=None) -> "Future":
+    def acall(self, fn: JSFunction, *args: Any, timeout: int | None = None) -> AsyncFuture[Any]:
         """The awaitable twin of calling a JSFunction: ``await pool.acall(fn, 1, 2)``."""
         if not isinstance(fn, JSFunction):
             raise InvalidArgTypeError(f'The "fn" argument must be an isolate.JSFunction. Received {describe(fn)}')
         check_timeout(timeout, "timeout")
         self._check_open()
-        return self._dispatcher.submit(lambda: fn(*args, timeout=timeout))
+        return self._async_threads.submit(lambda: fn(*args, timeout=timeout))
 
-    def map(self, code_or_script, context_objects, *, timeout=None, ordered=True,
-            max_in_flight=None, **options):
+    def map(self, code_or_script: str | Script, context_objects: Iterable[dict[str, Any] | None], *,
+            timeout: int | None = None, ordered: bool = True, max_in_flight: int | None = None,
+            **options: Unpack[MapKwargs]) -> Iterator[Any]:
         """Run the script once per context object; yield the completion values.
 
         Streams: input is consumed lazily and at most ``max_in_flight``
@@ -672,20 +718,40 @@ class Pool:
         # Checked here, at the call (the values come from a generator).
         in_flight = check_in_flight(max_in_flight, 2 * self.size)
         ordered = check_ordered(ordered)
+        opts: dict[str, Any] = dict(options)
         if timeout is not None:
-            options["timeout"] = check_timeout(timeout, "timeout")
+            opts["timeout"] = check_timeout(timeout, "timeout")
         source = checked_iter(context_objects, "context_objects")
 
-        def values():
-            for future in stream(lambda obj: self.submit(code_or_script, obj, **options), source,
+        def values() -> Iterator[Any]:
+            for future in stream(lambda obj: self.submit(code_or_script, obj, **opts), source,
                                  ordered=ordered, max_in_flight=in_flight):
                 yield future.result()
 
         return values()
 
-    def run_batch(self, jobs, **options):
+    def amap(self, code_or_script: str | Script, context_objects: Iterable[dict[str, Any] | None], *,
+             timeout: int | None = None, ordered: bool = True, max_in_flight: int | None = None,
+             **options: Unpack[MapKwargs]) -> AsyncIterator[Any]:
+        """:meth:`map` for ``async for``: the same stream, and the event loop never waits.
+
+        Arguments are checked at the call. Leaving the loop early (``break``,
+        an exception, the task cancelled) cancels the calls in flight, which
+        stops their scripts.
+        """
+        return aiterate(self.map(code_or_script, context_objects, timeout=timeout, ordered=ordered,
+                                 max_in_flight=max_in_flight, **options), "isolate-amap")
+
+    def run_batch(self, jobs: Iterable[Any], **options: Unpack[BatchKwargs]) -> Iterator[dict[str, Any]]:
         """One record per job; see :func:`isolate.batch.run_batch`."""
         return run_batch(self, jobs, **options)
+
+    def arun_batch(self, jobs: Iterable[Any], **options: Unpack[BatchKwargs]) -> AsyncIterator[dict[str, Any]]:
+        """:meth:`run_batch` for ``async for``: the same records, and the event loop never waits.
+
+        Leaving the loop early cancels the jobs in flight (their scripts are stopped).
+        """
+        return aiterate(run_batch(self, jobs, **options), "isolate-arun-batch")
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
