@@ -34,7 +34,7 @@ from .errors import (
 )
 from .api import Script
 from .context import Context, JSFunction, JSHandle, JSPromise
-from .futures import Future, running_future
+from .futures import Future, run_into
 from .options import (
     ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,
     run_options,
@@ -77,26 +77,7 @@ class Dispatcher:
             if item is None:
                 return
             fn, future = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            with running_future(future):
-                try:
-                    result = fn()
-                except BaseException as exc:  # delivered through the future
-                    _settle(future, exception=exc)
-                else:
-                    _settle(future, result=result)
-
-
-def _settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
-    # A future cancelled while running is already resolved (as cancelled).
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:
-        pass
+            run_into(future, fn)
 
 
 def stream(submit: Callable[[Any], Future], items: Iterable[Any], *, ordered: bool,

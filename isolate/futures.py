@@ -178,7 +178,7 @@ class CallThreads:
 
     def _serve(self, item: "tuple[AsyncFuture, Callable[[], Any]] | None") -> None:
         while item is not None:
-            _run_into(*item)
+            run_into(*item)
             with self._lock:
                 try:
                     item = self._queue.get_nowait()   # a waiting call, or None: stop
@@ -202,19 +202,19 @@ class CallThreads:
             self._queue.put(None)
 
 
-def _run_into(future: Future[T], fn: Callable[[], T]) -> None:
+def run_into(future: Future[T], fn: Callable[[], T]) -> None:
     if not future.set_running_or_notify_cancel():
         return
     with running_future(future):
         try:
             result = fn()
         except BaseException as exc:  # delivered through the future
-            _settle(future, exception=exc)
+            settle(future, exception=exc)
         else:
-            _settle(future, result=result)
+            settle(future, result=result)
 
 
-def _settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
+def settle(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
     # A future cancelled while running is already resolved (as cancelled).
     try:
         if exception is not None:

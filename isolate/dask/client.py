@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import itertools
 import math
 import re
@@ -19,6 +18,7 @@ from ..api import Script
 from ..batch import check_in_flight, check_ordered, checked_iter, error_of
 from ..errors import InvalidArgTypeError, InvalidArgValueError, IsolateError, PoolClosedError
 from ..futures import Future
+from ..futures import settle as settle_future
 from ..options import check_int, check_str, check_timeout, describe, parse_size, run_options
 from ..pool import Limits
 from .worker import (
@@ -213,12 +213,12 @@ class DaskPool:
             try:
                 kind, payload = done.result()
             except BaseException as exc:  # the task itself failed (KilledWorker, cancelled)
-                _set(future, exception=ClusterError(f"the Dask task failed: {type(exc).__name__}: {exc}"))
+                settle_future(future, exception=ClusterError(f"the Dask task failed: {type(exc).__name__}: {exc}"))
                 return
             if kind == "ok":
-                _set(future, result=payload)
+                settle_future(future, result=payload)
             else:
-                _set(future, exception=_rebuild_error(payload))
+                settle_future(future, exception=_rebuild_error(payload))
 
         future.add_done_callback(lambda f: remote.cancel() if f.cancelled() else None)
         remote.add_done_callback(settle)
@@ -414,16 +414,6 @@ class DaskPool:
             for entry in window:
                 entry[1].cancel()
             done_queue.clear()
-
-
-def _set(future: Future, *, result: Any = None, exception: BaseException | None = None) -> None:
-    try:
-        if exception is not None:
-            future.set_exception(exception)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled meanwhile
 
 
 def _chunks(source: Iterator[Any], size: int) -> Iterator[list]:
