@@ -764,7 +764,12 @@ def _cluster_pool(address: str, workers, worker_memory_limit):
         from .dask import open_for_cli
     except ImportError as exc:
         raise click.UsageError(f"--cluster: {exc}") from None
-    return open_for_cli(address, size=workers, worker_memory_limit=worker_memory_limit)
+    from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
+
+    try:
+        return open_for_cli(address, size=workers, worker_memory_limit=worker_memory_limit)
+    except (InvalidArgTypeError, InvalidArgValueError, OutOfRangeError) as exc:  # local:0: bad usage
+        raise click.UsageError(f"--cluster: {exc}") from None
 
 
 def _check_script(pool, source: str, path: str) -> tuple[str | None, int]:

@@ -287,3 +287,14 @@ def test_cli_on_a_cluster_killed_then_resumed_records_every_id_once(tmp_path, cl
     assert sorted(map(str, ids)) == sorted(map(str, list(range(n)) + [f"line {n + 1}"]))
     assert all(r["status"] == "ok" for r in records if r["id"] != f"line {n + 1}")
     assert "done:" in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cluster", ["local:0", "local:9999"])
+def test_cli_a_local_cluster_of_bad_size_is_a_usage_error(tmp_path, cluster):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"id": 1, "code": "1"}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "isolate", "batch", str(jobs), "-o", "out.jsonl", "--no-progress",
+                             "--cluster", cluster], cwd=tmp_path, capture_output=True, text=True, timeout=50)
+    assert result.returncode == 2, result.stderr
+    assert "--cluster" in result.stderr and "local:N" in result.stderr

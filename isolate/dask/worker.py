@@ -248,6 +248,11 @@ def _run_one(plugin_name: str, code: Any, context_object: Any, options: Any, kwa
         raise distributed.Reschedule() from None
     except BaseException as exc:
         return ("error", _portable_error(exc))
+    return _outcome_of(value)
+
+
+def _outcome_of(value: Any) -> tuple:
+    """("ok", value) for plain data; a live handle cannot leave its Dask worker."""
     if _holds_handle(value, set()):
         return ("error", _portable_error(UnsupportedError(
             "the value holds a live handle (a function, a promise, an object by reference), which cannot "
@@ -276,12 +281,7 @@ def _run_map_chunk(plugin_name: str, code: Any, context_objects: list, kwargs: d
         except BaseException as exc:
             outcomes.append(("error", _portable_error(exc)))
             continue
-        if _holds_handle(value, set()):
-            outcomes.append(("error", _portable_error(UnsupportedError(
-                "the value holds a live handle (a function, a promise, an object by reference), which "
-                "cannot leave its Dask worker; return plain data from a job run on a cluster"))))
-        else:
-            outcomes.append(("ok", value))
+        outcomes.append(_outcome_of(value))
     return outcomes
 
 
