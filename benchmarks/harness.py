@@ -255,7 +255,8 @@ class Suite:
             "# isolate benchmarks", "",
             f"Run: {time.strftime('%Y-%m-%d %H:%M:%S')}, {'--quick' if self.quick else 'full'} suite, "
             f"{total_s:.0f} s. Machine: {env['cpus']} CPUs, {env['memory_gb']} GB, {env['platform']}; "
-            f"Python {env['python']}, node {env['node'] or 'absent'}, dukpy {env['dukpy']}.",
+            f"Python {env['python']}, node {env['node'] or 'absent'}, dukpy {env['dukpy']}. "
+            f"Machine state: **{self.raw.get('machine_state', 'idle')}** (`--busy-core` keeps one core busy).",
             "", "All variants of a benchmark ran side by side in this one run (interleaved rounds). "
             "`÷ isolate` is the variant's median divided by the isolate reference row's median "
             "(same unit): below 1 for a latency or above 1 for a throughput means the variant is "
