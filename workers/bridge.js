@@ -1,20 +1,22 @@
 // The JS side of the worker: installed once into every fresh QuickJS context.
 //
-// It is the only code that sees dukpy's host hooks. On installation it
-// captures `call_python` in a closure and removes `dukpy`, `call_python` and
+// The worker loads it from bytecode (workers/engine.py, "Installing the
+// bridge from bytecode"); its completion value is the stash, an object only
+// the worker holds: it calls the bridge's entry (stash.enter) through
+// QuickJS's C API with one operation per call, and hands the bridge its host
+// hook (stash.callPython, a function of a bare realm no script reaches). The
+// global keeps no trace of either. On installation the bridge removes
 // `performance` from the global, so user code sees the standard globals only.
-// dukpy puts both hooks back before every eval, so each entry into the
-// bridge removes them again before any user code runs.
 //
 // Values leave the engine as "tagged JSON": plain JSON where JSON is exact,
 // and {"\u0000": TAG, ...} objects for everything JSON would lose
 // (undefined, NaN, -0, BigInt, Dates, functions, cycles, ...). The tags are
 // listed in protocol/SPEC.md ("Tagged JSON inside the worker").
 //
-// The bridge answers one operation per eval. dukpy passes the operation in
-// the global `dukpy` (parsed JSON); the bridge's reply is an object whose
-// toJSON runs *after* dukpy has drained the promise jobs of that eval, so the
-// reply (and the mirrored globals) reflect the state after microtasks ran.
+// An operation's reply is an object whose toJSON the worker runs (by
+// serializing it) *after* it drained the promise jobs the operation queued,
+// so the reply (and the mirrored globals) reflect the state after
+// microtasks ran.
 (function installBridge(G) {
   'use strict';
 
@@ -37,7 +39,6 @@
   const MathMin = Math.min;
   const SymbolFor = Symbol.for;
   const SymbolKeyFor = Symbol.keyFor;
-  const InternalErrorCtor = typeof G.InternalError === 'function' ? G.InternalError : Error;
   const ArrayCtor = Array, MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
   const DateCtor = Date, RegExpCtor = RegExp, ErrorCtor = Error;
   const PromiseCtor = Promise;
@@ -54,20 +55,9 @@
   const StringCtor = String, BigIntCtor = BigInt, SymbolCtor = Symbol;
   const Uint8ArrayCtor = Uint8Array, ArrayBufferCtor = ArrayBuffer, DataViewCtor = DataView;
 
-  // dukpy defines call_python afresh before every eval; installed from
-  // bytecode there is none yet, so each entry takes the current one.
-  let callPython = G.call_python;
+  // The host hook: handed over by the worker through the stash before the first op.
+  let callPython;
   const TAG = '\u0000';
-
-  function removeHostHooks() {
-    // A script may have made these names non-configurable: then the delete
-    // fails (strict mode throws) and the name keeps whatever the script put
-    // there; the bridge works on regardless.
-    try { delete G.dukpy; } catch (e) { /* non-configurable */ }
-    try { delete G.call_python; } catch (e) { /* non-configurable */ }
-  }
-  const installOptions = G.dukpy;  // dukpy's jsvars of the installing eval (see "memory" below)
-  removeHostHooks();
   delete G.performance;
 
   const typedArrayCtors = {
@@ -795,7 +785,7 @@
 
   // ---- running user code --------------------------------------------------
   // A promise handed to the host is the host's to handle: mark it handled
-  // now, before dukpy's job drain would report its rejection as unhandled.
+  // now, before the worker's job drain would report its rejection as unhandled.
   function handOver(value) {
     if (value === null || typeof value !== 'object') return value;
     // A promise of this realm, as instanceof would say without a script's Symbol.hasInstance.
@@ -809,7 +799,7 @@
   }
 
   // Frames of code run through indirect eval are reported as <input>; frames
-  // of the bridge itself as <dukpy> (or native helpers below it). Node shows
+  // of the bridge itself as <null> (or native helpers below it). Node shows
   // the script's filename, with the caller's line and column offsets, and
   // nothing of its own machinery.
   let current = { __proto__: null, filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
@@ -941,7 +931,7 @@
     }
     function isBridgeFrame(line) {
       const file = trailingFrameFile(line);
-      return file === '<isolate-bridge>' || file === '<null>' || file === '<dukpy>' || file === 'native';
+      return file === '<isolate-bridge>' || file === '<null>' || file === 'native';
     }
     // "<ws>at REST": the index where REST starts, or -1.
     function frameBody(line) {
@@ -1004,7 +994,7 @@
     }
     function cleanStack(stack) {
       // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's;
-      // nor are dukpy's and native helpers' frames at the bottom.
+      // nor are native helpers' frames at the bottom.
       const all = splitLines(stack), lines = newList();
       let n = 0;
       for (let i = 0; i < all.length; i++) {
@@ -1128,7 +1118,7 @@
   }
 
   // One reply per operation. `value` is encoded lazily by toJSON, i.e. after
-  // dukpy drained the jobs the operation queued.
+  // the worker drained the jobs the operation queued.
   //
   // `produce` runs once: the worker may serialize a reply a second time (after
   // freeing memory, when the first attempt ran out of it), and that must not
@@ -1144,7 +1134,7 @@
         try {
           if (!produced) {
             produced = true;
-            try { value = produce(); } catch (err) { threw = true; error = relieve(err); }
+            try { value = produce(); } catch (err) { threw = true; error = err; }
           }
           return encodeReply(threw, error, value, mirror);
         } finally { current = outer; }
@@ -1160,7 +1150,7 @@
             const e = encode(value);
             out = { __proto__: null, ok: true, v: e.v, t: e.t };
           } catch (err) {
-            out = failure(relieve(err), true);
+            out = failure(err, true);
           }
         }
         if (mirror) {
@@ -1180,52 +1170,6 @@
     return enc ? { __proto__: null, ok: false, e: e.v, t: e.t, enc: true } : { __proto__: null, ok: false, e: e.v, t: e.t };
   }
 
-  // ---- memory: replying at the engine's memory limit -------------------------
-  // At its limit QuickJS throws InternalError "out of memory", or null when it
-  // cannot allocate even that error, and the bridge's own reply would fail too.
-  // Where the worker can raise the runtime's limit (the C API), it lends a
-  // reserve itself (EngineContext, "At the memory limit"). Where it cannot
-  // (dukpy's eval only), the bridge holds a ballast of `reserve` bytes (from
-  // the installing eval's jsvars) and frees it as soon as it catches running out
-  // of memory: the reply can be built, and the next op can run and free memory.
-  // The ballast is taken again at the start of an op once there is room for it
-  // twice over.
-  const ballastBytes = installOptions !== null && typeof installOptions === 'object' &&
-    typeof installOptions.reserve === 'number' ? installOptions.reserve : 0;
-  let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
-  function isOutOfMemory(err) {
-    try {
-      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === InternalErrorCtor.prototype &&
-        readInherited(err, 'message') === 'out of memory';
-    } catch (e) {
-      return false;
-    }
-  }
-  // Called first where the bridge catches what an op threw.
-  function relieve(err) {
-    if (ballast === null) return err;
-    if (err === null) {
-      // null: a script's `throw null`, or no room for the error. Tell them apart
-      // by trying to allocate a little (before freeing anything).
-      try {
-        new ArrayBufferCtor(1024);
-        return err;
-      } catch (e) {
-        ballast = null;
-        return new InternalErrorCtor('out of memory');
-      }
-    }
-    if (isOutOfMemory(err)) ballast = null;
-    return err;
-  }
-  function reacquireBallast() {
-    try {
-      let room = new ArrayBufferCtor(2 * ballastBytes);
-      room = null;
-      ballast = new ArrayBufferCtor(ballastBytes);
-    } catch (e) { /* still near the limit */ }
-  }
-
   // Primordials of the ops below (kept apart from the encoder's).
   const ArrayJoin = Array.prototype.join;
   const ReflectConstruct = Reflect.construct;
@@ -1240,13 +1184,12 @@
   // The outcome of code the worker ran through QuickJS's C API (a script
   // compiled with its real file name): the worker stores the completion value
   // or the exception here, then the `finish` op replies with it. The worker
-  // takes this object once (see EngineContext._native_ready) and the global
-  // keeps no trace of it.
+  // takes this object once, as the installing script's completion value (see
+  // EngineContext._native_ready); the global keeps no trace of it.
   // `started`: the token of the latest op entered through the C API whose op began
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
                   started: 0 };
-  ObjectDefineProperty(G, SymbolFor('isolate.stash'), { __proto__: null, value: stash, configurable: true });
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;
@@ -1273,7 +1216,7 @@
         value = handOver(indirectEval(code));
       } catch (err) {
         thrown = true;
-        error = relieve(err);
+        error = err;
         stackText().rewriteStack(error, code, displayErrors);
       }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
@@ -1343,7 +1286,7 @@
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
-      } catch (err) { thrown = true; error = relieve(err); }
+      } catch (err) { thrown = true; error = err; }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     construct(id, args, mirror) {
@@ -1352,7 +1295,7 @@
       let value, thrown = false, error;
       try {
         value = handOver(ReflectConstruct(fn, decodeArg(args)));
-      } catch (err) { thrown = true; error = relieve(err); }
+      } catch (err) { thrown = true; error = err; }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     set_globals(entries) {
@@ -1403,7 +1346,7 @@
         (v) => { state = 'fulfilled'; value = v; },
         (e) => { state = 'rejected'; value = e; },
       ]);
-      // The reactions run in dukpy's job drain, before toJSON reads them.
+      // The reactions run in the worker's job drain, before toJSON reads them.
       return reply(() => [state, value], false);
     },
     compile_function(code, params, filename, extensions, lineOffset, columnOffset) {
@@ -1495,39 +1438,23 @@
     },
   };
 
-  // Entered either by dukpy's eval (the request in the `dukpy` global) or, once
-  // the worker holds this function, called directly with the request as JSON text.
+  // The worker calls this through QuickJS's C API with the request as JSON text.
   const JSONParse = JSON.parse;
   //
   // Nothing here may run user code (the op itself may): the request's array is
-  // read by index only (no slice, no iterator, whose lookups a script could
-  // hook), and once the worker calls through the C API, a `call_python` a
-  // script put on the global is not taken for dukpy's.
+  // read by index only (no slice, no iterator, whose lookups a script could hook).
   //
-  // `token` (C API calls only) is a number that grows with every call; it is
-  // written to stash.started just before the op runs. An entry that fails with
+  // `token` is a number that grows with every call; it is written to
+  // stash.started just before the op runs. An entry that fails with
   // stash.started below its token ran nothing (the worker may retry it, e.g.
   // after making memory); a nested op can only start once an outer one has.
-  let viaStash = false;
   function enter(requestText, token) {
-    let request;
-    if (requestText === undefined) {
-      request = G.dukpy;
-      if (!viaStash) {
-        const hook = ObjectGetOwnPropertyDescriptor(G, 'call_python');
-        if (hook !== undefined && typeof hook.value === 'function') callPython = hook.value;
-      }
-    } else {
-      request = JSONParse(requestText);
-      if (stash.callPython !== undefined) {  // handed over by the worker (no dukpy eval)
-        callPython = stash.callPython;
-        stash.callPython = undefined;
-        viaStash = true;
-      }
+    const request = JSONParse(requestText);
+    if (stash.callPython !== undefined) {  // handed over by the worker before the first op
+      callPython = stash.callPython;
+      stash.callPython = undefined;
     }
-    if (ballast === null && ballastBytes > 0) reacquireBallast();
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
-    removeHostHooks();
     const op = request[0];
     if (typeof op !== 'string' || !hasOwnCall(ops, op)) {
       return { __proto__: null, toJSON: () => failure(new errorCtors.TypeError('isolate: unknown op')) };
@@ -1538,17 +1465,13 @@
       // request's own elements are the arguments, with no copy and no hook.
       return ReflectApply(FunctionCall, ops[op], request);
     } catch (err) {
-      const error = relieve(err);
-      return { __proto__: null, toJSON: () => failure(error) };
+      return { __proto__: null, toJSON: () => failure(err) };
     } finally {
       current = saved;
     }
   }
 
   stash.enter = enter;
-  // dukpy's eval finds the bridge here. A worker that calls the entry through
-  // the C API (the stash) deletes this too, so the global keeps no trace.
-  ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
-    __proto__: null, value: enter, writable: false, enumerable: false, configurable: true,
-  });
+  // The completion value of the installing script: the worker takes the stash from here.
+  return stash;
 })(globalThis);
