@@ -72,6 +72,92 @@
   };
   if (typeof G.InternalError === 'function') errorCtors.InternalError = G.InternalError;
 
+  // ---- Error.prepareStackTrace: frames of the bridge stay hidden -----------
+  // QuickJS-ng calls a function set as Error.prepareStackTrace with V8-style
+  // CallSites for every frame on the runtime's stack (up to Error.stackTraceLimit,
+  // at most 64), and CallSite.getFunction() returns each frame's function, strict
+  // or not (V8 returns undefined for strict frames; QuickJS-ng 0.11 has no such
+  // rule, so 'use strict' protects nothing). A script that sets it and makes an
+  // error while the bridge is on the stack (in a getter or Proxy trap the encoder
+  // reads, a toString, a host call, a promise's species lookup) would get the
+  // bridge's functions, and during a nested host call the hidden realm's
+  // call_python. So the engine's own setter is taken away from the script: the
+  // accessor below keeps what the script set, and gives the engine `screened`,
+  // which hands the script's function the CallSites without the bridge's frames
+  // (nor those of natives the bridge called: a CallSite's receiver, if an engine
+  // version ever exposes it, would be the bridge's). Function.prototype.caller and
+  // arguments.callee.caller give nothing in QuickJS (a thrower, undefined).
+  const prepareHook = ObjectGetOwnPropertyDescriptor(ErrorCtor, 'prepareStackTrace');
+  const limitHook = ObjectGetOwnPropertyDescriptor(ErrorCtor, 'stackTraceLimit');
+  let userPrepare, siteTools = null;
+  if (prepareHook !== undefined && typeof prepareHook.set === 'function') {
+    ObjectDefineProperty(ErrorCtor, 'prepareStackTrace', {
+      __proto__: null, enumerable: false, configurable: true,
+      get: function prepareStackTrace() { return userPrepare; },
+      set: function prepareStackTrace(value) {
+        if (typeof value === 'function' && siteTools === null) siteTools = siteToolsMade();
+        userPrepare = value;
+        ReflectApply(prepareHook.set, ErrorCtor, [typeof value === 'function' ? screened : value]);
+      },
+    });
+  }
+  // The CallSite methods, read off a CallSite the bridge makes itself: none exists
+  // before a function is first set, so no script can have touched their prototype.
+  function siteToolsMade() {
+    const limit = ReflectApply(limitHook.get, ErrorCtor, []);
+    ReflectApply(limitHook.set, ErrorCtor, [1]);
+    ReflectApply(prepareHook.set, ErrorCtor, [(error, sites) => sites]);
+    let sites;
+    try {
+      sites = new ErrorCtor().stack;
+    } finally {
+      ReflectApply(prepareHook.set, ErrorCtor, [undefined]);
+      ReflectApply(limitHook.set, ErrorCtor, [limit]);
+    }
+    const proto = ObjectGetPrototypeOf(sites[0]);
+    const method = (name) => ObjectGetOwnPropertyDescriptor(proto, name).value;
+    return { __proto__: null, fn: method('getFunction'), file: method('getFileName'),
+             line: method('getLineNumber'), isNative: method('isNative') };
+  }
+  // A frame of the bridge: its bytecode has no debug tables (workers/engine.py), so
+  // its file name is empty and its line 0 (a script's lines start at 1); or the
+  // host hook, a native of the hidden realm.
+  function bridgeSite(site, t) {
+    if (ReflectApply(t.isNative, site, [])) return ReflectApply(t.fn, site, []) === callPython;
+    return ReflectApply(t.file, site, []) === '' && ReflectApply(t.line, site, []) === 0;
+  }
+  function screened(error, sites) {
+    const t = siteTools, n = sites.length;
+    const hidden = newList();
+    // From the outermost frame in: a native is hidden when its caller is (the
+    // frame past the last one counts as the bridge's).
+    let below = true;
+    for (let i = n - 1; i >= 0; i--) {
+      const site = sites[i];
+      below = hidden[i] = bridgeSite(site, t) || (below && ReflectApply(t.isNative, site, []));
+    }
+    const kept = newList();
+    let k = 0;
+    for (let i = 0; i < n; i++) {
+      if (!hidden[i]) kept[k++] = sites[i];
+    }
+    ObjectSetPrototypeOf(kept, ArrayPrototype);
+    return ReflectApply(userPrepare, ErrorCtor, [error, kept]);
+  }
+  // The stack text of an Error the bridge makes for its own use: never through the
+  // script's prepareStackTrace. '' where the engine made none (inside a
+  // prepareStackTrace call, QuickJS makes no stacks).
+  function ownStack() {
+    const screening = typeof userPrepare === 'function';
+    if (screening) ReflectApply(prepareHook.set, ErrorCtor, [undefined]);
+    try {
+      const stack = new ErrorCtor().stack;
+      return typeof stack === 'string' ? stack : '';
+    } finally {
+      if (screening) ReflectApply(prepareHook.set, ErrorCtor, [screened]);
+    }
+  }
+
   // ---- handles: values passed by reference to the host ----------------
   const handles = new MapCtor();      // id -> value
   let nextHandleId = 1;
@@ -147,7 +233,7 @@
       const stack = err !== null && typeof err === 'object' ? err.stack : undefined;
       if (typeof stack === 'string' && stack.length >= HOST_FRAME.length &&
           ReflectApply(StringIndexOf, stack, [HOST_FRAME, stack.length - HOST_FRAME.length]) >= 0) {
-        defineValue(err, 'stack', stack + '\n' + stackText().cleanStack(new ErrorCtor().stack), false);
+        defineValue(err, 'stack', stack + '\n' + stackText().cleanStack(ownStack()), false);
       }
       throw err;
     };
