@@ -975,7 +975,9 @@ class _BridgeBytecode:
         try:
             if not _get_memory_api().available:  # the capsule layout is verified there
                 raise RuntimeError(_get_memory_api().reason)
-            self.bytecode = self._compile(api, _BRIDGE_SOURCE)
+            # Compiled once per process tree: a forked worker keeps what its zygote compiled
+            # (the same library, so the same build), and probes it below as its own.
+            self.bytecode = _compiled_bridge or self._compile(api, _BRIDGE_SOURCE)
             probe = EngineContext.__new__(EngineContext)
             probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
             probe._installed = self.install(probe)
@@ -986,6 +988,7 @@ class _BridgeBytecode:
             self.available = False
             self.reason = f"the bridge could not be loaded from bytecode: {type(exc).__name__}: {exc}"
             return self
+        _keep_compiled(self.bytecode)
         self.available = True
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
         return self
@@ -1022,6 +1025,13 @@ class _BridgeBytecode:
 
 _bridge_bytecode: _BridgeBytecode | None = None
 _bridge_lock = threading.Lock()
+# The bytecode a probe of this process (or of the zygote it was forked from) accepted.
+_compiled_bridge: bytes | None = None
+
+
+def _keep_compiled(bytecode: bytes) -> None:
+    global _compiled_bridge
+    _compiled_bridge = bytecode
 
 
 def _get_bridge_bytecode() -> _BridgeBytecode:
@@ -1054,7 +1064,8 @@ __all__ += ["bridge_install_status", "refusal"]
 
 def reset_for_new_process() -> None:
     """Forget what was probed in the parent: a forked worker probes again under its own
-    environment (which may disable the ctypes layer)."""
+    environment (which may disable the ctypes layer). The compiled bridge is kept: the
+    probe loads it into a context of the child's own before any context is made."""
     global _memory_api, _bridge_bytecode
     with _memory_api_lock:
         _memory_api = None
