@@ -392,7 +392,7 @@
           const key = keys[i++];
           const v = src[key];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
             out[key] = v;
             continue;
           }
@@ -404,7 +404,7 @@
         while (i < n) {
           const v = src[i++];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
             out[i - 1] = v;
             continue;
           }
@@ -598,7 +598,7 @@
     const proto = ObjectGetPrototypeOf(v);
     if (proto === ObjectPrototype || proto === null) {
       const keys = ObjectKeys(v);
-      if (hasOwnCall(v, TAG)) {
+      if (ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined) {  // own TAG key (one native call)
         eTagged = true;
         const out = newList();
         out[0] = OBJECT_HEAD;
@@ -822,7 +822,7 @@
       }
       return openDecoded(D_ARRAY, v, 0, n, newList(), null);
     }
-    if (!hasOwnCall(v, TAG)) {
+    if (ObjectGetOwnPropertyDescriptor(v, TAG) === undefined) {
       if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
       const keys = ObjectKeys(v);
       return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
