@@ -1,20 +1,22 @@
 // The JS side of the worker: installed once into every fresh QuickJS context.
 //
-// It is the only code that sees dukpy's host hooks. On installation it
-// captures `call_python` in a closure and removes `dukpy`, `call_python` and
+// The worker loads it from bytecode (workers/engine.py, "Installing the
+// bridge from bytecode"); its completion value is the stash, an object only
+// the worker holds: it calls the bridge's entry (stash.enter) through
+// QuickJS's C API with one operation per call, and hands the bridge its host
+// hook (stash.callPython, a function of a bare realm no script reaches). The
+// global keeps no trace of either. On installation the bridge removes
 // `performance` from the global, so user code sees the standard globals only.
-// dukpy puts both hooks back before every eval, so each entry into the
-// bridge removes them again before any user code runs.
 //
 // Values leave the engine as "tagged JSON": plain JSON where JSON is exact,
 // and {"\u0000": TAG, ...} objects for everything JSON would lose
 // (undefined, NaN, -0, BigInt, Dates, functions, cycles, ...). The tags are
 // listed in protocol/SPEC.md ("Tagged JSON inside the worker").
 //
-// The bridge answers one operation per eval. dukpy passes the operation in
-// the global `dukpy` (parsed JSON); the bridge's reply is an object whose
-// toJSON runs *after* dukpy has drained the promise jobs of that eval, so the
-// reply (and the mirrored globals) reflect the state after microtasks ran.
+// An operation's reply is an object whose toJSON the worker runs (by
+// serializing it) *after* it drained the promise jobs the operation queued,
+// so the reply (and the mirrored globals) reflect the state after
+// microtasks ran.
 (function installBridge(G) {
   'use strict';
 
@@ -37,7 +39,6 @@
   const MathMin = Math.min;
   const SymbolFor = Symbol.for;
   const SymbolKeyFor = Symbol.keyFor;
-  const InternalErrorCtor = typeof G.InternalError === 'function' ? G.InternalError : Error;
   const ArrayCtor = Array, MapCtor = Map, SetCtor = Set, WeakMapCtor = WeakMap;
   const DateCtor = Date, RegExpCtor = RegExp, ErrorCtor = Error;
   const PromiseCtor = Promise;
@@ -54,20 +55,9 @@
   const StringCtor = String, BigIntCtor = BigInt, SymbolCtor = Symbol;
   const Uint8ArrayCtor = Uint8Array, ArrayBufferCtor = ArrayBuffer, DataViewCtor = DataView;
 
-  // dukpy defines call_python afresh before every eval; installed from
-  // bytecode there is none yet, so each entry takes the current one.
-  let callPython = G.call_python;
+  // The host hook: handed over by the worker through the stash before the first op.
+  let callPython;
   const TAG = '\u0000';
-
-  function removeHostHooks() {
-    // A script may have made these names non-configurable: then the delete
-    // fails (strict mode throws) and the name keeps whatever the script put
-    // there; the bridge works on regardless.
-    try { delete G.dukpy; } catch (e) { /* non-configurable */ }
-    try { delete G.call_python; } catch (e) { /* non-configurable */ }
-  }
-  const installOptions = G.dukpy;  // dukpy's jsvars of the installing eval (see "memory" below)
-  removeHostHooks();
   delete G.performance;
 
   const typedArrayCtors = {
@@ -81,6 +71,92 @@
     URIError, AggregateError,
   };
   if (typeof G.InternalError === 'function') errorCtors.InternalError = G.InternalError;
+
+  // ---- Error.prepareStackTrace: frames of the bridge stay hidden -----------
+  // QuickJS-ng calls a function set as Error.prepareStackTrace with V8-style
+  // CallSites for every frame on the runtime's stack (up to Error.stackTraceLimit,
+  // at most 64), and CallSite.getFunction() returns each frame's function, strict
+  // or not (V8 returns undefined for strict frames; QuickJS-ng 0.11 has no such
+  // rule, so 'use strict' protects nothing). A script that sets it and makes an
+  // error while the bridge is on the stack (in a getter or Proxy trap the encoder
+  // reads, a toString, a host call, a promise's species lookup) would get the
+  // bridge's functions, and during a nested host call the hidden realm's
+  // call_python. So the engine's own setter is taken away from the script: the
+  // accessor below keeps what the script set, and gives the engine `screened`,
+  // which hands the script's function the CallSites without the bridge's frames
+  // (nor those of natives the bridge called: a CallSite's receiver, if an engine
+  // version ever exposes it, would be the bridge's). Function.prototype.caller and
+  // arguments.callee.caller give nothing in QuickJS (a thrower, undefined).
+  const prepareHook = ObjectGetOwnPropertyDescriptor(ErrorCtor, 'prepareStackTrace');
+  const limitHook = ObjectGetOwnPropertyDescriptor(ErrorCtor, 'stackTraceLimit');
+  // `screen`: the function the engine gets, made when the script first sets one.
+  let userPrepare, screen = null;
+  if (prepareHook !== undefined && typeof prepareHook.set === 'function') {
+    ObjectDefineProperty(ErrorCtor, 'prepareStackTrace', {
+      __proto__: null, enumerable: false, configurable: true,
+      get: function prepareStackTrace() { return userPrepare; },
+      set: function prepareStackTrace(value) {
+        if (typeof value === 'function' && screen === null) screen = screenMade();
+        userPrepare = value;
+        ReflectApply(prepareHook.set, ErrorCtor, [typeof value === 'function' ? screen : value]);
+      },
+    });
+  }
+  function screenMade() {
+    // The CallSite methods, read off a CallSite the bridge makes itself: none exists
+    // before a function is first set, so no script can have touched their prototype.
+    const limit = ReflectApply(limitHook.get, ErrorCtor, []);
+    ReflectApply(limitHook.set, ErrorCtor, [1]);
+    ReflectApply(prepareHook.set, ErrorCtor, [(error, sites) => sites]);
+    let sites;
+    try {
+      sites = new ErrorCtor().stack;
+    } finally {
+      ReflectApply(prepareHook.set, ErrorCtor, [undefined]);
+      ReflectApply(limitHook.set, ErrorCtor, [limit]);
+    }
+    const proto = ObjectGetPrototypeOf(sites[0]);
+    const method = (name) => ObjectGetOwnPropertyDescriptor(proto, name).value;
+    const siteFunction = method('getFunction'), siteFile = method('getFileName');
+    const siteLine = method('getLineNumber'), siteIsNative = method('isNative');
+    // A frame of the bridge: its bytecode has no debug tables (workers/engine.py), so
+    // its file name is empty and its line 0 (a script's lines start at 1); or the
+    // host hook, a native of the hidden realm.
+    function bridgeSite(site) {
+      if (ReflectApply(siteIsNative, site, [])) return ReflectApply(siteFunction, site, []) === callPython;
+      return ReflectApply(siteFile, site, []) === '' && ReflectApply(siteLine, site, []) === 0;
+    }
+    return function screened(error, sites) {
+      const n = sites.length, hidden = newList();
+      // From the outermost frame in: a native is hidden when its caller is (the
+      // frame past the last one counts as the bridge's).
+      let below = true;
+      for (let i = n - 1; i >= 0; i--) {
+        const site = sites[i];
+        below = hidden[i] = bridgeSite(site) || (below && ReflectApply(siteIsNative, site, []));
+      }
+      const kept = newList();
+      let k = 0;
+      for (let i = 0; i < n; i++) {
+        if (!hidden[i]) kept[k++] = sites[i];
+      }
+      ObjectSetPrototypeOf(kept, ArrayPrototype);
+      return ReflectApply(userPrepare, ErrorCtor, [error, kept]);
+    };
+  }
+  // The stack text of an Error the bridge makes for its own use: never through the
+  // script's prepareStackTrace. '' where the engine made none (inside a
+  // prepareStackTrace call, QuickJS makes no stacks).
+  function ownStack() {
+    const screening = typeof userPrepare === 'function';
+    if (screening) ReflectApply(prepareHook.set, ErrorCtor, [undefined]);
+    try {
+      const stack = new ErrorCtor().stack;
+      return typeof stack === 'string' ? stack : '';
+    } finally {
+      if (screening) ReflectApply(prepareHook.set, ErrorCtor, [screen]);
+    }
+  }
 
   // ---- handles: values passed by reference to the host ----------------
   const handles = new MapCtor();      // id -> value
@@ -157,7 +233,7 @@
       const stack = err !== null && typeof err === 'object' ? err.stack : undefined;
       if (typeof stack === 'string' && stack.length >= HOST_FRAME.length &&
           ReflectApply(StringIndexOf, stack, [HOST_FRAME, stack.length - HOST_FRAME.length]) >= 0) {
-        defineValue(err, 'stack', stack + '\n' + stackText().cleanStack(new ErrorCtor().stack), false);
+        defineValue(err, 'stack', stack + '\n' + stackText().cleanStack(ownStack()), false);
       }
       throw err;
     };
@@ -316,7 +392,7 @@
           const key = keys[i++];
           const v = src[key];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
             out[key] = v;
             continue;
           }
@@ -328,7 +404,7 @@
         while (i < n) {
           const v = src[i++];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v === v && v !== 0 && v !== Infinity && v !== -Infinity)) {
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
             out[i - 1] = v;
             continue;
           }
@@ -522,7 +598,7 @@
     const proto = ObjectGetPrototypeOf(v);
     if (proto === ObjectPrototype || proto === null) {
       const keys = ObjectKeys(v);
-      if (hasOwnCall(v, TAG)) {
+      if (ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined) {  // own TAG key (one native call)
         eTagged = true;
         const out = newList();
         out[0] = OBJECT_HEAD;
@@ -746,7 +822,7 @@
       }
       return openDecoded(D_ARRAY, v, 0, n, newList(), null);
     }
-    if (!hasOwnCall(v, TAG)) {
+    if (ObjectGetOwnPropertyDescriptor(v, TAG) === undefined) {
       if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
       const keys = ObjectKeys(v);
       return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
@@ -795,7 +871,7 @@
 
   // ---- running user code --------------------------------------------------
   // A promise handed to the host is the host's to handle: mark it handled
-  // now, before dukpy's job drain would report its rejection as unhandled.
+  // now, before the worker's job drain would report its rejection as unhandled.
   function handOver(value) {
     if (value === null || typeof value !== 'object') return value;
     // A promise of this realm, as instanceof would say without a script's Symbol.hasInstance.
@@ -809,7 +885,7 @@
   }
 
   // Frames of code run through indirect eval are reported as <input>; frames
-  // of the bridge itself as <dukpy> (or native helpers below it). Node shows
+  // of the bridge itself as <null> (or native helpers below it). Node shows
   // the script's filename, with the caller's line and column offsets, and
   // nothing of its own machinery.
   let current = { __proto__: null, filename: undefined, lineOffset: 0, columnOffset: 0, firstLineShift: 0 };
@@ -941,7 +1017,7 @@
     }
     function isBridgeFrame(line) {
       const file = trailingFrameFile(line);
-      return file === '<isolate-bridge>' || file === '<null>' || file === '<dukpy>' || file === 'native';
+      return file === '<isolate-bridge>' || file === '<null>' || file === 'native';
     }
     // "<ws>at REST": the index where REST starts, or -1.
     function frameBody(line) {
@@ -1004,7 +1080,7 @@
     }
     function cleanStack(stack) {
       // The bridge's own frames (e.g. the code-generation stand-ins) are not the user's;
-      // nor are dukpy's and native helpers' frames at the bottom.
+      // nor are native helpers' frames at the bottom.
       const all = splitLines(stack), lines = newList();
       let n = 0;
       for (let i = 0; i < all.length; i++) {
@@ -1128,7 +1204,7 @@
   }
 
   // One reply per operation. `value` is encoded lazily by toJSON, i.e. after
-  // dukpy drained the jobs the operation queued.
+  // the worker drained the jobs the operation queued.
   //
   // `produce` runs once: the worker may serialize a reply a second time (after
   // freeing memory, when the first attempt ran out of it), and that must not
@@ -1144,7 +1220,7 @@
         try {
           if (!produced) {
             produced = true;
-            try { value = produce(); } catch (err) { threw = true; error = relieve(err); }
+            try { value = produce(); } catch (err) { threw = true; error = err; }
           }
           return encodeReply(threw, error, value, mirror);
         } finally { current = outer; }
@@ -1160,7 +1236,7 @@
             const e = encode(value);
             out = { __proto__: null, ok: true, v: e.v, t: e.t };
           } catch (err) {
-            out = failure(relieve(err), true);
+            out = failure(err, true);
           }
         }
         if (mirror) {
@@ -1180,52 +1256,6 @@
     return enc ? { __proto__: null, ok: false, e: e.v, t: e.t, enc: true } : { __proto__: null, ok: false, e: e.v, t: e.t };
   }
 
-  // ---- memory: replying at the engine's memory limit -------------------------
-  // At its limit QuickJS throws InternalError "out of memory", or null when it
-  // cannot allocate even that error, and the bridge's own reply would fail too.
-  // Where the worker can raise the runtime's limit (the C API), it lends a
-  // reserve itself (EngineContext, "At the memory limit"). Where it cannot
-  // (dukpy's eval only), the bridge holds a ballast of `reserve` bytes (from
-  // the installing eval's jsvars) and frees it as soon as it catches running out
-  // of memory: the reply can be built, and the next op can run and free memory.
-  // The ballast is taken again at the start of an op once there is room for it
-  // twice over.
-  const ballastBytes = installOptions !== null && typeof installOptions === 'object' &&
-    typeof installOptions.reserve === 'number' ? installOptions.reserve : 0;
-  let ballast = ballastBytes > 0 ? new ArrayBufferCtor(ballastBytes) : null;
-  function isOutOfMemory(err) {
-    try {
-      return err !== null && typeof err === 'object' && ObjectGetPrototypeOf(err) === InternalErrorCtor.prototype &&
-        readInherited(err, 'message') === 'out of memory';
-    } catch (e) {
-      return false;
-    }
-  }
-  // Called first where the bridge catches what an op threw.
-  function relieve(err) {
-    if (ballast === null) return err;
-    if (err === null) {
-      // null: a script's `throw null`, or no room for the error. Tell them apart
-      // by trying to allocate a little (before freeing anything).
-      try {
-        new ArrayBufferCtor(1024);
-        return err;
-      } catch (e) {
-        ballast = null;
-        return new InternalErrorCtor('out of memory');
-      }
-    }
-    if (isOutOfMemory(err)) ballast = null;
-    return err;
-  }
-  function reacquireBallast() {
-    try {
-      let room = new ArrayBufferCtor(2 * ballastBytes);
-      room = null;
-      ballast = new ArrayBufferCtor(ballastBytes);
-    } catch (e) { /* still near the limit */ }
-  }
-
   // Primordials of the ops below (kept apart from the encoder's).
   const ArrayJoin = Array.prototype.join;
   const ReflectConstruct = Reflect.construct;
@@ -1240,13 +1270,12 @@
   // The outcome of code the worker ran through QuickJS's C API (a script
   // compiled with its real file name): the worker stores the completion value
   // or the exception here, then the `finish` op replies with it. The worker
-  // takes this object once (see EngineContext._native_ready) and the global
-  // keeps no trace of it.
+  // takes this object once, as the installing script's completion value (see
+  // EngineContext._native_ready); the global keeps no trace of it.
   // `started`: the token of the latest op entered through the C API whose op began
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
                   started: 0 };
-  ObjectDefineProperty(G, SymbolFor('isolate.stash'), { __proto__: null, value: stash, configurable: true });
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;
@@ -1266,93 +1295,13 @@
       if (!thrown) handOver(value);
       return reply(() => { if (thrown) throw value; return value; }, mirror);
     },
-    run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
-      let value, thrown = false, error;
-      current = lastRun = { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0 };
-      try {
-        value = handOver(indirectEval(code));
-      } catch (err) {
-        thrown = true;
-        error = relieve(err);
-        stackText().rewriteStack(error, code, displayErrors);
-      }
-      return reply(() => { if (thrown) throw error; return value; }, mirror);
-    },
-    // Compile without running (see "Syntax checks" in workers/engine.py): the
-    // code becomes the body of a function declaration after `throw 0`. Evaluating
-    // that only instantiates declarations, then throws 0: no code of the body
-    // runs, even one that closes the wrapper early ("}); f(); (function(){"),
-    // which is caught by comparing the declared function's source with the
-    // whole text. The worker runs this in a fresh context of its own.
-    check_syntax(code, filename, lineOffset, columnOffset, displayErrors, params) {
-      const withParams = params !== null && params !== undefined;
-      // `throw 0` on a line of its own, and the header where the old wrapper
-      // `(function (...) {` had it: QuickJS's columns of errors in a function
-      // body depend on where its `function` keyword ends.
-      const decl = withParams
-        ? 'function ' + CHECK_FUNCTION + '(' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n'
-        : 'function ' + CHECK_FUNCTION + '(){';
-      const head = 'throw 0;\n' + decl;
-      current = withParams
-        ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
-        : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: decl.length, firstLine: 2 };
-      let error = null;
-      try {
-        indirectEval(head + code + '\n}');
-        error = wrapperClosed(filename);  // `throw 0` comes first: cannot happen
-      } catch (err) {
-        if (err === 0) {
-          const desc = ObjectGetOwnPropertyDescriptor(G, CHECK_FUNCTION);
-          try { delete G[CHECK_FUNCTION]; } catch (e) { /* non-configurable: leave it */ }
-          const fn = desc === undefined ? undefined : desc.value;
-          const expected = decl + code + '\n}';
-          if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
-            error = wrapperClosed(filename);
-          }
-        } else if (stackText().compileErrorPosition(err)) {
-          // Not a function body. If it compiles inside a function *expression*
-          // (checked the same way: `throw 0` first, so nothing runs), it closes
-          // that wrapper: Node's parser sees the stray '}' first.
-          // Otherwise its error there is the one reported (as before this check
-          // existed: QuickJS's columns in a function body depend on the header).
-          const expr = withParams ? '(function (' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n' : '(function(){';
-          current = withParams
-            ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
-            : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: expr.length, firstLine: 2 };
-          let exprError = null;
-          try {
-            indirectEval('throw 0;\n' + expr + code + '\n})');
-          } catch (inner) {
-            exprError = inner;
-          }
-          if (exprError === 0 || !stackText().compileErrorPosition(exprError)) {
-            error = wrapperClosed(filename);
-          } else {
-            stackText().rewriteStack(exprError, code, displayErrors);
-            error = exprError;
-          }
-        } else {
-          error = wrapperClosed(filename);  // the declarations could not be instantiated
-        }
-      }
-      return reply(() => { if (error) throw error; return true; }, false);
-    },
     call(id, args, mirror) {
       const fn = handleValue(id);
       current = ReflectApply(weakMapGet, functionOrigin, [fn]) || lastRun;
       let value, thrown = false, error;
       try {
         value = handOver(ReflectApply(fn, undefined, decodeArg(args)));
-      } catch (err) { thrown = true; error = relieve(err); }
-      return reply(() => { if (thrown) throw error; return value; }, mirror);
-    },
-    construct(id, args, mirror) {
-      const fn = handleValue(id);
-      current = ReflectApply(weakMapGet, functionOrigin, [fn]) || lastRun;
-      let value, thrown = false, error;
-      try {
-        value = handOver(ReflectConstruct(fn, decodeArg(args)));
-      } catch (err) { thrown = true; error = relieve(err); }
+      } catch (err) { thrown = true; error = err; }
       return reply(() => { if (thrown) throw error; return value; }, mirror);
     },
     set_globals(entries) {
@@ -1371,91 +1320,6 @@
       }
       return reply(() => undefined, false);
     },
-    get(target, key) {
-      current = lastRun;
-      const obj = target === 0 ? G : handleValue(target);
-      return reply(() => {
-        if (!(key in obj)) throw new errorCtors.ReferenceError(key + ' is not defined');
-        return obj[key];
-      }, false);
-    },
-    has(target, key) {
-      const obj = target === 0 ? G : handleValue(target);
-      return reply(() => hasOwnCall(obj, key), false);
-    },
-    set(target, key, value) {
-      const obj = target === 0 ? G : handleValue(target);
-      return reply(() => { obj[key] = decodeArg(value); return undefined; }, false);
-    },
-    delete(target, key) {
-      const obj = target === 0 ? G : handleValue(target);
-      return reply(() => delete obj[key], false);
-    },
-    keys(target) {
-      const obj = target === 0 ? G : handleValue(target);
-      return reply(() => ObjectKeys(obj), false);
-    },
-    promise_state(id) {
-      current = lastRun;  // a rejection's stack names the script that made it
-      const p = handleValue(id);
-      let state = 'pending', value;
-      ReflectApply(promiseThen, p, [
-        (v) => { state = 'fulfilled'; value = v; },
-        (e) => { state = 'rejected'; value = e; },
-      ]);
-      // The reactions run in dukpy's job drain, before toJSON reads them.
-      return reply(() => [state, value], false);
-    },
-    compile_function(code, params, filename, extensions, lineOffset, columnOffset) {
-      // The body starts on the wrapper's second line: report it as line 1 (+ offset).
-      current = { __proto__: null, filename, lineOffset: lineOffset || 0, columnOffset: columnOffset || 0,
-                  firstLineShift: 0, firstLine: 2 };
-      return reply(() => {
-        const exts = decodeArg(extensions);
-        const paramList = ReflectApply(ArrayJoin, params, [', ']);
-        let fn;
-        if (exts.length === 0) {
-          fn = indirectEval('(function (' + paramList + ') {\n' + code + '\n})');
-        } else {
-          let src = '(function (';
-          for (let i = 0; i < exts.length; i++) src += (i ? ', __isolate_ext' : '__isolate_ext') + i;
-          src += ') {';
-          for (let i = 0; i < exts.length; i++) src += ' with (__isolate_ext' + i + ')';
-          src += ' { return function (' + paramList + ') {\n' + code + '\n}; } })';
-          fn = ReflectApply(indirectEval(src), undefined, exts);
-        }
-        return fn;
-      }, false);
-    },
-    // codeGeneration: { strings: false }. eval, and the constructors that
-    // compile strings (Function and its async/generator kin), throw V8's
-    // EvalError. Each constructor is replaced by a stand-in with the same
-    // name, length and prototype, so `f.constructor === Function` and
-    // `f instanceof Function` hold as before; a direct eval(...) is now a
-    // call of a plain function, so it throws too.
-    forbid_code_generation() {
-      const refuse = () => { throw new errorCtors.EvalError('Code generation from strings disallowed for this context'); };
-      function standIn(original) {
-        const fn = function () { return refuse(); };
-        ObjectDefineProperty(fn, 'name', { __proto__: null, value: original.name, configurable: true });
-        ObjectDefineProperty(fn, 'length', { __proto__: null, value: original.length, configurable: true });
-        ObjectDefineProperty(fn, 'prototype', { __proto__: null, value: original.prototype, writable: false,
-                                                enumerable: false, configurable: false });
-        ObjectDefineProperty(original.prototype, 'constructor', { __proto__: null, value: fn, writable: true,
-                                                                  enumerable: false, configurable: true });
-        return fn;
-      }
-      const evalStandIn = { eval(x) { return refuse(); } }.eval;
-      ObjectDefineProperty(G, 'eval', { __proto__: null, value: evalStandIn, writable: true, enumerable: false,
-                                        configurable: true });
-      ObjectDefineProperty(G, 'Function', { __proto__: null, value: standIn(FunctionCtor), writable: true,
-                                            enumerable: false, configurable: true });
-      const kin = ['(async function () {})', '(function* () {})', '(async function* () {})'];
-      for (let i = 0; i < kin.length; i++) {
-        standIn(readInherited(ObjectGetPrototypeOf(indirectEval(kin[i])), 'constructor'));
-      }
-      return reply(() => undefined, false);
-    },
     // release and stats run outside any call of the user's: no user code may run
     // here (no iterator protocol, no `size` looked up on Map.prototype).
     release(ids) {
@@ -1463,72 +1327,233 @@
       for (let i = 0; i < n; i++) ReflectApply(mapDelete, handles, [ids[i]]);
       return reply(() => ReflectApply(mapSize, handles, []), false);
     },
-    stats() {
-      return reply(() => ({ handles: ReflectApply(mapSize, handles, []),
-                            hostFunctions: ReflectApply(mapSize, hostFunctionCache, []) }), false);
-    },
-    // ES modules (workers/modules.py): a value decoded into the stash, for the worker to
-    // use through the C API; and the stashed value handed to the host as a handle whatever
-    // its kind (a module namespace or import.meta, which are null-prototype objects).
-    stash_value(value) {
-      stash.thrown = false;
-      stash.value = decodeArg(value);
-      return reply(() => undefined, false);
-    },
-    stash_handle(className) {
-      const value = stash.value;
-      stash.value = undefined;
-      // Its string keys too: reading a namespace's keys with Object.keys would read the
-      // bindings, and throw while one is uninitialized.
-      // (Indexed, no Array.prototype method: nothing a script can hook runs here.)
-      const all = ReflectOwnKeys(value), keys = newList();
-      for (let i = 0, n = all.length, j = 0; i < n; i++) {
-        if (typeof all[i] === 'string') {
-          keys[j++] = all[i];
-        }
-      }
-      const handle = { __proto__: null, [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
-      const pair = newList();
-      pair[0] = handle;
-      pair[1] = keys;
-      return { __proto__: null, toJSON: () => ({ __proto__: null, ok: true, v: pair, t: true }) };
-    },
   };
+  // The other ops, made on first use: most contexts never see one (their closures
+  // would cost every context's creation).
+  let moreOpsAdded = false;
+  function addMoreOps() {
+    moreOpsAdded = true;
+    const more = {
+      __proto__: null,
+      run(code, filename, mirror, lineOffset, columnOffset, displayErrors) {
+        let value, thrown = false, error;
+        current = lastRun = { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0 };
+        try {
+          value = handOver(indirectEval(code));
+        } catch (err) {
+          thrown = true;
+          error = err;
+          stackText().rewriteStack(error, code, displayErrors);
+        }
+        return reply(() => { if (thrown) throw error; return value; }, mirror);
+      },
+      // Compile without running (see "Syntax checks" in workers/engine.py): the
+      // code becomes the body of a function declaration after `throw 0`. Evaluating
+      // that only instantiates declarations, then throws 0: no code of the body
+      // runs, even one that closes the wrapper early ("}); f(); (function(){"),
+      // which is caught by comparing the declared function's source with the
+      // whole text. The worker runs this in a fresh context of its own.
+      check_syntax(code, filename, lineOffset, columnOffset, displayErrors, params) {
+        const withParams = params !== null && params !== undefined;
+        // `throw 0` on a line of its own, and the header where the old wrapper
+        // `(function (...) {` had it: QuickJS's columns of errors in a function
+        // body depend on where its `function` keyword ends.
+        const decl = withParams
+          ? 'function ' + CHECK_FUNCTION + '(' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n'
+          : 'function ' + CHECK_FUNCTION + '(){';
+        const head = 'throw 0;\n' + decl;
+        current = withParams
+          ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+          : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: decl.length, firstLine: 2 };
+        let error = null;
+        try {
+          indirectEval(head + code + '\n}');
+          error = wrapperClosed(filename);  // `throw 0` comes first: cannot happen
+        } catch (err) {
+          if (err === 0) {
+            const desc = ObjectGetOwnPropertyDescriptor(G, CHECK_FUNCTION);
+            try { delete G[CHECK_FUNCTION]; } catch (e) { /* non-configurable: leave it */ }
+            const fn = desc === undefined ? undefined : desc.value;
+            const expected = decl + code + '\n}';
+            if (typeof fn !== 'function' || ReflectApply(FunctionToString, fn, []) !== expected) {
+              error = wrapperClosed(filename);
+            }
+          } else if (stackText().compileErrorPosition(err)) {
+            // Not a function body. If it compiles inside a function *expression*
+            // (checked the same way: `throw 0` first, so nothing runs), it closes
+            // that wrapper: Node's parser sees the stray '}' first.
+            // Otherwise its error there is the one reported (as before this check
+            // existed: QuickJS's columns in a function body depend on the header).
+            const expr = withParams ? '(function (' + ReflectApply(ArrayJoin, params, [', ']) + ') {\n' : '(function(){';
+            current = withParams
+              ? { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: 0, firstLine: 3 }
+              : { __proto__: null, filename, lineOffset, columnOffset, firstLineShift: expr.length, firstLine: 2 };
+            let exprError = null;
+            try {
+              indirectEval('throw 0;\n' + expr + code + '\n})');
+            } catch (inner) {
+              exprError = inner;
+            }
+            if (exprError === 0 || !stackText().compileErrorPosition(exprError)) {
+              error = wrapperClosed(filename);
+            } else {
+              stackText().rewriteStack(exprError, code, displayErrors);
+              error = exprError;
+            }
+          } else {
+            error = wrapperClosed(filename);  // the declarations could not be instantiated
+          }
+        }
+        return reply(() => { if (error) throw error; return true; }, false);
+      },
+      construct(id, args, mirror) {
+        const fn = handleValue(id);
+        current = ReflectApply(weakMapGet, functionOrigin, [fn]) || lastRun;
+        let value, thrown = false, error;
+        try {
+          value = handOver(ReflectConstruct(fn, decodeArg(args)));
+        } catch (err) { thrown = true; error = err; }
+        return reply(() => { if (thrown) throw error; return value; }, mirror);
+      },
+      get(target, key) {
+        current = lastRun;
+        const obj = target === 0 ? G : handleValue(target);
+        return reply(() => {
+          if (!(key in obj)) throw new errorCtors.ReferenceError(key + ' is not defined');
+          return obj[key];
+        }, false);
+      },
+      has(target, key) {
+        const obj = target === 0 ? G : handleValue(target);
+        return reply(() => hasOwnCall(obj, key), false);
+      },
+      set(target, key, value) {
+        const obj = target === 0 ? G : handleValue(target);
+        return reply(() => { obj[key] = decodeArg(value); return undefined; }, false);
+      },
+      delete(target, key) {
+        const obj = target === 0 ? G : handleValue(target);
+        return reply(() => delete obj[key], false);
+      },
+      keys(target) {
+        const obj = target === 0 ? G : handleValue(target);
+        return reply(() => ObjectKeys(obj), false);
+      },
+      promise_state(id) {
+        current = lastRun;  // a rejection's stack names the script that made it
+        const p = handleValue(id);
+        let state = 'pending', value;
+        ReflectApply(promiseThen, p, [
+          (v) => { state = 'fulfilled'; value = v; },
+          (e) => { state = 'rejected'; value = e; },
+        ]);
+        // The reactions run in the worker's job drain, before toJSON reads them.
+        return reply(() => [state, value], false);
+      },
+      compile_function(code, params, filename, extensions, lineOffset, columnOffset) {
+        // The body starts on the wrapper's second line: report it as line 1 (+ offset).
+        current = { __proto__: null, filename, lineOffset: lineOffset || 0, columnOffset: columnOffset || 0,
+                    firstLineShift: 0, firstLine: 2 };
+        return reply(() => {
+          const exts = decodeArg(extensions);
+          const paramList = ReflectApply(ArrayJoin, params, [', ']);
+          let fn;
+          if (exts.length === 0) {
+            fn = indirectEval('(function (' + paramList + ') {\n' + code + '\n})');
+          } else {
+            let src = '(function (';
+            for (let i = 0; i < exts.length; i++) src += (i ? ', __isolate_ext' : '__isolate_ext') + i;
+            src += ') {';
+            for (let i = 0; i < exts.length; i++) src += ' with (__isolate_ext' + i + ')';
+            src += ' { return function (' + paramList + ') {\n' + code + '\n}; } })';
+            fn = ReflectApply(indirectEval(src), undefined, exts);
+          }
+          return fn;
+        }, false);
+      },
+      // codeGeneration: { strings: false }. eval, and the constructors that
+      // compile strings (Function and its async/generator kin), throw V8's
+      // EvalError. Each constructor is replaced by a stand-in with the same
+      // name, length and prototype, so `f.constructor === Function` and
+      // `f instanceof Function` hold as before; a direct eval(...) is now a
+      // call of a plain function, so it throws too.
+      forbid_code_generation() {
+        const refuse = () => { throw new errorCtors.EvalError('Code generation from strings disallowed for this context'); };
+        function standIn(original) {
+          const fn = function () { return refuse(); };
+          ObjectDefineProperty(fn, 'name', { __proto__: null, value: original.name, configurable: true });
+          ObjectDefineProperty(fn, 'length', { __proto__: null, value: original.length, configurable: true });
+          ObjectDefineProperty(fn, 'prototype', { __proto__: null, value: original.prototype, writable: false,
+                                                  enumerable: false, configurable: false });
+          ObjectDefineProperty(original.prototype, 'constructor', { __proto__: null, value: fn, writable: true,
+                                                                    enumerable: false, configurable: true });
+          return fn;
+        }
+        const evalStandIn = { eval(x) { return refuse(); } }.eval;
+        ObjectDefineProperty(G, 'eval', { __proto__: null, value: evalStandIn, writable: true, enumerable: false,
+                                          configurable: true });
+        ObjectDefineProperty(G, 'Function', { __proto__: null, value: standIn(FunctionCtor), writable: true,
+                                              enumerable: false, configurable: true });
+        const kin = ['(async function () {})', '(function* () {})', '(async function* () {})'];
+        for (let i = 0; i < kin.length; i++) {
+          standIn(readInherited(ObjectGetPrototypeOf(indirectEval(kin[i])), 'constructor'));
+        }
+        return reply(() => undefined, false);
+      },
+      stats() {
+        return reply(() => ({ handles: ReflectApply(mapSize, handles, []),
+                              hostFunctions: ReflectApply(mapSize, hostFunctionCache, []) }), false);
+      },
+      // ES modules (workers/modules.py): a value decoded into the stash, for the worker to
+      // use through the C API; and the stashed value handed to the host as a handle whatever
+      // its kind (a module namespace or import.meta, which are null-prototype objects).
+      stash_value(value) {
+        stash.thrown = false;
+        stash.value = decodeArg(value);
+        return reply(() => undefined, false);
+      },
+      stash_handle(className) {
+        const value = stash.value;
+        stash.value = undefined;
+        // Its string keys too: reading a namespace's keys with Object.keys would read the
+        // bindings, and throw while one is uninitialized.
+        // (Indexed, no Array.prototype method: nothing a script can hook runs here.)
+        const all = ReflectOwnKeys(value), keys = newList();
+        for (let i = 0, n = all.length, j = 0; i < n; i++) {
+          if (typeof all[i] === 'string') {
+            keys[j++] = all[i];
+          }
+        }
+        const handle = { __proto__: null, [TAG]: 'h', k: 'object', i: newHandle(value), c: className, n: '' };
+        const pair = newList();
+        pair[0] = handle;
+        pair[1] = keys;
+        return { __proto__: null, toJSON: () => ({ __proto__: null, ok: true, v: pair, t: true }) };
+      },
+    };
+    const names = ObjectKeys(more);
+    for (let i = 0; i < names.length; i++) defineValue(ops, names[i], more[names[i]], true);
+  }
 
-  // Entered either by dukpy's eval (the request in the `dukpy` global) or, once
-  // the worker holds this function, called directly with the request as JSON text.
+  // The worker calls this through QuickJS's C API with the request as JSON text.
   const JSONParse = JSON.parse;
   //
   // Nothing here may run user code (the op itself may): the request's array is
-  // read by index only (no slice, no iterator, whose lookups a script could
-  // hook), and once the worker calls through the C API, a `call_python` a
-  // script put on the global is not taken for dukpy's.
+  // read by index only (no slice, no iterator, whose lookups a script could hook).
   //
-  // `token` (C API calls only) is a number that grows with every call; it is
-  // written to stash.started just before the op runs. An entry that fails with
+  // `token` is a number that grows with every call; it is written to
+  // stash.started just before the op runs. An entry that fails with
   // stash.started below its token ran nothing (the worker may retry it, e.g.
   // after making memory); a nested op can only start once an outer one has.
-  let viaStash = false;
   function enter(requestText, token) {
-    let request;
-    if (requestText === undefined) {
-      request = G.dukpy;
-      if (!viaStash) {
-        const hook = ObjectGetOwnPropertyDescriptor(G, 'call_python');
-        if (hook !== undefined && typeof hook.value === 'function') callPython = hook.value;
-      }
-    } else {
-      request = JSONParse(requestText);
-      if (stash.callPython !== undefined) {  // handed over by the worker (no dukpy eval)
-        callPython = stash.callPython;
-        stash.callPython = undefined;
-        viaStash = true;
-      }
+    const request = JSONParse(requestText);
+    if (stash.callPython !== undefined) {  // handed over by the worker before the first op
+      callPython = stash.callPython;
+      stash.callPython = undefined;
     }
-    if (ballast === null && ballastBytes > 0) reacquireBallast();
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
-    removeHostHooks();
     const op = request[0];
+    if (typeof op === 'string' && !moreOpsAdded && !hasOwnCall(ops, op)) addMoreOps();
     if (typeof op !== 'string' || !hasOwnCall(ops, op)) {
       return { __proto__: null, toJSON: () => failure(new errorCtors.TypeError('isolate: unknown op')) };
     }
@@ -1538,17 +1563,13 @@
       // request's own elements are the arguments, with no copy and no hook.
       return ReflectApply(FunctionCall, ops[op], request);
     } catch (err) {
-      const error = relieve(err);
-      return { __proto__: null, toJSON: () => failure(error) };
+      return { __proto__: null, toJSON: () => failure(err) };
     } finally {
       current = saved;
     }
   }
 
   stash.enter = enter;
-  // dukpy's eval finds the bridge here. A worker that calls the entry through
-  // the C API (the stash) deletes this too, so the global keeps no trace.
-  ObjectDefineProperty(G, SymbolFor('isolate.bridge'), {
-    __proto__: null, value: enter, writable: false, enumerable: false, configurable: true,
-  });
+  // The completion value of the installing script: the worker takes the stash from here.
+  return stash;
 })(globalThis);

@@ -124,7 +124,7 @@ class EngineContext:
             # entry on the global, where a script could capture it (issue 13).
             raise EngineError(refusal(bytecode.reason))
         self._init_raw(on_host_call, on_abort)
-        bytecode.install(self)
+        self._installed = bytecode.install(self)
         self._native_ready()  # every op through the C API from the start
 
     def rebind(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None) -> None:
@@ -142,6 +142,7 @@ class EngineContext:
         self._aborting = False
         self.usable = True
         self._stash = None      # the bridge's stash object (a JSValue we own), once taken
+        self._installed = None  # the stash as installation returned it, until _native_ready takes it
         self._native = None
         self._enter = None      # the bridge's entry function (a JSValue we own), with the stash
         self._realm = None      # the bridge's own bare realm (JSContext*, borrowed: see _native_ready)
@@ -356,12 +357,9 @@ class EngineContext:
             # `call_python` calls (a borrowed pointer: this object owns the context).
             api.set_context_opaque(ctx, id(self))
             api.update_stack_top(rt)
-            source = (b"(k => { const s = globalThis[k]; delete globalThis[k];"
-                      b" delete globalThis[Symbol.for('isolate.bridge')]; return s; })(Symbol.for('isolate.stash'))")
-            stash = api.eval(ctx, source, len(source), b"<isolate-bridge>", EvalFlag.TYPE_GLOBAL)
-            if stash.tag != Tag.OBJECT:
-                if stash.tag == Tag.EXCEPTION:
-                    api.clear_exception(ctx)
+            # The installing script's completion value (see _BridgeBytecode.install).
+            stash, self._installed = self._installed, None
+            if stash is None or stash.tag != Tag.OBJECT:
                 raise EngineError("the bridge has no stash")
             enter = api.get_property_str(ctx, stash, b"enter")
             if enter.tag != Tag.OBJECT:
@@ -977,10 +975,12 @@ class _BridgeBytecode:
         try:
             if not _get_memory_api().available:  # the capsule layout is verified there
                 raise RuntimeError(_get_memory_api().reason)
-            self.bytecode = self._compile(api, _BRIDGE_SOURCE)
+            # Compiled once per process tree: a forked worker keeps what its zygote compiled
+            # (the same library, so the same build), and probes it below as its own.
+            self.bytecode = _compiled_bridge or self._compile(api, _BRIDGE_SOURCE)
             probe = EngineContext.__new__(EngineContext)
             probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
-            self.install(probe)
+            probe._installed = self.install(probe)
             probe._native_ready()
             if probe.op("stats").get("ok") is not True:
                 raise RuntimeError("the bridge loaded from bytecode does not answer")
@@ -988,6 +988,7 @@ class _BridgeBytecode:
             self.available = False
             self.reason = f"the bridge could not be loaded from bytecode: {type(exc).__name__}: {exc}"
             return self
+        _keep_compiled(self.bytecode)
         self.available = True
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
         return self
@@ -1013,17 +1014,24 @@ class _BridgeBytecode:
         finally:
             api.free_value(ctx, fn)
 
-    def install(self, engine: "EngineContext") -> None:
+    def install(self, engine: "EngineContext") -> JSValue:
+        """Load and run the bridge in the engine's context: its stash (a JSValue the caller owns)."""
         api = quickjs()
         rt, ctx = api.pointers(engine._ctx)
         api.update_stack_top(rt)
         fn = self._check(api, ctx, api.deserialize(ctx, self.bytecode), "loading the bridge bytecode")
-        result = self._check(api, ctx, api.eval_function(ctx, fn), "running the bridge")  # consumes fn
-        api.free_value(ctx, result)
+        return self._check(api, ctx, api.eval_function(ctx, fn), "running the bridge")  # consumes fn
 
 
 _bridge_bytecode: _BridgeBytecode | None = None
 _bridge_lock = threading.Lock()
+# The bytecode a probe of this process (or of the zygote it was forked from) accepted.
+_compiled_bridge: bytes | None = None
+
+
+def _keep_compiled(bytecode: bytes) -> None:
+    global _compiled_bridge
+    _compiled_bridge = bytecode
 
 
 def _get_bridge_bytecode() -> _BridgeBytecode:
@@ -1056,7 +1064,8 @@ __all__ += ["bridge_install_status", "refusal"]
 
 def reset_for_new_process() -> None:
     """Forget what was probed in the parent: a forked worker probes again under its own
-    environment (which may disable the ctypes layer)."""
+    environment (which may disable the ctypes layer). The compiled bridge is kept: the
+    probe loads it into a context of the child's own before any context is made."""
     global _memory_api, _bridge_bytecode
     with _memory_api_lock:
         _memory_api = None
