@@ -33,7 +33,7 @@ import msgpack
 from .errors import ProtocolError
 from .values import (
     TYPED_ARRAY_FORMATS, BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap,
-    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
+    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
 )
 
 __all__ = ["ExtType", "encode_value", "decode_value", "peek", "ExtDecoder", "UnencodableValue", "MirroredAccessor",
@@ -135,13 +135,13 @@ def _text(x: Any) -> Any:
 
 def _map_items(m: dict):
     for k, v in m.items():
-        yield k.value if k.__class__ is Unhashable else k
+        yield plain_member(k)
         yield v
 
 
 def _set_items(s):
     for item in s:
-        yield item.value if item.__class__ is Unhashable else item
+        yield plain_member(item)
 
 
 class _Encoder:
@@ -532,13 +532,6 @@ def _date_from_ms(ms: float):
         return JSDate(ms)
 
 
-def _hashable(v):
-    try:
-        hash(v)
-        return v
-    except TypeError:
-        return Unhashable(v)
-
 
 def peek(obj: Any, index: int) -> Any:
     """Item ``index`` of an unpacked (not yet finished) list, through a GRAPH wrapper.
@@ -628,7 +621,7 @@ class _Finisher:
                     if i % 2 == 0:       # a key: held until its value is finished (pre-order)
                         extra = r
                     else:
-                        out[_hashable(extra)] = r
+                        out[member_key(out, extra)] = r
                     if self.frame is not None:
                         break
             elif kind == _D_SET:
@@ -636,7 +629,7 @@ class _Finisher:
                     item = src[i]
                     i += 1
                     r = item if type(item) in finished else self.item(item, table, depth)
-                    out.add(_hashable(r))
+                    out.add(member_key(out, r))
                     if self.frame is not None:
                         break
             else:  # _D_ERROR: props as key, value pairs after [marker, name, message, stack]

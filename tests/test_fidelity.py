@@ -268,3 +268,32 @@ def test_a_frozen_global_keeps_working(pool):
         isolate.run_in_context("var late = 1", ctx)  # CanDeclareGlobalVar is false on a frozen global
     fn = isolate.run_in_context("(a) => a * 2", ctx)
     assert fn(21) == 42
+
+
+# -- issue 16: values, errors and contexts as Node has them ------------------------------
+
+MERGEABLE_MAP = ("new Map([[true, 'boolean'], [1n, 'bigint'], [1, 'number'], [0, 'zero'], [false, 'false'], "
+                 "[0n, 'zero bigint'], [1.5, 'float']])")
+JS_ENTRIES = "[...m].map(([k, v]) => typeof k + ':' + String(k) + '=' + v).join()"
+
+
+def test_map_and_set_keys_of_different_types_are_all_kept_and_round_trip(pool):
+    m = pool.run_in_new_context(MERGEABLE_MAP)
+    assert len(m) == 7
+    assert list(m) == [isolate.TypedKey(True), isolate.TypedKey(isolate.BigInt(1)), 1, 0,
+                       isolate.TypedKey(False), isolate.TypedKey(isolate.BigInt(0)), 1.5]
+    assert m[1] == "number" and m[isolate.TypedKey(True)] == "boolean"
+    expected = pool.run_in_new_context(f"var m = {MERGEABLE_MAP}; {JS_ENTRIES}")
+    # Back into JS: every key with its own type, in the Map's order.
+    assert pool.run_in_new_context(JS_ENTRIES, {"m": m}) == expected
+    s = pool.run_in_new_context("new Set([1, true, 1n, 0, false, 0n])")
+    assert len(s) == 6
+    assert sorted(pool.run_in_new_context("[...s].map((k) => typeof k + ':' + String(k))", {"s": s})) == sorted(
+        ["number:1", "boolean:true", "bigint:1", "number:0", "boolean:false", "bigint:0"])
+
+
+def test_a_map_without_mergeable_keys_is_unchanged(pool):
+    m = pool.run_in_new_context("new Map([[2, 'a'], ['1', 'b'], [true, 'c'], [3n, 'd']])")
+    assert list(m) == [2, "1", True, isolate.BigInt(3)]  # nothing to keep apart: no wrapping
+    assert isolate.TypedKey(True) != isolate.TypedKey(1) and isolate.TypedKey(True) == isolate.TypedKey(True)
+    assert isolate.JSMap({isolate.TypedKey(True): 1, 1: 2}) == isolate.JSMap({1: 2, isolate.TypedKey(True): 1})

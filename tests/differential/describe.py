@@ -72,7 +72,7 @@ def describe(root: Any) -> dict:
             ancestors.pop()
 
     def d(v: Any) -> dict:
-        if isinstance(v, isolate.Unhashable):
+        if isinstance(v, (isolate.Unhashable, isolate.TypedKey)):
             v = v.value
         if v is isolate.undefined:
             return {"t": "undefined"}
