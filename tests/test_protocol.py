@@ -292,9 +292,33 @@ class TestFrameLimit:
             os.close(r)
             os.close(w)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: the limit applies to the unpacker's buffer, not to a frame: two frames that are each "
-        "under MAX_FRAME_BYTES are refused when they arrive in one read"))
+    def test_frame_over_the_limit_is_refused_even_when_it_fits_one_read(self, monkeypatch):
+        monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
+        r, w = os.pipe()
+        try:
+            s = MessageStream(r, w)
+            small = Notification("m", ["a" * 100])
+            os.write(w, pack_message(small) + pack_message(Notification("m", ["b" * 300])))
+            assert s.read() == small
+            with pytest.raises(ProtocolError, match="larger than 200"):
+                s.read()
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def test_many_frames_under_the_limit_in_one_read_are_all_read(self, monkeypatch):
+        monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
+        monkeypatch.setattr(stream_mod, "_READ_CHUNK", 4096)
+        r, w = os.pipe()
+        try:
+            s = MessageStream(r, w)
+            messages = [Notification("m", [str(i) * 150]) for i in range(10)]
+            os.write(w, b"".join(pack_message(m) for m in messages))  # 1.6 KB: 8 frame limits
+            assert [s.read() for _ in messages] == messages
+        finally:
+            os.close(r)
+            os.close(w)
+
     def test_limit_is_per_frame(self, monkeypatch):
         monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
         r, w = os.pipe()
