@@ -231,6 +231,9 @@ class Context(MutableMapping):
                 self._apply_mirror(getattr(exc, "_mirror", None))
                 self._last_stats = getattr(exc, "_stats", None)
                 raise
+            except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
+                self._apply_mirror(exc.__dict__.get("_mirror"))
+                raise
             finally:
                 # The worker disposes of the context unless the outcome holds handles
                 # (then it stays counted, as its Context is adopted below).
@@ -372,8 +375,15 @@ class Context(MutableMapping):
         except (ScriptTimeoutError, ScriptInterruptedError) as exc:
             # What the script did before it was stopped stays, as in Node (a call
             # that never started did nothing; the refresh itself is not refreshed).
-            if getattr(exc, "stage", None) != "queued" and not refreshing:
+            # A stop in a nested call that crossed this script (isolate.hostcalls)
+            # brings the mirror of this script's end.
+            if "_mirror" in exc.__dict__:
+                self._apply_mirror(exc.__dict__["_mirror"])
+            elif getattr(exc, "stage", None) != "queued" and not refreshing:
                 self._refresh_mirror()
+            raise
+        except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
+            self._apply_mirror(exc.__dict__.get("_mirror"))
             raise
         self._apply_mirror(globals_)
         self._last_stats = stats[0] if stats else None

@@ -297,3 +297,31 @@ def test_a_map_without_mergeable_keys_is_unchanged(pool):
     assert list(m) == [2, "1", True, isolate.BigInt(3)]  # nothing to keep apart: no wrapping
     assert isolate.TypedKey(True) != isolate.TypedKey(1) and isolate.TypedKey(True) == isolate.TypedKey(True)
     assert isolate.JSMap({isolate.TypedKey(True): 1, 1: 2}) == isolate.JSMap({1: 2, isolate.TypedKey(True): 1})
+
+
+def test_isolate_error_from_a_host_callable_comes_out_as_itself(pool):
+    def inner():
+        pool.run_in_new_context("while (true) {}", {}, timeout=10)
+
+    sandbox = {"inner": inner}
+    with pytest.raises(isolate.ScriptTimeoutError) as info:
+        pool.run_in_new_context("before = 1; inner(); after = 2", sandbox, timeout=10_000)
+    assert info.value.code == "ERR_SCRIPT_EXECUTION_TIMEOUT" and info.value.timeout == 10
+    assert isinstance(info.value.__cause__, isolate.JSError)              # the crossing, with its JS stack
+    assert isinstance(info.value.__cause__.__cause__, isolate.ScriptTimeoutError)  # the original
+    assert sandbox["before"] == 1 and "after" not in sandbox
+
+    def bad():
+        isolate.Script("1", pool=pool).run_in_new_context(timeout=-1)
+
+    with pytest.raises(isolate.OutOfRangeError) as info:
+        pool.run_in_new_context("bad()", {"bad": bad})
+    assert info.value.code == "ERR_OUT_OF_RANGE"
+
+
+def test_a_js_error_that_only_looks_like_an_isolate_error_stays_a_js_error(pool):
+    forged = ("var e = new Error('Script execution timed out after 10ms'); e.code = 'ERR_SCRIPT_EXECUTION_TIMEOUT'; "
+              "e.pythonType = 'ScriptTimeoutError'; throw e")
+    with pytest.raises(isolate.JSError) as info:
+        pool.run_in_new_context(forged, {"f": lambda: None})
+    assert info.value.props["code"] == "ERR_SCRIPT_EXECUTION_TIMEOUT" and info.value.code == "ERR_JS_EXCEPTION"

@@ -58,6 +58,8 @@ def host_functions() -> dict[str, Callable]:
         "makeObj": lambda: {"a": [1, 2], "b": {"c": "d"}},
         "boom": _boom,
         "tick": tick,
+        "innerTimeout": lambda: isolate.run_in_new_context("while (true) {}", {}, {"timeout": 10}),
+        "badTimeout": lambda: isolate.run_in_new_context("1", {}, {"timeout": -1}),
     }
 
 

@@ -136,6 +136,9 @@ function hostFunctions() {
     makeObj: () => ({ a: [1, 2], b: { c: 'd' } }),
     boom: () => { throw new Error('boom from host'); },
     tick: () => ++ticks,
+    // isolate's own errors raised in a host function: a nested run's timeout, a bad option.
+    innerTimeout: () => vm.runInNewContext('while (true) {}', {}, { timeout: 10 }),
+    badTimeout: () => vm.runInNewContext('1', {}, { timeout: -1 }),
   };
 }
 
