@@ -179,7 +179,7 @@ class Script:
         ctx_opts = context_options(opts, prefix="context_")
         finish(opts, "script.run_in_new_context()")
         pool = self._pool or default_pool()
-        context = _lookup(context_object) if isinstance(context_object, Context) else None
+        context = _lookup(context_object)  # an object that already is a context is used as it is (Node)
         if context is None:
             context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
                                       memory_limit=ctx_opts.memory_limit,
@@ -304,6 +304,12 @@ def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: A
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
     finish(opts, "run_in_new_context()")
+    existing = _lookup(context_object)
+    if existing is not None:
+        # Node's runInNewContext contextifies its object with createContext, which
+        # returns an object that already is a context as it is: the code runs there.
+        _note_import(existing, compile_opts, None, code)
+        return existing._run(code, compile_opts, run_opts)
     if run_opts.break_on_sigint or compile_opts.import_module_dynamically is not None:
         # The SIGINT relay, and import(), need the context before the call: create, then run.
         context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,

@@ -194,6 +194,17 @@ class Context(MutableMapping):
                 report["stats"] = getattr(self, "_last_stats", None)
 
     def _run_new_here(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
+        try:
+            return self._run_new_once(context_object, ctx_opts, code, compile_opts, run_opts, stats)
+        except (ScriptTimeoutError, ScriptInterruptedError):
+            if self._id and self._worker is not None and self._object is not None:
+                # What the script did before it was stopped stays, as in Node: the
+                # worker kept the context for this; it goes with this Context.
+                self._adopt(self._worker)
+                self._refresh_mirror()
+            raise
+
+    def _run_new_once(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
         pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
@@ -230,6 +241,13 @@ class Context(MutableMapping):
             except JSError as exc:
                 self._apply_mirror(getattr(exc, "_mirror", None))
                 self._last_stats = getattr(exc, "_stats", None)
+                raise
+            except (ScriptTimeoutError, ScriptInterruptedError) as exc:
+                kept = exc.__dict__.pop("_kept_context", None)
+                if kept is not None:
+                    self._id = kept  # the worker kept the context: read the mirror below
+                elif "_mirror" in exc.__dict__:  # a nested call's stop, through JS
+                    self._apply_mirror(exc.__dict__["_mirror"])
                 raise
             except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
                 self._apply_mirror(exc.__dict__.get("_mirror"))
@@ -361,7 +379,6 @@ class Context(MutableMapping):
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = dict(params[-1])
         queue_timeout = options.pop("queue_timeout", _DEFAULT)
-        refreshing = options.pop("refreshing", False)
         params = (*params[:-1], options)
         try:
             value, globals_, *stats = _reply(self._request(method, *params, timeout_ms=options.get("timeout"),
@@ -374,12 +391,12 @@ class Context(MutableMapping):
             raise
         except (ScriptTimeoutError, ScriptInterruptedError) as exc:
             # What the script did before it was stopped stays, as in Node (a call
-            # that never started did nothing; the refresh itself is not refreshed).
+            # that never started did nothing).
             # A stop in a nested call that crossed this script (isolate.hostcalls)
             # brings the mirror of this script's end.
             if "_mirror" in exc.__dict__:
                 self._apply_mirror(exc.__dict__["_mirror"])
-            elif getattr(exc, "stage", None) != "queued" and not refreshing:
+            elif getattr(exc, "stage", None) != "queued":
                 self._refresh_mirror()
             raise
         except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
@@ -396,10 +413,12 @@ class Context(MutableMapping):
             return
         timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         try:
-            self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0),
-                             {"mirror": True, "timeout": timeout_ms, "refreshing": True})
+            # The worker's `mirror` runs no script code and leaves queued promise jobs queued.
+            _, globals_, *_ = _reply(self._request("mirror", {"timeout": timeout_ms}, timeout_ms=timeout_ms),
+                                     "mirror", 2)
         except IsolateError:
-            pass
+            return
+        self._apply_mirror(globals_)
 
     def _apply_mirror(self, globals_: dict | None) -> None:
         if self._object is not None and globals_ is not None:

@@ -376,10 +376,8 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         error._mirror = globals_
         error._stats = stats[0] if stats else None
         return error
-    if code == WireError.SCRIPT_INTERRUPTED.value:
-        return ScriptInterruptedError()
-    if code == WireError.SCRIPT_TIMEOUT.value:
-        return ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
+    if code in (WireError.SCRIPT_INTERRUPTED.value, WireError.SCRIPT_TIMEOUT.value):
+        return _stop_from_wire(code, data)
     if code == WireError.CONTEXT_UNUSABLE.value:
         return ContextLostError(f"the context can no longer run code: {message}")
     if code == WireError.UNKNOWN_CONTEXT.value:
@@ -397,3 +395,19 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         # A bug in the worker: its traceback (text; nothing of it runs here) as the cause.
         error.__cause__ = RemoteTraceback(data)
     return error
+
+
+def _stop_from_wire(code, data) -> IsolateError:
+    """ScriptTimeoutError / ScriptInterruptedError. run_new's stopped script sends
+    ``[the stop's data, the id of the context the worker kept]``, so the host can
+    read what the script did into the sandbox dict (``_kept_context``)."""
+    kept_context = None
+    if isinstance(data, list) and len(data) == 2 and type(data[1]) is int and data[1] > 0:
+        data, kept_context = data
+    if code == WireError.SCRIPT_INTERRUPTED.value:
+        stop: IsolateError = ScriptInterruptedError()
+    else:
+        stop = ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
+    if kept_context is not None:
+        stop._kept_context = kept_context  # type: ignore[attr-defined]
+    return stop

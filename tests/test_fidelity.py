@@ -325,3 +325,73 @@ def test_a_js_error_that_only_looks_like_an_isolate_error_stays_a_js_error(pool)
     with pytest.raises(isolate.JSError) as info:
         pool.run_in_new_context(forged, {"f": lambda: None})
     assert info.value.props["code"] == "ERR_SCRIPT_EXECUTION_TIMEOUT" and info.value.code == "ERR_JS_EXCEPTION"
+
+
+def test_run_in_new_context_reuses_an_object_that_already_is_a_context(pool):
+    sandbox = {"a": 1}
+    ctx = pool.create_context(sandbox)
+    assert pool.run_in_new_context("var m = new Map([[1, 2]]); b = a + 1; m instanceof Map", sandbox) is True
+    assert sandbox["b"] == 2 and ctx["b"] == 2
+    assert pool.run_in_new_context("b + 1", ctx) == 3  # a Context too, as Node's createContext returns it
+    assert isolate.Script("b * 10", pool=pool).run_in_new_context(sandbox) == 20
+
+
+def test_sandbox_is_refreshed_after_a_timeout_in_run_in_new_context(pool):
+    sandbox = {"a": 1}
+    with pytest.raises(isolate.ScriptTimeoutError):
+        pool.run_in_new_context("var before = a + 1; function loop() {} while (true) {}", sandbox, timeout=20)
+    assert sandbox["before"] == 2 and isinstance(sandbox["loop"], isolate.JSFunction)
+    # A promise job still queued when the script was stopped does not run to refresh the dict.
+    sandbox = {}
+    with pytest.raises(isolate.ScriptTimeoutError):
+        pool.run_in_new_context("Promise.resolve().then(() => { ran = true }); var x = 1; while (true) {}",
+                                sandbox, timeout=20, microtask_mode="afterEvaluate")
+    assert sandbox == {"x": 1}
+
+
+# Node v20.20.2's results, recorded: `vm.measureMemory()` (summary) and `{mode: 'detailed'}`.
+NODE_MEASURE_MEMORY_KEYS = {"summary": {"total"}, "detailed": {"total", "current", "other"}}
+NODE_MEASURE_ESTIMATE_KEYS = {"jsMemoryEstimate", "jsMemoryRange"}
+
+
+@pytest.mark.parametrize("mode", ["summary", "detailed"])
+def test_measure_memory_has_nodes_fields_plus_workers(pool, mode):
+    pool.create_context()
+    result = pool.measure_memory(mode=mode).result()
+    # Node's keys, each with Node's shape; "workers" is isolate's one addition (README).
+    assert set(result) == NODE_MEASURE_MEMORY_KEYS[mode] | {"workers"}
+    estimates = [result["total"]] + ([result["current"], *result["other"]] if mode == "detailed" else [])
+    for estimate in estimates:
+        assert set(estimate) == NODE_MEASURE_ESTIMATE_KEYS
+        lo, hi = estimate["jsMemoryRange"]
+        assert isinstance(estimate["jsMemoryEstimate"], int) and 0 <= lo <= hi
+
+
+def test_measure_memory_shape_matches_live_node():
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not on PATH: the recorded shape was checked")
+    # (the interval keeps Node's event loop alive until the measurement settles)
+    script = ("const vm = require('vm'); const alive = setInterval(() => {}, 50); "
+              "Promise.all([vm.measureMemory(), vm.measureMemory({mode: 'detailed'})])"
+              ".then(([s, d]) => { clearInterval(alive); console.log(JSON.stringify({summary: Object.keys(s), "
+              "detailed: Object.keys(d), estimate: Object.keys(s.total)})); })")
+    out = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60, check=True).stdout
+    live = json.loads(out)
+    assert {k: set(v) for k, v in live.items()} == {**NODE_MEASURE_MEMORY_KEYS, "estimate": NODE_MEASURE_ESTIMATE_KEYS}
+
+
+def test_an_unknown_option_fails_loudly_where_node_ignores_it(pool):
+    # Node v20 (recorded): vm.runInNewContext('1', {}, {tiemout: 5}) === 1, new vm.Script('1', {bogus: 1}) works.
+    for run in (lambda: pool.run_in_new_context("1", {}, {"tiemout": 5}),
+                lambda: pool.run_in_new_context("1", {}, tiemout=5),
+                lambda: isolate.Script("1", {"bogus": 1}, pool=pool),
+                lambda: pool.create_context({}, {"nam": "x"}),
+                lambda: pool.compile_function("return 1", [], {"bogus": 1})):
+        with pytest.raises(isolate.InvalidArgValueError) as info:
+            run()
+        assert info.value.code == "ERR_INVALID_ARG_VALUE" and "not a known option" in str(info.value)

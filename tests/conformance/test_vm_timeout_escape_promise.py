@@ -17,11 +17,8 @@ pytestmark = pytest.mark.timeout(60)
 LOOP = "function loop() { while (1) {} }\n"
 CODE = LOOP + "Promise.resolve().then(() => loop()); loop();"
 
-MIRROR_GAP = ("after a ScriptTimeoutError the sandbox dict is not refreshed: the global `loop` the script "
-              "declared before it was stopped is missing from the dict (the Context has it); Node's sandbox has it")
-
 CASES = [{"id": "escape_promise", "api": "runInNewContext", "sandbox": {}, "code": CODE,
-          "options": {"timeout": 5, "microtaskMode": "afterEvaluate"}, "xfail": MIRROR_GAP}]
+          "options": {"timeout": 5, "microtaskMode": "afterEvaluate"}}]
 
 test_matches_node, test_live_node = _node.tests(__file__, CASES)
 

@@ -137,6 +137,14 @@ def run_in_context_sequence(case: dict) -> dict:
     return with_sandbox(out, sandbox)
 
 
+def run_in_new_context_contextified(case: dict) -> dict:
+    sandbox = sandbox_of(case)
+    sandbox = {} if sandbox is None else sandbox
+    isolate.create_context(sandbox, _opts(case, "context_options"))
+    out = steps(case, lambda code: isolate.run_in_new_context(code, sandbox, _opts(case)))
+    return with_sandbox(out, sandbox)
+
+
 def run_in_context_uncontextified(case: dict) -> dict:
     sandbox = sandbox_of(case)
     sandbox = {} if sandbox is None else sandbox
@@ -228,6 +236,7 @@ def compile_function(case: dict) -> dict:
 API: dict[str, Callable[[dict], dict]] = {
     "runInNewContext": run_in_new_context,
     "runInContext-sequence": run_in_context_sequence,
+    "runInNewContext-contextified": run_in_new_context_contextified,
     "runInContext-uncontextified": run_in_context_uncontextified,
     "createContext": create_context,
     "runInThisContext": run_in_this_context,

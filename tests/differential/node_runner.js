@@ -199,6 +199,14 @@ const API = {
     return withSandbox(out, sandbox);
   },
 
+  // vm.runInNewContext on an object that createContext contextified already.
+  'runInNewContext-contextified'(c) {
+    const sandbox = sandboxOf(c) || {};
+    vm.createContext(sandbox, c.context_options);
+    const out = steps(c, (code) => vm.runInNewContext(code, sandbox, c.options));
+    return withSandbox(out, sandbox);
+  },
+
   // vm.runInContext on an object that was never contextified.
   'runInContext-uncontextified'(c) {
     const sandbox = sandboxOf(c) || {};
