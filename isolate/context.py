@@ -24,7 +24,7 @@ from .protocol.codec import peek
 from .errors import (
     ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, OutOfRangeError,
     PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError,
-    UnencodableValueError, error_from_value, thrown_error,
+    UnencodableValueError, display_error, error_from_value, thrown_error,
 )
 from .options import describe, fmt_number, plain, run_options
 from .scheduler import ANYWHERE, CallState
@@ -34,6 +34,7 @@ from .scripts import ScriptSource
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
+_GLOBAL_REF = HandleRef("object", _GLOBAL, "Object")  # the global object as a value going into its context
 
 # Dicts contextified by create_context(), by id. The Context holds the dict, so
 # the id cannot be reused while the entry exists; run_in_new_context's
@@ -196,6 +197,11 @@ class Context(MutableMapping):
     def _run_new_here(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
         try:
             return self._run_new_once(context_object, ctx_opts, code, compile_opts, run_opts, stats)
+        except JSError as exc:
+            if compile_opts.display_errors and run_opts.display_errors:
+                script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
+                display_error(exc, script.code, script.filename, script.line_offset, script.column_offset)
+            raise
         except (ScriptTimeoutError, ScriptInterruptedError):
             if self._id and self._worker is not None and self._object is not None:
                 # What the script did before it was stopped stays, as in Node: the
@@ -298,8 +304,12 @@ class Context(MutableMapping):
     def _encode(self, value: Any, *, holder: bool = False) -> Any:
         """Wire-encode ``value`` for this context. ``holder``: it only holds the values
         (an argument list, a sandbox's globals), so the depth limit applies to its items."""
+        # The contextified dict, met inside a value, is the global object (Node's
+        # sandbox is the global): `sandbox["window"] = sandbox` makes `window === this`.
+        stand_ins = {id(self._object): _GLOBAL_REF} if self._object is not None else None
         try:
-            return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0))
+            return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0),
+                                stand_ins=stand_ins)
         except UnencodableValue as exc:
             raise UnencodableValueError(str(exc)) from None
 
@@ -310,8 +320,10 @@ class Context(MutableMapping):
                 raise UnencodableValue(f"a {type(obj).__name__} of another context cannot be passed into "
                                        "this one: a handle cannot cross contexts")
             return obj._ref
+        if obj is self:
+            return _GLOBAL_REF  # a context stored in itself is its global object, as in Node
         if isinstance(obj, Context):
-            raise UnencodableValue("a Context cannot be passed as a value")
+            raise UnencodableValue("a Context cannot be passed as a value into another context")
         if isinstance(obj, JSError):
             return ErrorValue(obj.name, obj.message, obj.stack, obj.props)
         if isinstance(obj, BaseException):
@@ -325,7 +337,11 @@ class Context(MutableMapping):
                              make_handle=self._make_handle,
                              make_host_function=self._make_host_function)
 
-    def _make_handle(self, ref: HandleRef) -> "JSHandle":
+    def _make_handle(self, ref: HandleRef) -> Any:
+        if ref.handle_id == _GLOBAL:
+            # The global object, as a mirror reports it inside the globals: the
+            # contextified dict (`sandbox.window === sandbox`, as in Node).
+            return self._object if self._object is not None else self
         cls = {"function": JSFunction, "promise": JSPromise}.get(ref.kind, JSObject)
         return cls(self, ref)
 
@@ -369,10 +385,15 @@ class Context(MutableMapping):
     def _run_script(self, script: "ScriptSource", options: dict) -> Any:
         worker = self._worker
         try:
-            value = self._with_mirror("run", *script_params(worker, script, options))
-        except ScriptNotCached:  # the worker evicted it: send the code this time
-            worker.scripts.discard(script.key)
-            value = self._with_mirror("run", *script_params(worker, script, options))
+            try:
+                value = self._with_mirror("run", *script_params(worker, script, options))
+            except ScriptNotCached:  # the worker evicted it: send the code this time
+                worker.scripts.discard(script.key)
+                value = self._with_mirror("run", *script_params(worker, script, options))
+        except JSError as exc:
+            if options.get("display_errors"):
+                display_error(exc, script.code, script.filename, script.line_offset, script.column_offset)
+            raise
         worker.scripts.add(script.key)
         return value
 

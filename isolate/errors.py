@@ -32,7 +32,7 @@ __all__ = [
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
     "WorkerMemoryError", "WorkerStartError", "UnsupportedError", "RemoteTraceback",
-    "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire",
+    "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire", "display_error",
 ]
 
 
@@ -411,3 +411,41 @@ def _stop_from_wire(code, data) -> IsolateError:
     if kept_context is not None:
         stop._kept_context = kept_context  # type: ignore[attr-defined]
     return stop
+
+
+# -- displayErrors: where a script's runtime error happened, above its stack -----------
+
+_THROW = re.compile(r"\bthrow\b")
+
+
+def display_error(error: BaseException, code: str, filename: str, line_offset: int, column_offset: int) -> None:
+    """Node's ``displayErrors`` for an Error thrown out of a run of ``code``: its
+    ``stack`` starts with ``file:line``, the source line, a caret and a blank line.
+
+    The line is the first stack frame's, when that frame is in this script (an
+    error thrown in a function of another script is left as it is: the host
+    does not keep every script's source). Node's caret marks where V8 saw the
+    throw; QuickJS reports only where frames are, so the caret marks the
+    ``throw`` before the frame's column on that line if there is one (the usual
+    ``throw new Error(...)``), else the frame's column. A stack that is already
+    decorated (a compile error), or a thrown non-Error, is left alone.
+    """
+    if not isinstance(error, JSError) or error.value is not error or not isinstance(error.stack, str):
+        return
+    head = f"{error.name}: {error.message}" if error.message else error.name
+    if not error.stack.startswith(head):
+        return  # decorated already, or a stack the script wrote itself
+    match = _LOCATED_FRAME.search(error.stack)
+    where = match and re.search(r"([^\s(]+):(\d+):(\d+)\)?$", match.group(1))
+    if not where or where.group(1) != filename:
+        return
+    line, column = int(where.group(2)), int(where.group(3))
+    lines = code.split("\n")
+    index = line - line_offset - 1
+    if not 0 <= index < len(lines):
+        return
+    source = lines[index].rstrip("\r")
+    at = column - 1 - (column_offset if index == 0 else 0)
+    throws = [m.start() for m in _THROW.finditer(source, 0, max(at, 0) + 1)]
+    caret = throws[-1] if throws else min(max(at, 0), len(source))
+    error.stack = f"{filename}:{line}\n{source}\n{' ' * caret}^\n\n{error.stack}"

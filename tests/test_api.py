@@ -320,8 +320,11 @@ def test_unencodable_value_fails_that_call_only(pool):
     with pytest.raises(isolate.UnencodableValueError):
         ctx["x"] = object()
     ctx["give"] = lambda: object()
-    with pytest.raises(isolate.JSError, match="cannot pass"):
+    # JS sees a TypeError with code ERR_ISOLATE_UNENCODABLE; let through, it is isolate's error again.
+    with pytest.raises(isolate.UnencodableValueError, match="cannot pass") as info:
         pool.run_in_context("give()", ctx)
+    assert isinstance(info.value.__cause__, isolate.JSTypeError)
+    assert pool.run_in_context("try { give() } catch (e) { e.code }", ctx) == "ERR_ISOLATE_UNENCODABLE"
     assert pool.run_in_context("1+1", ctx) == 2
 
 

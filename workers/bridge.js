@@ -91,6 +91,7 @@
     return id;
   }
   function handleValue(id) {
+    if (id === 0) return G;  // handle 0: the global object (as the target 0 of get/set)
     if (!ReflectApply(mapHas, handles, [id])) {
       throw new errorCtors.ReferenceError('isolate: handle ' + id + ' was released');
     }
@@ -433,6 +434,10 @@
     } catch (e) { /* a getter threw: keep 'Object' */ }
     return cls;
   }
+  function handleTag0() {
+    eTagged = true;
+    return { __proto__: null, [TAG]: 'h', k: 'object', i: 0, c: 'Object', n: '' };
+  }
   function handleTag(kind, v, cls, name) {
     eTagged = true;
     return { __proto__: null, [TAG]: 'h', k: kind, i: newHandle(v), c: cls, n: name };
@@ -513,6 +518,9 @@
         break;
     }
     if (v === null) return null;
+    // The global met inside the mirror: handle 0, which the host reads as the
+    // contextified dict itself (in Node the sandbox is the global).
+    if (v === G && ePassive) return handleTag0();
     const known = mapGetCall(eSeen, v);
     if (known !== undefined) {
       eRefs = true;

@@ -94,7 +94,15 @@ def sandbox_of(case: dict, spec: Any = ...) -> Any:
         spec = case.get("sandbox", ...)
     if spec is ... or (isinstance(spec, dict) and "$undefined" in spec):
         return None  # no sandbox: isolate's spelling of `undefined` here
-    return materialize(spec, host_functions())
+    sandbox = materialize(spec, host_functions())
+    if spec is case.get("sandbox"):
+        for path in case.get("self_keys") or []:  # "a.b": sandbox["a"]["b"] holds the sandbox
+            *parents, last = path.split(".")
+            holder = sandbox
+            for key in parents:
+                holder = holder[key]
+            holder[last] = sandbox
+    return sandbox
 
 
 # ---- running one case ------------------------------------------------------------

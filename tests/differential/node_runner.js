@@ -113,6 +113,7 @@ function describeThrow(err, caseDef) {
   const out = { name: String(err.name), message: String(err.message) };
   if (typeof err.code === 'string') out.code = err.code;
   if (caseDef.stack_location) out.at = stackLocation(String(err.stack));
+  if (caseDef.stack_head) out.head = String(err.stack).split('\n').slice(0, caseDef.stack_head);
   return { error: out };
 }
 
@@ -162,7 +163,19 @@ function materialize(spec, fns) {
 }
 
 function sandboxOf(caseDef, spec = caseDef.sandbox) {
-  return spec === undefined ? undefined : materialize(spec, hostFunctions());
+  if (spec === undefined) return undefined;
+  const sandbox = materialize(spec, hostFunctions());
+  // self_keys: properties of the sandbox that hold the sandbox itself (a cycle JSON cannot write).
+  // ('a.b': sandbox.a.b holds it.)
+  if (spec === caseDef.sandbox) {
+    for (const path of caseDef.self_keys || []) {
+      const keys = path.split('.');
+      let o = sandbox;
+      for (const k of keys.slice(0, -1)) o = o[k];
+      o[keys[keys.length - 1]] = sandbox;
+    }
+  }
+  return sandbox;
 }
 
 // ---- running one case ------------------------------------------------------
