@@ -18,7 +18,9 @@ import weakref
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
-from .protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, HostFunctionRef, UnencodableValue, encode_value, finish_values
+from .protocol import (
+    MAX_VALUE_DEPTH, ErrorValue, HandleRef, HostFunctionRef, UnencodableValue, encode_value, finish_values, undefined,
+)
 from .protocol.codec import peek
 
 from .errors import (
@@ -43,7 +45,7 @@ _contextified: dict[int, Any] = {}
 _contextified_lock = threading.Lock()
 
 
-def contextify(obj: dict, context: "Context", strong: bool) -> None:
+def contextify(obj: dict | list, context: "Context", strong: bool) -> None:
     """Make ``obj`` stand for ``context`` wherever a context is expected (vm.isContext)."""
     with _contextified_lock:
         _contextified[id(obj)] = context if strong else weakref.ref(context)
@@ -53,7 +55,7 @@ def context_of(obj: Any) -> "Context | None":
     """The Context that ``obj`` is, or that the dict ``obj`` was contextified as."""
     if isinstance(obj, Context):
         return obj
-    if isinstance(obj, dict):
+    if isinstance(obj, (dict, list)):
         with _contextified_lock:
             entry = _contextified.get(id(obj))
         if entry is None:
@@ -76,9 +78,25 @@ def property_key(key: Any) -> str:
     raise InvalidArgTypeError(f"a property key must be a str or a safe integer. Received {describe(key)}")
 
 
-def _snapshot(obj: dict | None) -> dict:
-    """The items of a sandbox dict as a plain dict (a subclass's own methods are not called)."""
-    return dict(dict.items(obj)) if obj is not None else {}
+def _snapshot(obj: dict | list | None) -> dict:
+    """The items of a sandbox as a plain dict of globals (a subclass's own methods are not
+    called); a list's items are its index properties, as for Node's contextified array."""
+    if obj is None:
+        return {}
+    if isinstance(obj, list):
+        return {str(i): v for i, v in enumerate(list.__iter__(obj))}
+    return dict(dict.items(obj))
+
+
+def _mirror_into_list(target: list, globals_: dict) -> None:
+    """A contextified list mirrors the global's index properties (``"0"``, ``"1"``...);
+    other globals have no place in a list (README, "Differences from Node")."""
+    items: dict[int, Any] = {}
+    for key, value in globals_.items():
+        if isinstance(key, str) and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1:
+            items[int(key)] = value
+    length = max(items) + 1 if items else 0
+    list.__setitem__(target, slice(None), [items.get(i, undefined) for i in range(length)])
 
 
 def _reply(result: Any, method: str, fields: int) -> list:
@@ -110,7 +128,7 @@ class Context(MutableMapping):
     """
 
     _pool: Any                  # the isolate.Pool (above this layer)
-    _object: dict | None        # the contextified dict, if any
+    _object: dict | list | None  # the contextified dict (or list), if any
     _lost_reason: str | None
     _host_functions: dict[int, Callable]
     _host_function_ids: dict[int, int]
@@ -125,7 +143,7 @@ class Context(MutableMapping):
         raise TypeError("use isolate.create_context() to make a Context")
 
     @classmethod
-    def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
+    def _create(cls, pool, context_object: dict | list | None, *, name: str | None, origin: str,
                 globals_: dict | None = None, memory_limit: int | None = None,
                 code_generation: dict | None = None) -> "Context":
         self = cls._blank(pool, context_object, name, origin, memory_limit)
@@ -176,7 +194,7 @@ class Context(MutableMapping):
         weakref.finalize(self, _release_context, worker, self._id)
 
     @classmethod
-    def _run_new(cls, pool, context_object: dict | None, ctx_opts, code: str, compile_opts, run_opts,
+    def _run_new(cls, pool, context_object: dict | list | None, ctx_opts, code: str, compile_opts, run_opts,
                  stats: bool = False, report: dict | None = None):
         """run_in_new_context in one round trip (the worker's ``run_new``), on any worker.
 
@@ -337,11 +355,7 @@ class Context(MutableMapping):
                              make_handle=self._make_handle,
                              make_host_function=self._make_host_function)
 
-    def _make_handle(self, ref: HandleRef) -> Any:
-        if ref.handle_id == _GLOBAL:
-            # The global object, as a mirror reports it inside the globals: the
-            # contextified dict (`sandbox.window === sandbox`, as in Node).
-            return self._object if self._object is not None else self
+    def _make_handle(self, ref: HandleRef) -> "JSHandle":
         cls = {"function": JSFunction, "promise": JSPromise}.get(ref.kind, JSObject)
         return cls(self, ref)
 
@@ -442,7 +456,9 @@ class Context(MutableMapping):
         self._apply_mirror(globals_)
 
     def _apply_mirror(self, globals_: dict | None) -> None:
-        if self._object is not None and globals_ is not None:
+        if isinstance(self._object, list) and globals_ is not None:
+            _mirror_into_list(self._object, globals_)
+        elif isinstance(self._object, dict) and globals_ is not None:
             # dict's own methods: a dict subclass's overrides are the caller's, not run here.
             dict.clear(self._object)
             dict.update(self._object, globals_)
@@ -458,7 +474,7 @@ class Context(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         key = _check_key(key)
         self._access("set", _GLOBAL, key, self._encode(value))
-        if self._object is not None:
+        if isinstance(self._object, dict):
             dict.__setitem__(self._object, key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -466,7 +482,7 @@ class Context(MutableMapping):
         if not self._access("has", _GLOBAL, key):
             raise KeyError(key)
         self._access("delete", _GLOBAL, key)
-        if self._object is not None:
+        if isinstance(self._object, dict):
             dict.pop(self._object, key, None)
 
     def __iter__(self) -> Iterator[str]:

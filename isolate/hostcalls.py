@@ -207,7 +207,7 @@ class _Failures:
 _failures = _Failures()
 
 
-def link_host_cause(worker: "WorkerHandle", msgid: int, error: BaseException) -> BaseException:
+def link_host_cause(worker: "WorkerHandle", msgid: int, error: IsolateError) -> IsolateError:
     """``error`` ends call ``msgid`` on ``worker``: if it is a host callable's failure
     that JS let through, its ``__cause__`` becomes that Python exception. Returns
     the exception to raise: ``error``, or isolate's own error that the callable
@@ -222,7 +222,7 @@ def link_host_cause(worker: "WorkerHandle", msgid: int, error: BaseException) ->
     return error
 
 
-def _crossed(exc: BaseException, error: JSError) -> BaseException:
+def _crossed(exc: BaseException, error: JSError) -> IsolateError:
     """isolate's own error (a timeout, a lost context, a bad argument...) that a host
     callable raised and JS let through comes out as that error again, with its
     ``.code``: in Node the error object crosses the script unchanged. Raised as a

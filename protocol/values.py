@@ -127,8 +127,10 @@ class TypedKey:
         raise AttributeError("TypedKey is immutable")
 
     def __eq__(self, other: object) -> bool:
-        return (other.__class__ is TypedKey and _js_kind(self.value) == _js_kind(other.value)  # type: ignore[attr-defined]
-                and self.value == other.value)  # type: ignore[attr-defined]
+        if other.__class__ is not TypedKey:
+            return False
+        theirs = other.value  # type: ignore[attr-defined]
+        return _js_kind(self.value) == _js_kind(theirs) and self.value == theirs
 
     def __hash__(self) -> int:
         return hash((_js_kind(self.value), self.value))

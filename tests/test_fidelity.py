@@ -33,7 +33,9 @@ def test_runtime_error_line_in_python_stack_and_inside_js(pool):
     script = isolate.Script(code, filename="a.js", line_offset=10, pool=pool)
     with pytest.raises(isolate.JSError) as info:
         script.run_in_context(pool.create_context())
-    assert info.value.stack.splitlines()[1].strip().startswith("at a.js:13:")
+    # displayErrors (Node's default) puts "a.js:13", the line and a caret above the stack.
+    assert info.value.stack.startswith("a.js:13\nthrow new Error('line three');\n^\n\n")
+    assert info.value.stack.split("\n\n", 1)[1].splitlines()[1].strip().startswith("at a.js:13:")
 
     seen = isolate.Script("var one = 1;\nvar two = 2;\nnew Error('three').stack\n",
                           filename="a.js", line_offset=10, pool=pool)

@@ -434,10 +434,6 @@
     } catch (e) { /* a getter threw: keep 'Object' */ }
     return cls;
   }
-  function handleTag0() {
-    eTagged = true;
-    return { __proto__: null, [TAG]: 'h', k: 'object', i: 0, c: 'Object', n: '' };
-  }
   function handleTag(kind, v, cls, name) {
     eTagged = true;
     return { __proto__: null, [TAG]: 'h', k: kind, i: newHandle(v), c: cls, n: name };
@@ -518,9 +514,6 @@
         break;
     }
     if (v === null) return null;
-    // The global met inside the mirror: handle 0, which the host reads as the
-    // contextified dict itself (in Node the sandbox is the global).
-    if (v === G && ePassive) return handleTag0();
     const known = mapGetCall(eSeen, v);
     if (known !== undefined) {
       eRefs = true;

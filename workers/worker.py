@@ -927,8 +927,6 @@ def _holds_handles(value: Any) -> bool:
     while stack:
         v = stack.pop()
         if isinstance(v, HandleRef):
-            if v.handle_id == 0:
-                continue  # the global in a mirror: the host's dict, no handle to keep
             return True
         if isinstance(v, (list, tuple, dict, set, frozenset)) and id(v) not in seen:
             seen.add(id(v))
