@@ -397,3 +397,43 @@ def test_an_unknown_option_fails_loudly_where_node_ignores_it(pool):
         with pytest.raises(isolate.InvalidArgValueError) as info:
             run()
         assert info.value.code == "ERR_INVALID_ARG_VALUE" and "not a known option" in str(info.value)
+
+
+def _import_nothing(specifier, referrer, attributes=None):
+    return None
+
+
+# Every option Node v20's vm functions take (doc/api/vm.md), in Node's spelling: each is accepted.
+NODE_RUN_OPTIONS = {"filename": "a.js", "lineOffset": 1, "columnOffset": 1, "displayErrors": True, "timeout": 1000,
+                    "breakOnSigint": False, "importModuleDynamically": _import_nothing}
+NODE_NEW_CONTEXT_OPTIONS = {"contextName": "n", "contextOrigin": "https://example.org",
+                            "contextCodeGeneration": {"strings": True, "wasm": True}, "microtaskMode": "afterEvaluate"}
+NODE_SCRIPT_RUN_OPTIONS = {"displayErrors": True, "timeout": 1000, "breakOnSigint": False}
+
+
+def test_every_option_node_takes_is_accepted(pool):
+    ctx = pool.create_context()
+    script = isolate.Script("1", pool=pool)
+    cases = [
+        (lambda o: pool.run_in_context("1", ctx, o), NODE_RUN_OPTIONS),
+        (lambda o: pool.run_in_this_context("1", o), NODE_RUN_OPTIONS),
+        (lambda o: pool.run_in_new_context("1", {}, o), {**NODE_RUN_OPTIONS, **NODE_NEW_CONTEXT_OPTIONS}),
+        (lambda o: isolate.Script("1", o, pool=pool), {"filename": "a.js", "lineOffset": 1, "columnOffset": 1,
+                                                      "produceCachedData": True,
+                                                      "importModuleDynamically": _import_nothing}),
+        (lambda o: script.run_in_context(ctx, o), NODE_SCRIPT_RUN_OPTIONS),
+        (lambda o: script.run_in_new_context({}, o), {**NODE_SCRIPT_RUN_OPTIONS, **NODE_NEW_CONTEXT_OPTIONS}),
+        (lambda o: script.run_in_this_context(o), NODE_SCRIPT_RUN_OPTIONS),
+        (lambda o: pool.create_context({}, o), {"name": "n", "origin": "https://example.org",
+                                                "codeGeneration": {"strings": True}, "microtaskMode": "afterEvaluate",
+                                                "importModuleDynamically": _import_nothing}),
+        (lambda o: pool.compile_function("return 1", [], o), {"filename": "a.js", "lineOffset": 1, "columnOffset": 1,
+                                                             "produceCachedData": True, "parsingContext": ctx,
+                                                             "contextExtensions": [],
+                                                             "importModuleDynamically": _import_nothing}),
+    ]
+    for run, options in cases:
+        for key, value in options.items():
+            run({key: value})
+        run(options)
+    assert pool.measure_memory(mode="detailed", execution="eager").result()["total"]
