@@ -160,7 +160,7 @@ def member_key(container: "dict | set", v: object) -> object:
     if v.__class__ not in _MERGEABLE or v not in container:
         return v
     kind = _js_kind(v)
-    existing = next(k for k in container if k == v)  # (a TypedKey equals no plain value)
+    existing = next((k for k in container if k is v or k == v), v)  # (a TypedKey equals no plain value)
     if _js_kind(existing) == kind:
         return v  # one JS value (1 and 1.0 are one number)
     if _js_kind(existing) != "number":

@@ -1268,3 +1268,38 @@ class TestSplitMessages:
         assert got == [JSMap({"k": 1}), "x" * 100] and type(got[0]) is JSMap
         os.write(w, pack_message(Notification("m", [0, [1]])))
         assert s.read().needs_finish is False  # and the flag is per message
+
+
+# -- Map keys and Set members Python equality would merge (issue 16) ------------------
+
+class TestMergeableKeys:
+    def test_typed_keys_round_trip_and_stay_apart(self):
+        from isolate.protocol import TypedKey
+
+        m = JSMap({1: "number", TypedKey(True): "boolean", TypedKey(BigInt(1)): "bigint", 0: "zero",
+                   TypedKey(False): "false"})
+        back = wire(m)
+        assert type(back) is JSMap and list(back.items()) == list(m.items())
+        s = wire(JSSet({1, TypedKey(True), TypedKey(BigInt(1))}))
+        assert s == JSSet({1, TypedKey(True), TypedKey(BigInt(1))})
+
+    def test_keys_that_merge_only_in_python_are_wrapped_on_decode(self):
+        from isolate.protocol import TypedKey
+
+        # What the wire carries for JS's new Map([[true, 'b'], [1, 'n']]): the boolean arrives first.
+        data = msgpack.packb(encode_value([[True, "b"], [1, "n"]]), use_bin_type=True)
+        pairs = decode_value(ExtDecoder().unpack(data))
+        m = JSMap()
+        from isolate.protocol.values import member_key
+        for k, v in pairs:
+            m[member_key(m, k)] = v
+        assert list(m.items()) == [(TypedKey(True), "b"), (1, "n")]  # order kept, the boolean rewrapped
+
+    def test_typed_key_equality_is_by_js_type_and_value(self):
+        from isolate.protocol import TypedKey
+
+        assert TypedKey(True) == TypedKey(True) and hash(TypedKey(True)) == hash(TypedKey(True))
+        assert TypedKey(True) != TypedKey(1) and TypedKey(True) != True  # noqa: E712
+        assert TypedKey(BigInt(1)) != TypedKey(1)
+        with pytest.raises(AttributeError):
+            TypedKey(True).value = False
