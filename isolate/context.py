@@ -15,6 +15,7 @@ import itertools
 import signal
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
@@ -37,6 +38,9 @@ __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contex
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
 _GLOBAL_REF = HandleRef("object", _GLOBAL, "Object")  # the global object as a value going into its context
+# displayErrors: how many scripts' code a context keeps, and the largest kept (chars).
+_REMEMBERED_SOURCES = 16
+_REMEMBERED_SOURCE_CHARS = 256 * 1024
 
 # Dicts contextified by create_context(), by id. The Context holds the dict, so
 # the id cannot be reused while the entry exists; run_in_new_context's
@@ -184,6 +188,9 @@ class Context(MutableMapping):
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
         self.origin = origin
         self.memory_limit = memory_limit
+        # The code of the scripts last run here, by file name, for displayErrors'
+        # source line of an error thrown in a function one of them defined.
+        self._sources: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
         return self
 
     def _adopt(self, worker) -> None:
@@ -218,7 +225,7 @@ class Context(MutableMapping):
         except JSError as exc:
             if compile_opts.display_errors and run_opts.display_errors:
                 script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
-                display_error(exc, script.code, script.filename, script.line_offset, script.column_offset)
+                display_error(exc, {script.filename: (script.code, script.line_offset, script.column_offset)})
             raise
         except (ScriptTimeoutError, ScriptInterruptedError):
             if self._id and self._worker is not None and self._object is not None:
@@ -398,6 +405,7 @@ class Context(MutableMapping):
 
     def _run_script(self, script: "ScriptSource", options: dict) -> Any:
         worker = self._worker
+        self._remember_source(script)
         try:
             try:
                 value = self._with_mirror("run", *script_params(worker, script, options))
@@ -406,10 +414,21 @@ class Context(MutableMapping):
                 value = self._with_mirror("run", *script_params(worker, script, options))
         except JSError as exc:
             if options.get("display_errors"):
-                display_error(exc, script.code, script.filename, script.line_offset, script.column_offset)
+                current = (script.code, script.line_offset, script.column_offset)
+                display_error(exc, {**self._sources, script.filename: current})
             raise
         worker.scripts.add(script.key)
         return value
+
+    def _remember_source(self, script: "ScriptSource") -> None:
+        """Keep ``script``'s code for displayErrors (the last few, small ones only)."""
+        if len(script.code) > _REMEMBERED_SOURCE_CHARS:
+            self._sources.pop(script.filename, None)  # (an older script of that name is not this one)
+            return
+        self._sources[script.filename] = (script.code, script.line_offset, script.column_offset)
+        self._sources.move_to_end(script.filename)
+        while len(self._sources) > _REMEMBERED_SOURCES:
+            self._sources.popitem(last=False)
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = dict(params[-1])

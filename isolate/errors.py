@@ -418,17 +418,18 @@ def _stop_from_wire(code, data) -> IsolateError:
 _THROW = re.compile(r"\bthrow\b")
 
 
-def display_error(error: BaseException, code: str, filename: str, line_offset: int, column_offset: int) -> None:
-    """Node's ``displayErrors`` for an Error thrown out of a run of ``code``: its
-    ``stack`` starts with ``file:line``, the source line, a caret and a blank line.
+def display_error(error: BaseException, sources: "dict[str, tuple[str, int, int]]") -> None:
+    """Node's ``displayErrors`` for an Error thrown out of a run: its ``stack``
+    starts with ``file:line``, the source line, a caret and a blank line.
 
-    The line is the first stack frame's, when that frame is in this script (an
-    error thrown in a function of another script is left as it is: the host
-    does not keep every script's source). Node's caret marks where V8 saw the
-    throw; QuickJS reports only where frames are, so the caret marks the
-    ``throw`` before the frame's column on that line if there is one (the usual
-    ``throw new Error(...)``), else the frame's column. A stack that is already
-    decorated (a compile error), or a thrown non-Error, is left alone.
+    ``sources`` maps file names to ``(code, line_offset, column_offset)`` of the
+    scripts the host ran in the context (the one being run among them). The
+    line is the first stack frame's, when its file is one of those (else the
+    stack is left as it is). Node's caret marks where V8 saw the throw; QuickJS
+    reports only where frames are, so the caret marks the ``throw`` before the
+    frame's column on that line if there is one (the usual ``throw new
+    Error(...)``), else the frame's column. A stack that is already decorated
+    (a compile error), or a thrown non-Error, is left alone.
     """
     if not isinstance(error, JSError) or error.value is not error or not isinstance(error.stack, str):
         return
@@ -437,8 +438,11 @@ def display_error(error: BaseException, code: str, filename: str, line_offset: i
         return  # decorated already, or a stack the script wrote itself
     match = _LOCATED_FRAME.search(error.stack)
     where = match and re.search(r"([^\s(]+):(\d+):(\d+)\)?$", match.group(1))
-    if not where or where.group(1) != filename:
+    source_of = where and sources.get(where.group(1))
+    if not where or source_of is None:
         return
+    filename = where.group(1)
+    code, line_offset, column_offset = source_of
     line, column = int(where.group(2)), int(where.group(3))
     lines = code.split("\n")
     index = line - line_offset - 1
@@ -446,6 +450,8 @@ def display_error(error: BaseException, code: str, filename: str, line_offset: i
         return
     source = lines[index].rstrip("\r")
     at = column - 1 - (column_offset if index == 0 else 0)
+    if not 0 <= at <= len(source):
+        return  # not this code's line: an earlier script of the same file name
     throws = [m.start() for m in _THROW.finditer(source, 0, max(at, 0) + 1)]
     caret = throws[-1] if throws else min(max(at, 0), len(source))
     error.stack = f"{filename}:{line}\n{source}\n{' ' * caret}^\n\n{error.stack}"

@@ -437,3 +437,34 @@ def test_every_option_node_takes_is_accepted(pool):
             run({key: value})
         run(options)
     assert pool.measure_memory(mode="detailed", execution="eager").result()["total"]
+
+
+# Node v20.20.2, recorded: vm.runInContext('function g() { throw new Error("in g") }', ctx, 'def.js'), then
+# vm.runInContext('g()', ctx, 'call.js') throws an error whose stack starts with these lines.
+NODE_OTHER_SCRIPT_HEAD = 'def.js:1\nfunction g() { throw new Error("in g") }\n               ^\n\nError: in g\n'
+
+
+def test_display_errors_shows_the_line_of_the_script_that_threw(pool):
+    ctx = pool.create_context()
+    pool.run_in_context('function g() { throw new Error("in g") }', ctx, "def.js")
+    with pytest.raises(isolate.JSError) as info:
+        pool.run_in_context("g()", ctx, "call.js")
+    assert info.value.stack.startswith(NODE_OTHER_SCRIPT_HEAD)
+    assert "at call.js:1:" in info.value.stack
+    # display_errors=False: the stack as it is; a non-Error thrown: nothing to decorate.
+    with pytest.raises(isolate.JSError) as info:
+        pool.run_in_context("g()", ctx, filename="call.js", display_errors=False)
+    assert info.value.stack.startswith("Error: in g\n")
+    with pytest.raises(isolate.JSError) as info:
+        pool.run_in_context("throw 5", ctx, "five.js")
+    assert info.value.value == 5
+
+
+def test_display_errors_decorates_each_error_once(pool):
+    # Node heads this one "b.js:1\nthrow saved" (V8 knows where it was thrown); QuickJS's frames
+    # say where it was made, and that line is shown (README, "Differences from Node").
+    ctx = pool.create_context()
+    pool.run_in_context("var saved; try { null.x } catch (e) { saved = e }", ctx, "a.js")
+    with pytest.raises(isolate.JSTypeError) as info:
+        pool.run_in_context("throw saved", ctx, "b.js")
+    assert info.value.stack.count("^") == 1 and info.value.stack.startswith("a.js:1\n")
