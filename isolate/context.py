@@ -139,6 +139,7 @@ class Context(MutableMapping):
     _id: int
     _worker: Any                # its WorkerHandle once placed
     _last_stats: dict | None
+    _sources: "OrderedDict[str, tuple[str, int, int]]"  # displayErrors: recent scripts' code by file name
     name: str
     origin: str
     memory_limit: int | None
@@ -190,7 +191,7 @@ class Context(MutableMapping):
         self.memory_limit = memory_limit
         # The code of the scripts last run here, by file name, for displayErrors'
         # source line of an error thrown in a function one of them defined.
-        self._sources: OrderedDict[str, tuple[str, int, int]] = OrderedDict()
+        self._sources = OrderedDict()
         return self
 
     def _adopt(self, worker) -> None:

@@ -436,7 +436,10 @@ def display_error(error: BaseException, sources: "dict[str, tuple[str, int, int]
     head = f"{error.name}: {error.message}" if error.message else error.name
     if not error.stack.startswith(head):
         return  # decorated already, or a stack the script wrote itself
-    match = _LOCATED_FRAME.search(error.stack)
+    # The first frame: a host function's ("at f (<host>)") has no source here (Node's
+    # would show the host function's own file), nor has a native one.
+    first = re.search(r"^[ \t]+at [^\n]*$", error.stack, re.MULTILINE)
+    match = first and _LOCATED_FRAME.match(first.group(0))
     where = match and re.search(r"([^\s(]+):(\d+):(\d+)\)?$", match.group(1))
     source_of = where and sources.get(where.group(1))
     if not where or source_of is None:
