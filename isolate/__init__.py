@@ -37,7 +37,7 @@ __version__ = "0.2.0"
 # pay only for what they use.
 _EXPORTS = {
     ".protocol.values": ("BigInt", "JSAccessor", "JSDate", "JSMap", "JSRegExp", "JSSet", "JSSymbol",
-                         "JSTypedArray", "Unhashable", "UndefinedType", "undefined"),
+                         "JSTypedArray", "TypedKey", "Unhashable", "UndefinedType", "undefined"),
     ".api": ("Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
              "run_in_new_context", "run_in_this_context", "measure_memory", "arun_in_context",
              "arun_in_new_context", "arun_in_this_context"),
@@ -95,6 +95,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError
     from .pool import Limits, Pool
     from .protocol.values import (
-        BigInt, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unhashable, UndefinedType,
+        BigInt, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol, JSTypedArray, TypedKey, Unhashable, UndefinedType,
         undefined,
     )

@@ -61,7 +61,7 @@ def _require_context(obj: Any, name: str = "contextifiedObject") -> Context:
     return context
 
 
-def _check_context_object(obj: Any) -> dict | None:
+def _check_context_object(obj: Any) -> dict | list | None:
     # DONT_CONTEXTIFY (Node 22): the context's global is an ordinary object,
     # with no host object behind it. That is what every context is here; the
     # difference from a dict is only that there is nothing to mirror.
@@ -69,9 +69,9 @@ def _check_context_object(obj: Any) -> dict | None:
         return None
     if isinstance(obj, Context):
         return None
-    if not isinstance(obj, dict):
+    if not isinstance(obj, (dict, list)):
         raise InvalidArgTypeError(
-            f'The "contextObject" argument must be of type dict. Received {describe(obj)}')
+            f'The "contextObject" argument must be of type dict or list. Received {describe(obj)}')
     return obj
 
 
@@ -98,7 +98,7 @@ def _create_context(pool: "Pool", context_object: Any, options: Any, kwargs: Map
     return context
 
 
-def create_context(context_object: dict[str, Any] | Context | None = None, options: OptionsArg = None, /,
+def create_context(context_object: dict[str, Any] | list[Any] | Context | None = None, options: OptionsArg = None, /,
                    **kwargs: Unpack[CreateContextKwargs]) -> Context:
     """``vm.createContext``: a new context whose globals start as ``context_object``'s items.
 
@@ -169,7 +169,7 @@ class Script:
         _note_import(ctx, self._compile, self)
         return ctx._run(self._source, self._compile, run_opts)
 
-    def run_in_new_context(self, context_object: dict[str, Any] | Context | None = None,
+    def run_in_new_context(self, context_object: dict[str, Any] | list[Any] | Context | None = None,
                            options: Mapping[str, Any] | None = None, /,
                            **kwargs: Unpack[ScriptNewContextKwargs]) -> Any:
         obj = _check_context_object(context_object)
@@ -179,7 +179,7 @@ class Script:
         ctx_opts = context_options(opts, prefix="context_")
         finish(opts, "script.run_in_new_context()")
         pool = self._pool or default_pool()
-        context = _lookup(context_object) if isinstance(context_object, Context) else None
+        context = _lookup(context_object)  # an object that already is a context is used as it is (Node)
         if context is None:
             context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
                                       memory_limit=ctx_opts.memory_limit,
@@ -304,6 +304,12 @@ def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: A
     opts, compile_opts, run_opts = _split_options(options, kwargs)
     ctx_opts = context_options(opts, prefix="context_")
     finish(opts, "run_in_new_context()")
+    existing = _lookup(context_object)
+    if existing is not None:
+        # Node's runInNewContext contextifies its object with createContext, which
+        # returns an object that already is a context as it is: the code runs there.
+        _note_import(existing, compile_opts, None, code)
+        return existing._run(code, compile_opts, run_opts)
     if run_opts.break_on_sigint or compile_opts.import_module_dynamically is not None:
         # The SIGINT relay, and import(), need the context before the call: create, then run.
         context = Context._create(pool, obj, name=ctx_opts.name, origin=ctx_opts.origin,
@@ -318,8 +324,8 @@ def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: A
     return value
 
 
-def run_in_new_context(code: str, context_object: dict[str, Any] | None = None, options: OptionsArg = None, /,
-                       **kwargs: Unpack[NewContextKwargs]) -> Any:
+def run_in_new_context(code: str, context_object: dict[str, Any] | list[Any] | Context | None = None,
+                       options: OptionsArg = None, /, **kwargs: Unpack[NewContextKwargs]) -> Any:
     """``vm.runInNewContext``: contextify ``context_object`` (or a new dict), run ``code`` in it.
 
     The dict mirrors the context's globals afterwards. Options as

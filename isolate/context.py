@@ -15,16 +15,19 @@ import itertools
 import signal
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
-from .protocol import MAX_VALUE_DEPTH, ErrorValue, HandleRef, HostFunctionRef, UnencodableValue, encode_value, finish_values
+from .protocol import (
+    MAX_VALUE_DEPTH, ErrorValue, HandleRef, HostFunctionRef, UnencodableValue, encode_value, finish_values, undefined,
+)
 from .protocol.codec import peek
 
 from .errors import (
     ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, OutOfRangeError,
     PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError,
-    UnencodableValueError, error_from_value, thrown_error,
+    UnencodableValueError, display_error, error_from_value, thrown_error,
 )
 from .options import describe, fmt_number, plain, run_options
 from .scheduler import ANYWHERE, CallState
@@ -34,6 +37,10 @@ from .scripts import ScriptSource
 __all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
+_GLOBAL_REF = HandleRef("object", _GLOBAL, "Object")  # the global object as a value going into its context
+# displayErrors: how many scripts' code a context keeps, and the largest kept (chars).
+_REMEMBERED_SOURCES = 16
+_REMEMBERED_SOURCE_CHARS = 256 * 1024
 
 # Dicts contextified by create_context(), by id. The Context holds the dict, so
 # the id cannot be reused while the entry exists; run_in_new_context's
@@ -42,7 +49,7 @@ _contextified: dict[int, Any] = {}
 _contextified_lock = threading.Lock()
 
 
-def contextify(obj: dict, context: "Context", strong: bool) -> None:
+def contextify(obj: dict | list, context: "Context", strong: bool) -> None:
     """Make ``obj`` stand for ``context`` wherever a context is expected (vm.isContext)."""
     with _contextified_lock:
         _contextified[id(obj)] = context if strong else weakref.ref(context)
@@ -52,7 +59,7 @@ def context_of(obj: Any) -> "Context | None":
     """The Context that ``obj`` is, or that the dict ``obj`` was contextified as."""
     if isinstance(obj, Context):
         return obj
-    if isinstance(obj, dict):
+    if isinstance(obj, (dict, list)):
         with _contextified_lock:
             entry = _contextified.get(id(obj))
         if entry is None:
@@ -75,9 +82,25 @@ def property_key(key: Any) -> str:
     raise InvalidArgTypeError(f"a property key must be a str or a safe integer. Received {describe(key)}")
 
 
-def _snapshot(obj: dict | None) -> dict:
-    """The items of a sandbox dict as a plain dict (a subclass's own methods are not called)."""
-    return dict(dict.items(obj)) if obj is not None else {}
+def _snapshot(obj: dict | list | None) -> dict:
+    """The items of a sandbox as a plain dict of globals (a subclass's own methods are not
+    called); a list's items are its index properties, as for Node's contextified array."""
+    if obj is None:
+        return {}
+    if isinstance(obj, list):
+        return {str(i): v for i, v in enumerate(list.__iter__(obj))}
+    return dict(dict.items(obj))
+
+
+def _mirror_into_list(target: list, globals_: dict) -> None:
+    """A contextified list mirrors the global's index properties (``"0"``, ``"1"``...);
+    other globals have no place in a list (README, "Differences from Node")."""
+    items: dict[int, Any] = {}
+    for key, value in globals_.items():
+        if isinstance(key, str) and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < 2**32 - 1:
+            items[int(key)] = value
+    length = max(items) + 1 if items else 0
+    list.__setitem__(target, slice(None), [items.get(i, undefined) for i in range(length)])
 
 
 def _reply(result: Any, method: str, fields: int) -> list:
@@ -109,13 +132,14 @@ class Context(MutableMapping):
     """
 
     _pool: Any                  # the isolate.Pool (above this layer)
-    _object: dict | None        # the contextified dict, if any
+    _object: dict | list | None  # the contextified dict (or list), if any
     _lost_reason: str | None
     _host_functions: dict[int, Callable]
     _host_function_ids: dict[int, int]
     _id: int
     _worker: Any                # its WorkerHandle once placed
     _last_stats: dict | None
+    _sources: "OrderedDict[str, tuple[str, int, int]]"  # displayErrors: recent scripts' code by file name
     name: str
     origin: str
     memory_limit: int | None
@@ -124,7 +148,7 @@ class Context(MutableMapping):
         raise TypeError("use isolate.create_context() to make a Context")
 
     @classmethod
-    def _create(cls, pool, context_object: dict | None, *, name: str | None, origin: str,
+    def _create(cls, pool, context_object: dict | list | None, *, name: str | None, origin: str,
                 globals_: dict | None = None, memory_limit: int | None = None,
                 code_generation: dict | None = None) -> "Context":
         self = cls._blank(pool, context_object, name, origin, memory_limit)
@@ -165,6 +189,9 @@ class Context(MutableMapping):
         self.name = name if name is not None else f"VM Context {next(_context_numbers)}"
         self.origin = origin
         self.memory_limit = memory_limit
+        # The code of the scripts last run here, by file name, for displayErrors'
+        # source line of an error thrown in a function one of them defined.
+        self._sources = OrderedDict()
         return self
 
     def _adopt(self, worker) -> None:
@@ -175,7 +202,7 @@ class Context(MutableMapping):
         weakref.finalize(self, _release_context, worker, self._id)
 
     @classmethod
-    def _run_new(cls, pool, context_object: dict | None, ctx_opts, code: str, compile_opts, run_opts,
+    def _run_new(cls, pool, context_object: dict | list | None, ctx_opts, code: str, compile_opts, run_opts,
                  stats: bool = False, report: dict | None = None):
         """run_in_new_context in one round trip (the worker's ``run_new``), on any worker.
 
@@ -194,6 +221,22 @@ class Context(MutableMapping):
                 report["stats"] = getattr(self, "_last_stats", None)
 
     def _run_new_here(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
+        try:
+            return self._run_new_once(context_object, ctx_opts, code, compile_opts, run_opts, stats)
+        except JSError as exc:
+            if compile_opts.display_errors and run_opts.display_errors:
+                script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
+                display_error(exc, {script.filename: (script.code, script.line_offset, script.column_offset)})
+            raise
+        except (ScriptTimeoutError, ScriptInterruptedError):
+            if self._id and self._worker is not None and self._object is not None:
+                # What the script did before it was stopped stays, as in Node: the
+                # worker kept the context for this; it goes with this Context.
+                self._adopt(self._worker)
+                self._refresh_mirror()
+            raise
+
+    def _run_new_once(self, context_object, ctx_opts, code, compile_opts, run_opts, stats):
         pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
@@ -230,6 +273,16 @@ class Context(MutableMapping):
             except JSError as exc:
                 self._apply_mirror(getattr(exc, "_mirror", None))
                 self._last_stats = getattr(exc, "_stats", None)
+                raise
+            except (ScriptTimeoutError, ScriptInterruptedError) as exc:
+                kept = exc.__dict__.pop("_kept_context", None)
+                if kept is not None:
+                    self._id = kept  # the worker kept the context: read the mirror below
+                elif "_mirror" in exc.__dict__:  # a nested call's stop, through JS
+                    self._apply_mirror(exc.__dict__["_mirror"])
+                raise
+            except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
+                self._apply_mirror(exc.__dict__.get("_mirror"))
                 raise
             finally:
                 # The worker disposes of the context unless the outcome holds handles
@@ -277,8 +330,12 @@ class Context(MutableMapping):
     def _encode(self, value: Any, *, holder: bool = False) -> Any:
         """Wire-encode ``value`` for this context. ``holder``: it only holds the values
         (an argument list, a sandbox's globals), so the depth limit applies to its items."""
+        # The contextified dict, met inside a value, is the global object (Node's
+        # sandbox is the global): `sandbox["window"] = sandbox` makes `window === this`.
+        stand_ins = {id(self._object): _GLOBAL_REF} if self._object is not None else None
         try:
-            return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0))
+            return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0),
+                                stand_ins=stand_ins)
         except UnencodableValue as exc:
             raise UnencodableValueError(str(exc)) from None
 
@@ -289,8 +346,10 @@ class Context(MutableMapping):
                 raise UnencodableValue(f"a {type(obj).__name__} of another context cannot be passed into "
                                        "this one: a handle cannot cross contexts")
             return obj._ref
+        if obj is self:
+            return _GLOBAL_REF  # a context stored in itself is its global object, as in Node
         if isinstance(obj, Context):
-            raise UnencodableValue("a Context cannot be passed as a value")
+            raise UnencodableValue("a Context cannot be passed as a value into another context")
         if isinstance(obj, JSError):
             return ErrorValue(obj.name, obj.message, obj.stack, obj.props)
         if isinstance(obj, BaseException):
@@ -347,18 +406,34 @@ class Context(MutableMapping):
 
     def _run_script(self, script: "ScriptSource", options: dict) -> Any:
         worker = self._worker
+        self._remember_source(script)
         try:
-            value = self._with_mirror("run", *script_params(worker, script, options))
-        except ScriptNotCached:  # the worker evicted it: send the code this time
-            worker.scripts.discard(script.key)
-            value = self._with_mirror("run", *script_params(worker, script, options))
+            try:
+                value = self._with_mirror("run", *script_params(worker, script, options))
+            except ScriptNotCached:  # the worker evicted it: send the code this time
+                worker.scripts.discard(script.key)
+                value = self._with_mirror("run", *script_params(worker, script, options))
+        except JSError as exc:
+            if options.get("display_errors"):
+                current = (script.code, script.line_offset, script.column_offset)
+                display_error(exc, {**self._sources, script.filename: current})
+            raise
         worker.scripts.add(script.key)
         return value
+
+    def _remember_source(self, script: "ScriptSource") -> None:
+        """Keep ``script``'s code for displayErrors (the last few, small ones only)."""
+        if len(script.code) > _REMEMBERED_SOURCE_CHARS:
+            self._sources.pop(script.filename, None)  # (an older script of that name is not this one)
+            return
+        self._sources[script.filename] = (script.code, script.line_offset, script.column_offset)
+        self._sources.move_to_end(script.filename)
+        while len(self._sources) > _REMEMBERED_SOURCES:
+            self._sources.popitem(last=False)
 
     def _with_mirror(self, method: str, *params: Any) -> Any:
         options = dict(params[-1])
         queue_timeout = options.pop("queue_timeout", _DEFAULT)
-        refreshing = options.pop("refreshing", False)
         params = (*params[:-1], options)
         try:
             value, globals_, *stats = _reply(self._request(method, *params, timeout_ms=options.get("timeout"),
@@ -371,9 +446,16 @@ class Context(MutableMapping):
             raise
         except (ScriptTimeoutError, ScriptInterruptedError) as exc:
             # What the script did before it was stopped stays, as in Node (a call
-            # that never started did nothing; the refresh itself is not refreshed).
-            if getattr(exc, "stage", None) != "queued" and not refreshing:
+            # that never started did nothing).
+            # A stop in a nested call that crossed this script (isolate.hostcalls)
+            # brings the mirror of this script's end.
+            if "_mirror" in exc.__dict__:
+                self._apply_mirror(exc.__dict__["_mirror"])
+            elif getattr(exc, "stage", None) != "queued":
                 self._refresh_mirror()
+            raise
+        except IsolateError as exc:  # isolate's own error raised by a host callable, through JS
+            self._apply_mirror(exc.__dict__.get("_mirror"))
             raise
         self._apply_mirror(globals_)
         self._last_stats = stats[0] if stats else None
@@ -386,13 +468,17 @@ class Context(MutableMapping):
             return
         timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         try:
-            self._run_script(ScriptSource("void 0", "evalmachine.<anonymous>", 0, 0),
-                             {"mirror": True, "timeout": timeout_ms, "refreshing": True})
+            # The worker's `mirror` runs no script code and leaves queued promise jobs queued.
+            _, globals_, *_ = _reply(self._request("mirror", {"timeout": timeout_ms}, timeout_ms=timeout_ms),
+                                     "mirror", 2)
         except IsolateError:
-            pass
+            return
+        self._apply_mirror(globals_)
 
     def _apply_mirror(self, globals_: dict | None) -> None:
-        if self._object is not None and globals_ is not None:
+        if isinstance(self._object, list) and globals_ is not None:
+            _mirror_into_list(self._object, globals_)
+        elif isinstance(self._object, dict) and globals_ is not None:
             # dict's own methods: a dict subclass's overrides are the caller's, not run here.
             dict.clear(self._object)
             dict.update(self._object, globals_)
@@ -408,7 +494,7 @@ class Context(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         key = _check_key(key)
         self._access("set", _GLOBAL, key, self._encode(value))
-        if self._object is not None:
+        if isinstance(self._object, dict):
             dict.__setitem__(self._object, key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -416,7 +502,7 @@ class Context(MutableMapping):
         if not self._access("has", _GLOBAL, key):
             raise KeyError(key)
         self._access("delete", _GLOBAL, key)
-        if self._object is not None:
+        if isinstance(self._object, dict):
             dict.pop(self._object, key, None)
 
     def __iter__(self) -> Iterator[str]:

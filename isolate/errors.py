@@ -32,7 +32,7 @@ __all__ = [
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
     "WorkerMemoryError", "WorkerStartError", "UnsupportedError", "RemoteTraceback",
-    "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire",
+    "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire", "display_error",
 ]
 
 
@@ -376,10 +376,8 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         error._mirror = globals_
         error._stats = stats[0] if stats else None
         return error
-    if code == WireError.SCRIPT_INTERRUPTED.value:
-        return ScriptInterruptedError()
-    if code == WireError.SCRIPT_TIMEOUT.value:
-        return ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
+    if code in (WireError.SCRIPT_INTERRUPTED.value, WireError.SCRIPT_TIMEOUT.value):
+        return _stop_from_wire(code, data)
     if code == WireError.CONTEXT_UNUSABLE.value:
         return ContextLostError(f"the context can no longer run code: {message}")
     if code == WireError.UNKNOWN_CONTEXT.value:
@@ -397,3 +395,66 @@ def error_from_wire(code, message, data, needs_finish, decode) -> "IsolateError"
         # A bug in the worker: its traceback (text; nothing of it runs here) as the cause.
         error.__cause__ = RemoteTraceback(data)
     return error
+
+
+def _stop_from_wire(code, data) -> IsolateError:
+    """ScriptTimeoutError / ScriptInterruptedError. run_new's stopped script sends
+    ``[the stop's data, the id of the context the worker kept]``, so the host can
+    read what the script did into the sandbox dict (``_kept_context``)."""
+    kept_context = None
+    if isinstance(data, list) and len(data) == 2 and type(data[1]) is int and data[1] > 0:
+        data, kept_context = data
+    if code == WireError.SCRIPT_INTERRUPTED.value:
+        stop: IsolateError = ScriptInterruptedError()
+    else:
+        stop = ScriptTimeoutError(data if isinstance(data, (int, float)) and not isinstance(data, bool) else 0)
+    if kept_context is not None:
+        stop._kept_context = kept_context  # type: ignore[attr-defined]
+    return stop
+
+
+# -- displayErrors: where a script's runtime error happened, above its stack -----------
+
+_THROW = re.compile(r"\bthrow\b")
+
+
+def display_error(error: BaseException, sources: "dict[str, tuple[str, int, int]]") -> None:
+    """Node's ``displayErrors`` for an Error thrown out of a run: its ``stack``
+    starts with ``file:line``, the source line, a caret and a blank line.
+
+    ``sources`` maps file names to ``(code, line_offset, column_offset)`` of the
+    scripts the host ran in the context (the one being run among them). The
+    line is the first stack frame's, when its file is one of those (else the
+    stack is left as it is). Node's caret marks where V8 saw the throw; QuickJS
+    reports only where frames are, so the caret marks the ``throw`` before the
+    frame's column on that line if there is one (the usual ``throw new
+    Error(...)``), else the frame's column. A stack that is already decorated
+    (a compile error), or a thrown non-Error, is left alone.
+    """
+    if not isinstance(error, JSError) or error.value is not error or not isinstance(error.stack, str):
+        return
+    head = f"{error.name}: {error.message}" if error.message else error.name
+    if not error.stack.startswith(head):
+        return  # decorated already, or a stack the script wrote itself
+    # The first frame: a host function's ("at f (<host>)") has no source here (Node's
+    # would show the host function's own file), nor has a native one.
+    first = re.search(r"^[ \t]+at [^\n]*$", error.stack, re.MULTILINE)
+    match = first and _LOCATED_FRAME.match(first.group(0))
+    where = match and re.search(r"([^\s(]+):(\d+):(\d+)\)?$", match.group(1))
+    source_of = where and sources.get(where.group(1))
+    if not where or source_of is None:
+        return
+    filename = where.group(1)
+    code, line_offset, column_offset = source_of
+    line, column = int(where.group(2)), int(where.group(3))
+    lines = code.split("\n")
+    index = line - line_offset - 1
+    if not 0 <= index < len(lines):
+        return
+    source = lines[index].rstrip("\r")
+    at = column - 1 - (column_offset if index == 0 else 0)
+    if not 0 <= at <= len(source):
+        return  # not this code's line: an earlier script of the same file name
+    throws = [m.start() for m in _THROW.finditer(source, 0, max(at, 0) + 1)]
+    caret = throws[-1] if throws else min(max(at, 0), len(source))
+    error.stack = f"{filename}:{line}\n{source}\n{' ' * caret}^\n\n{error.stack}"

@@ -207,13 +207,33 @@ class _Failures:
 _failures = _Failures()
 
 
-def link_host_cause(worker: "WorkerHandle", msgid: int, error: BaseException) -> None:
+def link_host_cause(worker: "WorkerHandle", msgid: int, error: IsolateError) -> IsolateError:
     """``error`` ends call ``msgid`` on ``worker``: if it is a host callable's failure
-    that JS let through, its ``__cause__`` becomes that Python exception."""
+    that JS let through, its ``__cause__`` becomes that Python exception. Returns
+    the exception to raise: ``error``, or isolate's own error that the callable
+    raised (see :func:`_crossed`)."""
     kept = _failures.take(worker.pid, msgid)
     if not kept or not isinstance(error, JSError) or error.__cause__ is not None:
-        return
+        return error
     for sent, exc in reversed(kept):  # the latest failure first
         if error.name == sent.name and error.message == sent.message and error.stack.startswith(sent.stack):
             error.__cause__ = exc
-            return
+            return _crossed(exc, error)
+    return error
+
+
+def _crossed(exc: BaseException, error: JSError) -> IsolateError:
+    """isolate's own error (a timeout, a lost context, a bad argument...) that a host
+    callable raised and JS let through comes out as that error again, with its
+    ``.code``: in Node the error object crosses the script unchanged. Raised as a
+    copy whose ``__cause__`` is the JS crossing (its stack), whose cause is the
+    original. A JS error that only looks like one (a script can set ``code``) is
+    not turned into one: only an exception this host kept for this call is."""
+    if not isinstance(exc, IsolateError) or isinstance(exc, JSError) or error.props.get("code") != exc.code:
+        return error
+    again = type(exc).__new__(type(exc))
+    Exception.__init__(again, *exc.args)
+    again.__dict__.update(exc.__dict__)
+    again.__dict__.update({k: v for k, v in error.__dict__.items() if k in ("_mirror", "_stats")})
+    again.__cause__ = error
+    return again

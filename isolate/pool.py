@@ -585,8 +585,8 @@ class Pool:
         return self._contexts.get((id(worker), context_id))
 
     # -- the API ---------------------------------------------------------------
-    def create_context(self, context_object: dict[str, Any] | Context | None = None, options: OptionsArg = None,
-                       /, **kwargs: Unpack[CreateContextKwargs]) -> Context:
+    def create_context(self, context_object: dict[str, Any] | list[Any] | Context | None = None,
+                       options: OptionsArg = None, /, **kwargs: Unpack[CreateContextKwargs]) -> Context:
         """Like ``vm.createContext``: see :func:`isolate.create_context`."""
         return _create_context(self, context_object, options, kwargs)
 
@@ -625,7 +625,7 @@ class Pool:
                        **kwargs: Unpack[RunCodeKwargs]) -> Any:
         return run_in_context(code, context, options, **kwargs)
 
-    def run_in_new_context(self, code: str, context_object: dict[str, Any] | None = None,
+    def run_in_new_context(self, code: str, context_object: dict[str, Any] | list[Any] | Context | None = None,
                            options: OptionsArg = None, /, **kwargs: Unpack[NewContextKwargs]) -> Any:
         return _run_in_new_context(self, code, context_object, options, kwargs)
 

@@ -662,7 +662,7 @@ class Scheduler:
             code, message, data = (list(response.error) + [None, None, None])[:3]
             error = error_from_wire(code, message, data, response.needs_finish, decode)
             from .hostcalls import link_host_cause  # on errors only: a host callable's exception as cause
-            link_host_cause(call.worker, call.msgid, error)
+            error = link_host_cause(call.worker, call.msgid, error)
         except IsolateError:
             raise
         except (ProtocolError, TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:

@@ -22,7 +22,7 @@ from .messages import (
 from .stream import MAX_FRAME_BYTES, MessageStream, StreamClosed
 from .values import (
     BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
-    JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
+    JSTypedArray, TypedKey, Unencodable, Unhashable, UndefinedType, undefined,
 )
 
 __all__ = [
@@ -33,5 +33,5 @@ __all__ = [
     "Response", "finish_values", "pack_message", "unpack_message",
     "MAX_FRAME_BYTES", "MessageStream", "StreamClosed",
     "BigInt", "ErrorValue", "HandleRef", "HostFunctionRef", "JSAccessor", "JSDate", "JSMap", "JSRegExp",
-    "JSSet", "JSSymbol", "JSTypedArray", "Unencodable", "Unhashable", "UndefinedType", "undefined",
+    "JSSet", "JSSymbol", "JSTypedArray", "TypedKey", "Unencodable", "Unhashable", "UndefinedType", "undefined",
 ]

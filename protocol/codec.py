@@ -33,7 +33,7 @@ import msgpack
 from .errors import ProtocolError
 from .values import (
     TYPED_ARRAY_FORMATS, BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap,
-    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
+    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
 )
 
 __all__ = ["ExtType", "encode_value", "decode_value", "peek", "ExtDecoder", "UnencodableValue", "MirroredAccessor",
@@ -135,22 +135,23 @@ def _text(x: Any) -> Any:
 
 def _map_items(m: dict):
     for k, v in m.items():
-        yield k.value if k.__class__ is Unhashable else k
+        yield plain_member(k)
         yield v
 
 
 def _set_items(s):
     for item in s:
-        yield item.value if item.__class__ is Unhashable else item
+        yield plain_member(item)
 
 
 class _Encoder:
     """One encoding pass: an explicit-stack walk, numbering containers in pre-order."""
 
-    __slots__ = ("to_ref", "seen", "keepalive", "refs", "max_depth", "opened", "made")
+    __slots__ = ("to_ref", "seen", "keepalive", "refs", "max_depth", "opened", "made", "stand_ins")
 
-    def __init__(self, to_ref: Callable[[Any], Any] | None, max_depth: int):
+    def __init__(self, to_ref: Callable[[Any], Any] | None, max_depth: int, stand_ins: dict | None = None):
         self.to_ref = to_ref
+        self.stand_ins = stand_ins
         self.seen: dict[int, int] = {}
         self.keepalive: list = []   # ids stay unique while this pass runs
         self.refs = False
@@ -234,6 +235,8 @@ class _Encoder:
 
     def other(self, v: Any, depth: int) -> Any:
         """Everything but the common scalars: containers open a frame (see ``open``)."""
+        if self.stand_ins and id(v) in self.stand_ins:
+            return self.other(self.stand_ins[id(v)], depth)
         t = type(v)
         if t is list or t is tuple:
             return self.open(v, depth, _E_ITEMS, iter(v), [])
@@ -364,7 +367,7 @@ def _js_number_key(k) -> str:
 
 
 def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None, *,
-                 max_depth: int = MAX_ENCODE_DEPTH) -> Any:
+                 max_depth: int = MAX_ENCODE_DEPTH, stand_ins: dict[int, Any] | None = None) -> Any:
     """Convert ``value`` into a msgpack-ready structure (ext types for JS-only values).
 
     ``to_ref`` is asked about any other object: it returns a
@@ -372,14 +375,16 @@ def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None, *,
     :class:`HostFunctionRef` (a callable the host exposes), an
     :class:`ErrorValue`, or None. Raises :class:`UnencodableValue` for values
     with no JS counterpart, and for containers nested deeper than
-    ``max_depth`` (see :data:`MAX_ENCODE_DEPTH`).
+    ``max_depth`` (see :data:`MAX_ENCODE_DEPTH`). ``stand_ins`` maps ``id()``
+    of objects met inside ``value`` to what is encoded in their place (a
+    contextified dict stands for its context's global object, a HandleRef).
     """
     t = type(value)
     if t is str:
         return _string(value)
     if value is None or t is bool or t is float or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
-    enc = _Encoder(to_ref, max_depth)
+    enc = _Encoder(to_ref, max_depth, stand_ins)
     out = enc.run(value)
     if enc.refs:
         return [_GRAPH_MARK, out]
@@ -532,13 +537,6 @@ def _date_from_ms(ms: float):
         return JSDate(ms)
 
 
-def _hashable(v):
-    try:
-        hash(v)
-        return v
-    except TypeError:
-        return Unhashable(v)
-
 
 def peek(obj: Any, index: int) -> Any:
     """Item ``index`` of an unpacked (not yet finished) list, through a GRAPH wrapper.
@@ -628,7 +626,7 @@ class _Finisher:
                     if i % 2 == 0:       # a key: held until its value is finished (pre-order)
                         extra = r
                     else:
-                        out[_hashable(extra)] = r
+                        out[member_key(out, extra)] = r
                     if self.frame is not None:
                         break
             elif kind == _D_SET:
@@ -636,7 +634,7 @@ class _Finisher:
                     item = src[i]
                     i += 1
                     r = item if type(item) in finished else self.item(item, table, depth)
-                    out.add(_hashable(r))
+                    out.add(member_key(out, r))
                     if self.frame is not None:
                         break
             else:  # _D_ERROR: props as key, value pairs after [marker, name, message, stack]

@@ -36,12 +36,19 @@ class MessageStream:
         self.write_fd = write_fd
         self._decoder = ExtDecoder()
         self._unpacker = self._new_unpacker()
+        self._fed = 0  # bytes fed to the unpacker; its tell() is where the next frame starts
         self._lookahead: Message | None = None  # a message pending() decoded ahead of read()
 
     def _new_unpacker(self):
+        # The frame limit is checked per frame (_feed, _next); the buffer holds at
+        # most a partial frame under the limit plus one chunk read after it.
+        self._fed = 0
         return msgpack.Unpacker(
             ext_hook=self._decoder, raw=False, strict_map_key=False,
-            max_buffer_size=MAX_FRAME_BYTES,
+            max_buffer_size=MAX_FRAME_BYTES + _READ_CHUNK,
+            # A declared length past the limit fails at its header, not after reading it.
+            max_str_len=MAX_FRAME_BYTES, max_bin_len=MAX_FRAME_BYTES, max_ext_len=MAX_FRAME_BYTES,
+            max_array_len=MAX_FRAME_BYTES, max_map_len=MAX_FRAME_BYTES // 2,
         )
 
     def write(self, message: Message) -> None:
@@ -62,6 +69,7 @@ class MessageStream:
             message = self._next()
             if message is not None:
                 return message
+            self._check_partial_frame()
             chunk = os.read(self.read_fd, _READ_CHUNK)
             if not chunk:
                 raise StreamClosed("peer closed the stream")
@@ -79,17 +87,25 @@ class MessageStream:
         poller.register(self.read_fd, select.POLLIN)
         return bool(poller.poll(0))
 
+    def _check_partial_frame(self) -> None:
+        """With no whole message buffered, what is buffered is the start of one
+        frame: refuse it once it is past the limit, before reading more of it."""
+        if self._fed - self._unpacker.tell() > MAX_FRAME_BYTES:
+            raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes")
+
     def _feed(self, chunk: bytes) -> None:
         try:
             self._unpacker.feed(chunk)
         except msgpack.BufferFull:
             raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes") from None
+        self._fed += len(chunk)
 
     def _next(self) -> Message | None:
         """The next whole message already buffered, or None."""
         # The decoder's flag covers everything since the last whole message: the
         # unpacker resumes a partial message where it stopped (its ext hook has
         # already run for what arrived), so the flag is reset only between messages.
+        start = self._unpacker.tell()
         try:
             doc = next(self._unpacker)
         except StopIteration:
@@ -101,7 +117,12 @@ class MessageStream:
             # nothing after this can be trusted.
             self._unpacker = self._new_unpacker()
             self._decoder.needs_finish = False
+            if "exceeds max_" in str(exc):  # a declared length past the limit
+                raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes: {exc}") from exc
             raise ProtocolError(f"undecodable message: {exc or type(exc).__name__}") from exc
+        if self._unpacker.tell() - start > MAX_FRAME_BYTES:
+            self._decoder.needs_finish = False
+            raise ProtocolError(f"message larger than {MAX_FRAME_BYTES} bytes")
         try:
             return unpack_message(doc, self._decoder)
         finally:

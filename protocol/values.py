@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "UndefinedType", "undefined", "BigInt", "bigint_decimal", "JSSymbol", "JSRegExp", "JSMap", "JSSet",
     "JSTypedArray", "JSDate", "ErrorValue", "HandleRef", "HostFunctionRef", "Unhashable",
-    "JSAccessor", "Unencodable", "TYPED_ARRAY_FORMATS",
+    "JSAccessor", "Unencodable", "TYPED_ARRAY_FORMATS", "TypedKey", "member_key", "plain_member",
 ]
 
 
@@ -99,6 +99,90 @@ class Unhashable:
 
     def __repr__(self) -> str:
         return f"Unhashable({self.value!r})"
+
+
+def _js_kind(v: object) -> str:
+    """The JS type of a key Python compares by value: a bool, a BigInt or a number."""
+    if v.__class__ is bool:
+        return "boolean"
+    return "bigint" if isinstance(v, BigInt) else "number"
+
+
+class TypedKey:
+    """A Map key or Set member that Python equality would merge with one of another JS type.
+
+    JavaScript keeps ``1``, ``true`` and ``1n`` apart in a Map or Set; Python's
+    ``1 == True == BigInt(1)`` would merge them. When a Map or Set holds such
+    keys, its booleans and BigInts among them come wrapped in ``TypedKey``
+    (numbers stay as they are), so every entry is kept and goes back to JS as
+    the original key. Two ``TypedKey`` are equal when their JS types and values are.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("TypedKey is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not TypedKey:
+            return False
+        theirs = other.value  # type: ignore[attr-defined]
+        return _js_kind(self.value) == _js_kind(theirs) and self.value == theirs
+
+    def __hash__(self) -> int:
+        return hash((_js_kind(self.value), self.value))
+
+    def __repr__(self) -> str:
+        return f"TypedKey({self.value!r})"
+
+    def __reduce__(self):
+        return (TypedKey, (self.value,))
+
+
+_MERGEABLE = (bool, int, float, BigInt)
+
+
+def member_key(container: "dict | set", v: object) -> object:
+    """``v`` as a key of ``container`` (a JSMap or JSSet being filled from JS).
+
+    Unhashable values (objects, arrays) are wrapped in :class:`Unhashable`;
+    a boolean or BigInt that Python would merge with a key of another JS type
+    already there is wrapped in :class:`TypedKey`, and so is such a key already
+    there when ``v`` is the one that would merge with it.
+    """
+    try:
+        hash(v)
+    except TypeError:
+        return Unhashable(v)
+    if v.__class__ not in _MERGEABLE or v not in container:
+        return v
+    kind = _js_kind(v)
+    existing = next((k for k in container if k is v or k == v), v)  # (a TypedKey equals no plain value)
+    if _js_kind(existing) == kind:
+        return v  # one JS value (1 and 1.0 are one number)
+    if _js_kind(existing) != "number":
+        _wrap_existing(container, existing)
+    return v if kind == "number" else TypedKey(v)
+
+
+def _wrap_existing(container: "dict | set", key: object) -> None:
+    """Replace ``key`` of ``container`` by ``TypedKey(key)``, keeping a Map's order."""
+    if isinstance(container, dict):
+        items = list(dict.items(container))
+        dict.clear(container)
+        for k, x in items:
+            dict.__setitem__(container, TypedKey(k) if k is key else k, x)
+    else:
+        set.discard(container, key)
+        set.add(container, TypedKey(key))
+
+
+def plain_member(k: object) -> object:
+    """A Map key or Set member as JS sees it (the wrapped value of Unhashable, TypedKey)."""
+    return k.value if k.__class__ is Unhashable or k.__class__ is TypedKey else k  # type: ignore[attr-defined]
 
 
 # struct format characters of each typed array's element.

@@ -88,7 +88,7 @@ def _v(id_, make, expect="error"):
 
 
 COMMON_WRONG_TYPES = [
-    _v("list", lambda: [1]), _v("dict", lambda: {"a": 1}), _v("object", object), _v("class", lambda: object),
+    _v("tuple", lambda: (1,)), _v("dict", lambda: {"a": 1}), _v("object", object), _v("class", lambda: object),
     _v("function", lambda: len), _v("bytes", lambda: b"1"), _v("hostile-object", HostileObject),
     _v("weird-metaclass", WeirdName),
 ]
@@ -140,7 +140,7 @@ SIZE_BAD = COMMON_WRONG_TYPES + NUMBERS_BAD_EVERYWHERE + [
     _v("hostile-int-valid", lambda: HostileInt(8 * 1024 * 1024), "either"),
 ]
 CODE_GENERATION_BAD = [
-    _v("str", lambda: "x"), _v("int", lambda: 5), _v("list", lambda: [1]), _v("True", lambda: True),
+    _v("str", lambda: "x"), _v("int", lambda: 5), _v("tuple", lambda: (1,)), _v("True", lambda: True),
     _v("hostile-object", HostileObject), _v("non-bool-value", lambda: {"strings": 1}),
     _v("unknown-key", lambda: {"eval": False}), _v("non-str-key", lambda: {5: True}),
     _v("hostile-key", lambda: {HostileStr("strings"): False}, "either"),
@@ -155,7 +155,7 @@ MICROTASK_BAD = [
     _v("hostile-str-valid", lambda: HostileStr("afterEvaluate"), "either"),
 ]
 CACHED_DATA_BAD = [
-    _v("str", lambda: "x"), _v("int", lambda: 5), _v("list", lambda: [1]), _v("True", lambda: True),
+    _v("str", lambda: "x"), _v("int", lambda: 5), _v("tuple", lambda: (1,)), _v("True", lambda: True),
     _v("hostile-object", HostileObject), _v("released-memoryview", lambda: _released_memoryview()),
     _v("hostile-bytes", lambda: HostileBytes(b"junk"), "either"),
 ]
@@ -347,7 +347,7 @@ LIMIT_FIELDS = [f for f in isolate.Limits.__dataclass_fields__]
 LIMITS_BAD = [
     _v("zero", lambda: 0), _v("neg", lambda: -1), _v("nan", lambda: float("nan")), _v("inf", lambda: float("inf")),
     _v("over-3600", lambda: 3601), _v("str", lambda: "1"), _v("True", lambda: True), _v("None", lambda: None),
-    _v("list", lambda: [1]), _v("hostile-object", HostileObject), _v("huge-10e5000", lambda: 10**5000),
+    _v("tuple", lambda: (1,)), _v("hostile-object", HostileObject), _v("huge-10e5000", lambda: 10**5000),
     _v("hostile-float", lambda: HostileFloat(0.5), "either"),  # read as the float it is: no override runs
 ]
 
@@ -621,7 +621,7 @@ def test_context_argument_rejects(pool, objects, entry, make, expect):
     check(call, None, expect)
 
 
-SANDBOX_BAD = [_v("int", lambda: 5), _v("str", lambda: "x"), _v("list", lambda: [1]),
+SANDBOX_BAD = [_v("int", lambda: 5), _v("str", lambda: "x"), _v("tuple", lambda: (1,)),
                _v("hostile-object", HostileObject),
                _v("hostile-dict", lambda: HostileDict(a=1), "either")]  # read as a plain dict
 

@@ -36,7 +36,8 @@ def ctx(pool):
 
 
 def _frames(stack):
-    return [line.strip() for line in stack.splitlines()[1:]]
+    # (after displayErrors' "file:line", source line and caret, when the stack has them)
+    return [line.strip() for line in stack.split("\n\n", 1)[-1].splitlines()[1:]]
 
 
 @pytest.mark.parametrize("timeout", [None, 5000], ids=["untimed", "timed"])

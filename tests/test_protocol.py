@@ -292,9 +292,33 @@ class TestFrameLimit:
             os.close(r)
             os.close(w)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "bug: the limit applies to the unpacker's buffer, not to a frame: two frames that are each "
-        "under MAX_FRAME_BYTES are refused when they arrive in one read"))
+    def test_frame_over_the_limit_is_refused_even_when_it_fits_one_read(self, monkeypatch):
+        monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
+        r, w = os.pipe()
+        try:
+            s = MessageStream(r, w)
+            small = Notification("m", ["a" * 100])
+            os.write(w, pack_message(small) + pack_message(Notification("m", ["b" * 300])))
+            assert s.read() == small
+            with pytest.raises(ProtocolError, match="larger than 200"):
+                s.read()
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def test_many_frames_under_the_limit_in_one_read_are_all_read(self, monkeypatch):
+        monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
+        monkeypatch.setattr(stream_mod, "_READ_CHUNK", 4096)
+        r, w = os.pipe()
+        try:
+            s = MessageStream(r, w)
+            messages = [Notification("m", [str(i) * 150]) for i in range(10)]
+            os.write(w, b"".join(pack_message(m) for m in messages))  # 1.6 KB: 8 frame limits
+            assert [s.read() for _ in messages] == messages
+        finally:
+            os.close(r)
+            os.close(w)
+
     def test_limit_is_per_frame(self, monkeypatch):
         monkeypatch.setattr(stream_mod, "MAX_FRAME_BYTES", 200)
         r, w = os.pipe()
@@ -1244,3 +1268,38 @@ class TestSplitMessages:
         assert got == [JSMap({"k": 1}), "x" * 100] and type(got[0]) is JSMap
         os.write(w, pack_message(Notification("m", [0, [1]])))
         assert s.read().needs_finish is False  # and the flag is per message
+
+
+# -- Map keys and Set members Python equality would merge (issue 16) ------------------
+
+class TestMergeableKeys:
+    def test_typed_keys_round_trip_and_stay_apart(self):
+        from isolate.protocol import TypedKey
+
+        m = JSMap({1: "number", TypedKey(True): "boolean", TypedKey(BigInt(1)): "bigint", 0: "zero",
+                   TypedKey(False): "false"})
+        back = wire(m)
+        assert type(back) is JSMap and list(back.items()) == list(m.items())
+        s = wire(JSSet({1, TypedKey(True), TypedKey(BigInt(1))}))
+        assert s == JSSet({1, TypedKey(True), TypedKey(BigInt(1))})
+
+    def test_keys_that_merge_only_in_python_are_wrapped_on_decode(self):
+        from isolate.protocol import TypedKey
+
+        # What the wire carries for JS's new Map([[true, 'b'], [1, 'n']]): the boolean arrives first.
+        data = msgpack.packb(encode_value([[True, "b"], [1, "n"]]), use_bin_type=True)
+        pairs = decode_value(ExtDecoder().unpack(data))
+        m = JSMap()
+        from isolate.protocol.values import member_key
+        for k, v in pairs:
+            m[member_key(m, k)] = v
+        assert list(m.items()) == [(TypedKey(True), "b"), (1, "n")]  # order kept, the boolean rewrapped
+
+    def test_typed_key_equality_is_by_js_type_and_value(self):
+        from isolate.protocol import TypedKey
+
+        assert TypedKey(True) == TypedKey(True) and hash(TypedKey(True)) == hash(TypedKey(True))
+        assert TypedKey(True) != TypedKey(1) and TypedKey(True) != True  # noqa: E712
+        assert TypedKey(BigInt(1)) != TypedKey(1)
+        with pytest.raises(AttributeError):
+            TypedKey(True).value = False

@@ -167,6 +167,7 @@
     return id;
   }
   function handleValue(id) {
+    if (id === 0) return G;  // handle 0: the global object (as the target 0 of get/set)
     if (!ReflectApply(mapHas, handles, [id])) {
       throw new errorCtors.ReferenceError('isolate: handle ' + id + ' was released');
     }

@@ -25,7 +25,7 @@ from ..protocol.codec import (
 )
 from ..protocol.values import (
     BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
-    JSTypedArray, Unencodable, Unhashable, UndefinedType, undefined,
+    JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
 )
 
 __all__ = ["from_tagged", "to_tagged", "TAG"]
@@ -37,13 +37,6 @@ _SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.in
 _CONTAINER_TAGS = frozenset({"m", "S", "e", "O"})
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
-
-def _hashable(v):
-    try:
-        hash(v)
-        return v
-    except TypeError:
-        return Unhashable(v)
 
 
 def _too_deep(limit: int) -> ValueError:
@@ -110,14 +103,14 @@ class _FromTagged:
                     if i % 2 == 0:    # a key: held until its value is converted (pre-order)
                         extra = r
                     else:
-                        out[_hashable(extra)] = r
+                        out[member_key(out, extra)] = r
                     if self.frame is not None:
                         break
             elif kind == _F_SET:
                 while i < n:
                     item = src[i]
                     i += 1
-                    out.add(_hashable(item if type(item) in plain else self.item(item, depth)))
+                    out.add(member_key(out, item if type(item) in plain else self.item(item, depth)))
                     if self.frame is not None:
                         break
             else:  # _F_PROPS: key, value pairs after the tag (an Error's props, or an `O` object's entries)
@@ -235,13 +228,13 @@ _OBJECT_HEAD = {TAG: "O"}
 
 def _map_items(m: dict):
     for k, v in m.items():
-        yield k.value if k.__class__ is Unhashable else k
+        yield plain_member(k)
         yield v
 
 
 def _set_items(s):
     for item in s:
-        yield item.value if item.__class__ is Unhashable else item
+        yield plain_member(item)
 
 
 def _pairs(d: dict):

@@ -581,6 +581,15 @@ class Worker(ModuleMethods):
         context_id = self._on_create_context(context_options)
         try:
             result = self._on_run(context_id, code, options)
+        except WorkerError as exc:
+            if (exc.code in (WireError.SCRIPT_TIMEOUT, WireError.SCRIPT_INTERRUPTED) and options.get("mirror")
+                    and self.contexts[context_id].engine.usable):
+                # A stopped script's context stays, for the host to read what the
+                # script did into its sandbox dict (then it releases the context).
+                exc.data = [exc.data, context_id]
+                raise
+            self._drop_context(context_id)
+            raise
         except BaseException:  # JS error, timeout, interrupt: the context goes, the error stays
             self._drop_context(context_id)
             raise
@@ -588,6 +597,15 @@ class Worker(ModuleMethods):
             return [context_id, *result]
         self._drop_context(context_id)
         return [0, *result]
+
+    def _on_mirror(self, context_id: int, options: dict | None = None) -> list:
+        """``[undefined, globals]``: the context's globals for its sandbox dict, read
+        after a stopped call without running its queued promise jobs (Node's
+        sandbox shows what the script did; jobs still queued do not run)."""
+        state = self._context(context_id)
+        reply = self._guarded(_timeout(options) or INTERNAL_OP_TIMEOUT_MS, lambda: state.engine.op(
+            "finish", True, False, None, None, 0, 0, False, drain=False))
+        return self._result(reply, True, state)
 
     def _on_run(self, context_id: int, code: str, options: dict) -> list:
         state = self._context(context_id)

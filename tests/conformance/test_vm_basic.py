@@ -66,9 +66,6 @@ def test_create_context_contextifies_the_dict():
     assert sandbox == {"x": 1}
 
 
-@pytest.mark.xfail(strict=True, reason="runtime errors are not decorated: Node's err.stack starts with "
-                   "'file:line', the source line and a caret (displayErrors); isolate does this for "
-                   "compile errors only ('Error: boom\\n    at test-boom-error:1:10')")
 def test_run_script_with_filename():
     script = 'throw new Error("boom")'
     filename = "test-boom-error"

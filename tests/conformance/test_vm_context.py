@@ -79,9 +79,8 @@ def test_gh7529_delete_non_configurable_global():
     assert Script("delete b").run_in_context(ctx) is False
 
 
-@pytest.mark.xfail(strict=True, reason="runtime errors are not decorated with the source line and caret "
-                   "(Node's displayErrors), and QuickJS columns point at `Error(`: the stack is "
-                   "'Error\\n    at expected-filename.js:33:134', Node's has ' ^' and ':33:131'")
+@pytest.mark.xfail(strict=True, reason="engine: QuickJS's frame column for `new Error()` is that of `Error` "
+                   "(expected-filename.js:33:134), V8's that of `new` (:33:131); the decoration (' ^') matches")
 def test_error_on_the_first_line_has_line_and_column():
     with pytest.raises(isolate.JSError) as info:
         run_in_context(" throw new Error()", create_context(),

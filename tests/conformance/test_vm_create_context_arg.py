@@ -20,7 +20,7 @@ def test_objects_are_accepted_and_contextifying_twice_is_fine():
     isolate.create_context(sandbox)
 
 
-@pytest.mark.xfail(strict=True, reason="create_context accepts only a dict (ERR_INVALID_ARG_TYPE for a list); "
-                   "Node contextifies any object, an array included")
 def test_an_array_is_accepted():
-    isolate.create_context([0, 1, 2, 3])
+    array = [0, 1, 2, 3]
+    isolate.create_context(array)
+    assert isolate.is_context(array) and isolate.run_in_context("this[3]", array) == 3

@@ -14,9 +14,6 @@ def test_circular_sandbox_reads_through_from_the_host():
     assert sbx["window"]["window"]["window"]["window"]["window"]["test"] == 123
 
 
-@pytest.mark.xfail(strict=True, reason="a sandbox dict reachable from its own values is copied into the "
-                   "context: inside, `window` is a separate object, not the global, so window.test is "
-                   "undefined (Node: the sandbox *is* the global, 123)")
 def test_circular_sandbox_reads_through_from_the_context():
     sbx = {}
     sbx["window"] = sbx

@@ -23,6 +23,5 @@ def test_is_context():
     assert isolate.is_context(sandbox) is True
 
 
-@pytest.mark.xfail(strict=True, reason="create_context accepts only a dict; Node contextifies an array too")
 def test_contextified_array_is_a_context():
     assert isolate.is_context(isolate.create_context([])) is True

@@ -14,9 +14,6 @@ CODE = """Object.defineProperty(
              var result = foo === this;"""
 
 
-@pytest.mark.xfail(strict=True, reason="a sandbox dict reachable from its own values (document.defaultView) "
-                   "is copied into the context, so it is not the global there: result is false "
-                   "(Node: the sandbox maps to the global proxy, true)")
 def test_sandbox_reached_through_a_getter_is_the_global():
     sandbox = {"console": {}}
     sandbox["document"] = {"defaultView": sandbox}

@@ -72,8 +72,6 @@ def test_modify_an_object_by_reference():
     assert f["a"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason="runtime errors are not decorated: Node's err.stack starts with "
-                   "'test_file.vm:1', the source line, a caret and a blank line (displayErrors)")
 @pytest.mark.parametrize("arg", ["test_file.vm", {"filename": "test_file.vm"}], ids=["str", "dict"])
 def test_custom_filename_decorates_the_stack(arg):
     code = 'throw new Error("foo");'

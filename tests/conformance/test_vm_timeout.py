@@ -21,9 +21,6 @@ def test_script_finishes_first():
     isolate.run_in_this_context("", {"timeout": 1000})
 
 
-@pytest.mark.xfail(strict=True, reason="the inner call's ScriptTimeoutError crosses the outer script as a plain "
-                   "JS Error and comes out as JSError (code ERR_JS_EXCEPTION, props {'pythonType': "
-                   "'ScriptTimeoutError'}); Node's error keeps code ERR_SCRIPT_EXECUTION_TIMEOUT")
 def test_nested_inner_timeout_propagates_out(fresh_pool):
     context = {}
 

@@ -17,11 +17,10 @@ pytestmark = pytest.mark.timeout(60)
 LOOP = "function loop() { while (1) {} }\n"
 CODE = LOOP + "Promise.resolve().then(() => loop()); loop();"
 
-MIRROR_GAP = ("after a ScriptTimeoutError the sandbox dict is not refreshed: the global `loop` the script "
-              "declared before it was stopped is missing from the dict (the Context has it); Node's sandbox has it")
-
+# Node's test uses 5 ms; on a loaded machine Node itself then sometimes times out
+# before the script ran (its sandbox has no `loop`), so the comparison uses 50 ms.
 CASES = [{"id": "escape_promise", "api": "runInNewContext", "sandbox": {}, "code": CODE,
-          "options": {"timeout": 5, "microtaskMode": "afterEvaluate"}, "xfail": MIRROR_GAP}]
+          "options": {"timeout": 50, "microtaskMode": "afterEvaluate"}}]
 
 test_matches_node, test_live_node = _node.tests(__file__, CASES)
 

@@ -72,7 +72,7 @@ def describe(root: Any) -> dict:
             ancestors.pop()
 
     def d(v: Any) -> dict:
-        if isinstance(v, isolate.Unhashable):
+        if isinstance(v, (isolate.Unhashable, isolate.TypedKey)):
             v = v.value
         if v is isolate.undefined:
             return {"t": "undefined"}
@@ -144,6 +144,8 @@ def describe_exception(exc: BaseException, case: dict) -> dict:
             out["code"] = code
         if case.get("stack_location"):
             out["at"] = stack_location(exc.stack)
+        if case.get("stack_head"):
+            out["head"] = exc.stack.split("\n")[:case["stack_head"]]
         return {"error": out}
     name = next((n for cls, n in _NODE_ERROR_NAMES.items() if isinstance(exc, cls)), type(exc).__name__)
     out = {"name": name, "message": str(exc)}

@@ -58,6 +58,8 @@ def host_functions() -> dict[str, Callable]:
         "makeObj": lambda: {"a": [1, 2], "b": {"c": "d"}},
         "boom": _boom,
         "tick": tick,
+        "innerTimeout": lambda: isolate.run_in_new_context("while (true) {}", {}, {"timeout": 10}),
+        "badTimeout": lambda: isolate.run_in_new_context("1", {}, {"timeout": -1}),
     }
 
 
@@ -92,7 +94,15 @@ def sandbox_of(case: dict, spec: Any = ...) -> Any:
         spec = case.get("sandbox", ...)
     if spec is ... or (isinstance(spec, dict) and "$undefined" in spec):
         return None  # no sandbox: isolate's spelling of `undefined` here
-    return materialize(spec, host_functions())
+    sandbox = materialize(spec, host_functions())
+    if spec is case.get("sandbox"):
+        for path in case.get("self_keys") or []:  # "a.b": sandbox["a"]["b"] holds the sandbox
+            *parents, last = path.split(".")
+            holder = sandbox
+            for key in parents:
+                holder = holder[key]
+            holder[last] = sandbox
+    return sandbox
 
 
 # ---- running one case ------------------------------------------------------------
@@ -132,6 +142,14 @@ def run_in_context_sequence(case: dict) -> dict:
     sandbox = {} if sandbox is None else sandbox
     isolate.create_context(sandbox, _opts(case, "context_options"))
     out = steps(case, lambda code: isolate.run_in_context(code, sandbox, _opts(case)))
+    return with_sandbox(out, sandbox)
+
+
+def run_in_new_context_contextified(case: dict) -> dict:
+    sandbox = sandbox_of(case)
+    sandbox = {} if sandbox is None else sandbox
+    isolate.create_context(sandbox, _opts(case, "context_options"))
+    out = steps(case, lambda code: isolate.run_in_new_context(code, sandbox, _opts(case)))
     return with_sandbox(out, sandbox)
 
 
@@ -226,6 +244,7 @@ def compile_function(case: dict) -> dict:
 API: dict[str, Callable[[dict], dict]] = {
     "runInNewContext": run_in_new_context,
     "runInContext-sequence": run_in_context_sequence,
+    "runInNewContext-contextified": run_in_new_context_contextified,
     "runInContext-uncontextified": run_in_context_uncontextified,
     "createContext": create_context,
     "runInThisContext": run_in_this_context,

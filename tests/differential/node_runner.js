@@ -113,6 +113,7 @@ function describeThrow(err, caseDef) {
   const out = { name: String(err.name), message: String(err.message) };
   if (typeof err.code === 'string') out.code = err.code;
   if (caseDef.stack_location) out.at = stackLocation(String(err.stack));
+  if (caseDef.stack_head) out.head = String(err.stack).split('\n').slice(0, caseDef.stack_head);
   return { error: out };
 }
 
@@ -136,6 +137,9 @@ function hostFunctions() {
     makeObj: () => ({ a: [1, 2], b: { c: 'd' } }),
     boom: () => { throw new Error('boom from host'); },
     tick: () => ++ticks,
+    // isolate's own errors raised in a host function: a nested run's timeout, a bad option.
+    innerTimeout: () => vm.runInNewContext('while (true) {}', {}, { timeout: 10 }),
+    badTimeout: () => vm.runInNewContext('1', {}, { timeout: -1 }),
   };
 }
 
@@ -159,7 +163,19 @@ function materialize(spec, fns) {
 }
 
 function sandboxOf(caseDef, spec = caseDef.sandbox) {
-  return spec === undefined ? undefined : materialize(spec, hostFunctions());
+  if (spec === undefined) return undefined;
+  const sandbox = materialize(spec, hostFunctions());
+  // self_keys: properties of the sandbox that hold the sandbox itself (a cycle JSON cannot write).
+  // ('a.b': sandbox.a.b holds it.)
+  if (spec === caseDef.sandbox) {
+    for (const path of caseDef.self_keys || []) {
+      const keys = path.split('.');
+      let o = sandbox;
+      for (const k of keys.slice(0, -1)) o = o[k];
+      o[keys[keys.length - 1]] = sandbox;
+    }
+  }
+  return sandbox;
 }
 
 // ---- running one case ------------------------------------------------------
@@ -193,6 +209,14 @@ const API = {
     const sandbox = sandboxOf(c) || {};
     vm.createContext(sandbox, c.context_options);
     const out = steps(c, (code) => vm.runInContext(code, sandbox, c.options));
+    return withSandbox(out, sandbox);
+  },
+
+  // vm.runInNewContext on an object that createContext contextified already.
+  'runInNewContext-contextified'(c) {
+    const sandbox = sandboxOf(c) || {};
+    vm.createContext(sandbox, c.context_options);
+    const out = steps(c, (code) => vm.runInNewContext(code, sandbox, c.options));
     return withSandbox(out, sandbox);
   },
 
