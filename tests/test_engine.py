@@ -653,11 +653,33 @@ class TestInterrupts:
         assert engine.run("1 + 1") == 2
         assert engine.run(HOOK_TYPES) == ["undefined"] * len(HOOKS)
 
-    def test_timer_is_disarmed_after_the_deadline(self, engine):
+    def test_timer_left_armed_after_a_deadline_disarms_itself_when_it_fires(self, engine):
+        # A deadline's end leaves the timer armed (back-to-back calls then make no
+        # setitimer call); when it fires with nothing expired it raises nothing
+        # and disarms.
+        deadlines = Deadlines()
+        with deadlines.deadline(50):
+            assert engine.run("1 + 1") == 2
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.05
+        with deadlines.deadline(10_000):  # later than the armed timer: nothing to arm
+            assert engine.run("2 + 2") == 4
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.05
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            assert signal.sigtimedwait({signal.SIGALRM}, 5) is not None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        deadlines._on_alarm(signal.SIGALRM, None)  # what its handler does when it fires
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+    def test_an_earlier_deadline_arms_the_timer_again(self, engine):
         deadlines = Deadlines()
         with deadlines.deadline(10_000):
-            assert engine.run("1 + 1") == 2
-        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+            pass
+        with pytest.raises(ScriptTimeout):
+            with deadlines.deadline(50):
+                engine.run("for (;;) {}")
+        assert engine.run("'alive'") == "alive"
 
     def test_nested_deadlines_report_the_one_that_expired(self, engine):
         deadlines = Deadlines()
