@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import select
-import time
 
 import msgpack
 
@@ -29,69 +28,12 @@ class StreamClosed(EOFError):
     """The peer closed its end (or died)."""
 
 
-class SpinThenBlock:
-    """An adaptive wait for input: poll the pipe for a few microseconds, then block.
-
-    A reader blocked in read() costs its peer a wake-up per message (on an idle
-    machine tens of microseconds, paid inside the peer's write()). When answers
-    come back quickly, polling for them first avoids that. But polling burns a
-    CPU the peer may need (one core busy with something else: the peer then
-    cannot run while we poll, and spinning made round trips 8x slower), so it
-    is adaptive: after ``misses_to_stop`` polls in a row that found nothing it
-    stops polling for the next ``pause`` reads (doubling, up to ``max_pause``,
-    while polling keeps failing; any hit resets it).
-    """
-
-    def __init__(self, fd: int, *, budget_s: float = 100e-6, yield_every: int = 16,
-                 misses_to_stop: int = 4, pause: int = 32, max_pause: int = 4096):
-        self._poller = select.poll()
-        self._poller.register(fd, select.POLLIN)
-        self.budget_s = budget_s
-        self.yield_every = yield_every
-        self.misses_to_stop = misses_to_stop
-        self.min_pause, self.max_pause = pause, max_pause
-        self._pause = pause
-        self._misses = 0
-        self._skip = 0            # reads left to block at once
-        self.hits = self.spins = 0
-
-    def wait(self) -> None:
-        """Return when input is probably there, or when it is time to block."""
-        if self._skip:
-            self._skip -= 1
-            return
-        poll, clock = self._poller.poll, time.perf_counter
-        self.spins += 1
-        end = clock() + self.budget_s
-        rounds = 0
-        while True:
-            if poll(0):
-                self.hits += 1
-                self._misses = 0
-                self._pause = self.min_pause
-                return
-            if clock() >= end:
-                break
-            rounds += 1
-            if rounds % self.yield_every == 0:
-                os.sched_yield()  # a peer waiting for this CPU runs now
-        self._misses += 1
-        if self._misses >= self.misses_to_stop:
-            self._misses = 0
-            self._skip = self._pause
-            self._pause = min(self._pause * 2, self.max_pause)
-
-
 class MessageStream:
     """Reads and writes whole messages. Not thread-safe: one reader, one writer at a time."""
 
-    def __init__(self, read_fd: int, write_fd: int, *, spin: bool = False):
+    def __init__(self, read_fd: int, write_fd: int):
         self.read_fd = read_fd
         self.write_fd = write_fd
-        # Only for a reader that is its process's only busy thread (the worker):
-        # polling in a thread of a process whose other threads run Python would
-        # take the GIL from them at every poll.
-        self.spin = SpinThenBlock(read_fd) if spin else None
         # One buffer for every read: os.read(fd, 256 KB) allocates (and, for
         # larger sizes, maps and unmaps) a fresh 256 KB object per message.
         self._buffer = bytearray(_READ_CHUNK)
@@ -124,8 +66,6 @@ class MessageStream:
             message = self._next()
             if message is not None:
                 return message
-            if self.spin is not None:
-                self.spin.wait()
             size = os.readv(self.read_fd, (self._buffer,))
             if not size:
                 raise StreamClosed("peer closed the stream")
