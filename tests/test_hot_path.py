@@ -62,3 +62,15 @@ def test_primitive_results_across_the_wire(pool):
             value = isolate.run_in_context(code, ctx, timeout=1000)
             assert value == expected and type(value) is type(expected)
     assert isolate.run_in_context("undefined", ctx, timeout=1000) is isolate.undefined
+
+
+@pytest.mark.parametrize("value", [
+    [2, None], ["ascii", 1.5, True, None], ["é", None], [2**60, None], [float("nan"), -0.0],
+    [[1], None], [{"a": 1}, None], list(range(9)), [], [b"bytes"], [isolate.undefined, None]])
+def test_a_short_flat_list_encodes_as_the_full_walk_does(value):
+    from isolate.protocol import codec
+
+    fast = codec.encode_value(value)
+    walked = codec._Encoder(None, codec.MAX_ENCODE_DEPTH).run(value)
+    assert repr(fast) == repr(walked)
+    assert fast is not value
