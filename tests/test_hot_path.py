@@ -18,7 +18,7 @@ def pool():
 def test_repeated_code_and_options_reuse_their_validation(pool):
     ctx = pool.create_context()
     assert [isolate.run_in_context("6 * 7", ctx, timeout=1000) for _ in range(3)] == [42] * 3
-    assert ("6 * 7", ("timeout", int, 1000)) in api._REPEATED
+    assert ("code", "6 * 7", ("timeout", int, 1000)) in api._REPEATED
 
 
 def test_an_option_of_another_type_is_validated_again(pool):
@@ -74,3 +74,19 @@ def test_a_short_flat_list_encodes_as_the_full_walk_does(value):
     walked = codec._Encoder(None, codec.MAX_ENCODE_DEPTH).run(value)
     assert repr(fast) == repr(walked)
     assert fast is not value
+
+
+def test_a_script_run_repeatedly_reuses_its_validated_options(pool):
+    ctx = pool.create_context()
+    script = isolate.Script("40 + 2")
+    assert [script.run_in_context(ctx, timeout=1000) for _ in range(3)] == [42] * 3
+    assert ("run options", "script.run_in_context()", ("timeout", int, 1000)) in api._REPEATED
+    # Code that spells the same as that entry's name never meets it: it runs.
+    with pytest.raises(isolate.JSError, match="script is not defined"):
+        isolate.run_in_context("script.run_in_context()", ctx, timeout=1000)
+    with pytest.raises(IsolateError):
+        script.run_in_context(ctx, timeout=True)
+    with pytest.raises(IsolateError):
+        script.run_in_context(ctx, bogus=1)
+    with pytest.raises(IsolateError):
+        script.run_in_context(ctx, bogus=1)
