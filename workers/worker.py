@@ -96,8 +96,11 @@ class Deadlines:
         self._set_timer(_RETRIP_S)
 
     def _set_timer(self, delay: float) -> None:
-        signal.setitimer(signal.ITIMER_REAL, delay)
+        # Recorded first: a handler that runs between the two lines (for a timer
+        # that just fired) records its own arming, which stands; taken before the
+        # system call, the time is a few microseconds early, never late.
         self._fires_at = time.monotonic() + delay if delay > 0 else None
+        signal.setitimer(signal.ITIMER_REAL, delay)
 
     def _arm(self) -> None:
         if not self._active:
@@ -170,8 +173,9 @@ class Deadlines:
         entry = (time.monotonic() + timeout_ms / 1000.0, token)
         self._active.append(entry)
         try:
-            if self._fires_at is None or self._fires_at > entry[0]:
-                self._arm()
+            fires_at = self._fires_at
+            if fires_at is None or not time.monotonic() < fires_at <= entry[0]:
+                self._arm()  # (a time already past: its handler is due; arming again is harmless)
             yield token
         finally:
             self._active.remove(entry)
