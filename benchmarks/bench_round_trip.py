@@ -1,7 +1,8 @@
 """1. Round trip: ``1+1`` on an existing context, per-call latency.
 
-- isolate: ``pool.run_in_context('1+1', ctx, timeout=1000)`` (and without a timeout)
-  on a started pool, the context created once.
+- isolate: ``isolate.run_in_context('1+1', ctx, timeout=1000)`` (the code string
+  each time, as ``vm.runInContext`` takes it; and without a timeout) on a
+  started pool, the context created once.
 - Node: ``script.runInContext(ctx, {timeout: 1000})`` in a node process
   (``new vm.Script('1+1')`` compiled once, as node's docs show), timed per call
   with ``process.hrtime.bigint()``; also without a timeout.
@@ -12,11 +13,21 @@
 - The transport floor: a 16-byte ping-pong over two pipes with a forked Python
   child (``os.write``/``os.read``, blocking): what any process-per-context design
   pays per call on this machine before doing any work.
+
+Both CPU states: the target pair (isolate and Node, with a timeout) is measured
+again with one core kept busy by a spinning process pinned to it. A round trip
+crosses processes, so the state of the other cores shapes it (a wake-up on an
+idle core is slow; a busy core leaves host and worker one CPU between them):
+an optimisation counts only if it pays in both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
 
 import isolate
 
@@ -30,7 +41,7 @@ SECTION = "Round trip 1+1"
 def _isolate_variant(pool, ctx, timeout):
     def run(n):
         out = []
-        call = pool.run_in_context
+        call = isolate.run_in_context
         for _ in range(n):
             t0 = now_ns()
             if timeout:
@@ -118,6 +129,21 @@ class _PingPong:
         os.waitpid(self.pid, 0)
 
 
+@contextlib.contextmanager
+def _one_core_busy():
+    """A process spinning on the last CPU for the duration (none on a 1-CPU machine)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        yield False
+        return
+    hog = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpus[-1]}}})\nwhile 1: pass"])
+    try:
+        yield True
+    finally:
+        hog.kill()
+        hog.wait()
+
+
 def _node_variant(timeout):
     def run(n):
         return run_node("roundTrip", n=n, timeout=timeout)["samples_us"]
@@ -150,27 +176,40 @@ def run(suite):
         else:
             suite.skip("node not on PATH: Node round-trip baselines skipped")
         samples = interleave(variants, n, rounds)
+        busy = {}
+        if node_path():
+            with _one_core_busy() as hogged:
+                if hogged:
+                    busy = interleave({
+                        "isolate run_in_context, timeout=1000, one core busy": _isolate_variant(pool, ctx, 1000),
+                        "Node script.runInContext, {timeout: 1000}, one core busy": _node_variant(1000),
+                    }, n, rounds)
     ping.close()
 
     unit = "µs"
     for name, xs in samples.items():
         suite.add(SECTION, name, unit, xs, ref=name.endswith("timeout=1000") and name.startswith("isolate"))
-    suite.raw["round_trip_us"] = samples
+    for name, xs in busy.items():
+        suite.add(SECTION, name, unit, xs)
+    suite.raw["round_trip_us"] = {**samples, **busy}
     suite.plots["round_trip"] = samples
 
     from .harness import percentile
     iso = samples["isolate run_in_context, timeout=1000"]
     node_key = "Node script.runInContext, {timeout: 1000}"
+    goal = "isolate with timeout ≤ 0.7× Node runInContext with timeout (p50)"
     if node_key in samples:
         node = samples[node_key]
         ratio = percentile(iso, 50) / percentile(node, 50)
-        suite.target("round_trip", SECTION, "isolate with timeout ≤ 1.0× Node runInContext with timeout (p50)",
-                     ratio, 1.0, "<=",
-                     detail=f"p50 {percentile(iso, 50):.0f} µs vs {percentile(node, 50):.0f} µs; "
-                            f"p95 {percentile(iso, 95):.0f} vs {percentile(node, 95):.0f} µs")
+        detail = (f"p50 {percentile(iso, 50):.0f} µs vs {percentile(node, 50):.0f} µs; "
+                  f"p95 {percentile(iso, 95):.0f} vs {percentile(node, 95):.0f} µs")
+        if busy:
+            iso_b, node_b = busy.values()
+            detail += (f"; one core busy: {percentile(iso_b, 50) / percentile(node_b, 50):.2f}× "
+                       f"(p50 {percentile(iso_b, 50):.0f} vs {percentile(node_b, 50):.0f} µs)")
+        suite.target("round_trip", SECTION, goal, ratio, 0.7, "<=", detail=detail)
     else:
-        suite.target("round_trip", SECTION, "isolate with timeout ≤ 1.0× Node runInContext with timeout (p50)",
-                     None, 1.0, "<=", detail="node absent")
+        suite.target("round_trip", SECTION, goal, None, 0.7, "<=", detail="node absent")
 
 
 def profile(suite, key, out_dir):

@@ -274,10 +274,16 @@ def _require_options_dict(options: Any) -> None:
 
 
 def _run_options_only(options: Any, kwargs: Mapping[str, Any], what: str) -> RunOptions:
+    key = _repeat_key(what, options, kwargs, kind="run options")
+    known = _REPEATED.get(key) if key is not None else None
+    if known is not None:
+        return known
     _require_options_dict(options)
     opts = normalize_options(options, dict(kwargs))
     run_opts = run_options(opts)
     finish(opts, what)
+    if key is not None:
+        _remember(key, run_opts)
     return run_opts
 
 
@@ -289,12 +295,49 @@ def _split_options(options: Any, kwargs: Mapping[str, Any]) -> tuple[dict, Compi
 def run_in_context(code: str, context: Context | dict[str, Any], options: OptionsArg = None, /,
                    **kwargs: Unpack[RunCodeKwargs]) -> Any:
     """``vm.runInContext``: compile ``code`` and run it in ``context``; returns the completion value."""
-    code = check_code(code)
+    key = _repeat_key(code, options, kwargs, kind="code")
+    known = _REPEATED.get(key) if key is not None else None
     ctx = _require_context(context)
-    opts, compile_opts, run_opts = _split_options(options, kwargs)
-    finish(opts, "run_in_context()")
-    _note_import(ctx, compile_opts, None, code)
-    return ctx._run(code, compile_opts, run_opts)
+    if known is not None:
+        compile_opts, run_opts, script = known
+    else:
+        code = check_code(code)
+        opts, compile_opts, run_opts = _split_options(options, kwargs)
+        finish(opts, "run_in_context()")
+        script = ScriptSource.of(code, compile_opts)
+        if key is not None:
+            _remember(key, (compile_opts, run_opts, script))
+    _note_import(ctx, compile_opts, None, script.code)
+    return ctx._run(script, compile_opts, run_opts)
+
+
+# run_in_context with the same code and keyword options as a recent call (and
+# Script.run_in_context with the same options) reuses what validating them and
+# hashing the code gave then (~15 us of a round trip). Only when every option is
+# a plain scalar (the outcome depends on nothing else); each value is keyed with
+# its type, so timeout=True never passes as timeout=1.
+_REPEATED: dict = {}
+_REPEATED_MAX = 256
+_SCALARS = frozenset((int, float, str, bool, type(None)))
+
+
+def _remember(key: tuple, value: Any) -> None:
+    if len(_REPEATED) >= _REPEATED_MAX:
+        _REPEATED.clear()
+    _REPEATED[key] = value
+
+
+def _repeat_key(code: Any, options: Any, kwargs: Mapping[str, Any], *, kind: str) -> tuple | None:
+    """The cache key of a call (None: not cacheable). ``kind`` keeps the entries of
+    run_in_context (code, options) and of a Script's run (its API's name, options) apart."""
+    if type(code) is not str or options is not None or len(code) > 4096:
+        return None
+    items = []
+    for name, value in kwargs.items():
+        if type(value) not in _SCALARS:
+            return None
+        items.append((name, type(value), value))
+    return (kind, code, *items)
 
 
 def _run_in_new_context(pool: "Pool", code: str, context_object: Any, options: Any,

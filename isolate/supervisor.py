@@ -235,7 +235,10 @@ class WorkerHandle:
         self._releases.put((method, params))
 
     def _flush_releases(self) -> None:
-        # Called with _write_lock held.
+        # Called with _write_lock held. (Looked at first: get_nowait on an empty
+        # queue raises, which costs more than the check, and it is almost always empty.)
+        if self._releases.empty():
+            return
         while True:
             try:
                 method, params = self._releases.get_nowait()

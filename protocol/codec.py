@@ -384,6 +384,17 @@ def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None, *,
         return _string(value)
     if value is None or t is bool or t is float or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
+    if t is list and len(value) <= 8 and max_depth >= 1 and not stand_ins:
+        # A short list of plain scalars (a run's reply, ``[value, globals]``):
+        # nothing to walk, number or refer to.
+        lo, hi = -MAX_SAFE_INTEGER, MAX_SAFE_INTEGER
+        for item in value:
+            ti = type(item)
+            if not (ti is str and item.isascii() or item is None or ti is bool or ti is float
+                    or ti is int and lo <= item <= hi):
+                break
+        else:
+            return list(value)
     enc = _Encoder(to_ref, max_depth, stand_ins)
     out = enc.run(value)
     if enc.refs:

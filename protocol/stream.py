@@ -34,6 +34,10 @@ class MessageStream:
     def __init__(self, read_fd: int, write_fd: int):
         self.read_fd = read_fd
         self.write_fd = write_fd
+        # One buffer for every read: os.read(fd, 256 KB) allocates (and, for
+        # larger sizes, maps and unmaps) a fresh 256 KB object per message.
+        self._buffer = bytearray(_READ_CHUNK)
+        self._view = memoryview(self._buffer)
         self._decoder = ExtDecoder()
         self._unpacker = self._new_unpacker()
         self._fed = 0  # bytes fed to the unpacker; its tell() is where the next frame starts
@@ -70,10 +74,10 @@ class MessageStream:
             if message is not None:
                 return message
             self._check_partial_frame()
-            chunk = os.read(self.read_fd, _READ_CHUNK)
-            if not chunk:
+            size = os.readv(self.read_fd, (self._buffer,))
+            if not size:
                 raise StreamClosed("peer closed the stream")
-            self._feed(chunk)
+            self._feed(self._view[:size])
 
     def pending(self) -> bool:
         """Whether a read() would find input without waiting: a whole message

@@ -653,11 +653,33 @@ class TestInterrupts:
         assert engine.run("1 + 1") == 2
         assert engine.run(HOOK_TYPES) == ["undefined"] * len(HOOKS)
 
-    def test_timer_is_disarmed_after_the_deadline(self, engine):
+    def test_timer_left_armed_after_a_deadline_disarms_itself_when_it_fires(self, engine):
+        # A deadline's end leaves the timer armed (back-to-back calls then make no
+        # setitimer call); when it fires with nothing expired it raises nothing
+        # and disarms.
+        deadlines = Deadlines()
+        with deadlines.deadline(50):
+            assert engine.run("1 + 1") == 2
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.05
+        with deadlines.deadline(10_000):  # later than the armed timer: nothing to arm
+            assert engine.run("2 + 2") == 4
+        assert 0 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.05
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            assert signal.sigtimedwait({signal.SIGALRM}, 5) is not None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        deadlines._on_alarm(signal.SIGALRM, None)  # what its handler does when it fires
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+    def test_an_earlier_deadline_arms_the_timer_again(self, engine):
         deadlines = Deadlines()
         with deadlines.deadline(10_000):
-            assert engine.run("1 + 1") == 2
-        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+            pass
+        with pytest.raises(ScriptTimeout):
+            with deadlines.deadline(50):
+                engine.run("for (;;) {}")
+        assert engine.run("'alive'") == "alive"
 
     def test_nested_deadlines_report_the_one_that_expired(self, engine):
         deadlines = Deadlines()
@@ -923,3 +945,37 @@ class TestWorkerInProcess:
 
     def test_bad_notification_is_ignored(self, worker):
         worker._dispatch(Notification("release", [1]))
+
+
+# A completion value that is a primitive is read from the JSValue itself, without
+# the bridge's `finish` step; it must be exactly what that step gives back.
+PRIMITIVE_RESULTS = ["1 + 1", "1.5", "2**40", "2**31", "1e21", "1e20", "1e-7", "0.1 + 0.2", "-5",
+                     "-2147483648", "2**53 + 2", "-0", "NaN", "Infinity", "-Infinity", "true", "false",
+                     "null", "undefined", "'abc'", "'\\ud800x'", "'\\u{1F600}'", "''", "1n", "Symbol('s')",
+                     "({a: 1})", "[1, 2]"]
+TAGGED_BY_THE_BRIDGE = {"-0", "NaN", "Infinity", "-Infinity", "1n", "Symbol('s')", "({a: 1})", "[1, 2]"}
+
+
+@pytest.mark.parametrize("code", PRIMITIVE_RESULTS)
+def test_a_primitive_completion_value_read_directly_is_what_finish_gives(code):
+    ctx = EngineContext(lambda *a: None)
+    bytecode, failure = ctx.compile_script(code, "primitive.js")
+    assert failure is None
+    through_finish = ctx.run_compiled(bytecode, False)  # the first run has no `finish` before it
+    entries = ctx._calls  # the bridge's entries so far
+    direct = ctx.run_compiled(bytecode, False)
+    if code not in TAGGED_BY_THE_BRIDGE:
+        assert ctx._calls == entries, "a primitive went through the bridge"
+    assert same(from_tagged(direct["v"], direct.get("t", True)),
+                from_tagged(through_finish["v"], through_finish.get("t", True)))
+    assert direct["ok"] and through_finish["ok"]
+
+
+def test_the_direct_read_leaves_promise_jobs_and_mirrors_to_finish():
+    ctx = EngineContext(lambda *a: None)
+    ctx.run_compiled(ctx.compile_script("0", "a.js")[0], False)
+    bytecode = ctx.compile_script("Promise.resolve().then(() => { globalThis.ran = 1 }); 2", "b.js")[0]
+    assert ctx.run_compiled(bytecode, False)["v"] == 2
+    assert ctx.run_compiled(ctx.compile_script("globalThis.ran", "c.js")[0], False)["v"] == 1
+    reply = ctx.run_compiled(ctx.compile_script("var m = 3; 4", "d.js")[0], True)
+    assert reply["v"] == 4 and "g" in reply

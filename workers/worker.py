@@ -83,19 +83,34 @@ class Deadlines:
         # nested run would arm it again: unbounded recursion, then a RecursionError
         # instead of the stop. A nested run only re-arms the timer and returns.
         self.handling = False
+        # When the armed timer fires (monotonic), None when disarmed. The timer
+        # only has to fire no later than the earliest deadline: the handler
+        # re-arms for what is left when it fires early. So a deadline later
+        # than the armed one costs no system call, and the timer is not
+        # disarmed when a deadline ends: for back-to-back calls with the same
+        # timeout that saves both setitimer calls of almost every call.
+        self._fires_at: float | None = None
         signal.signal(signal.SIGALRM, self._on_alarm)
 
     def redeliver_soon(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, _RETRIP_S)
+        self._set_timer(_RETRIP_S)
+
+    def _set_timer(self, delay: float) -> None:
+        # Recorded first: a handler that runs between the two lines (for a timer
+        # that just fired) records its own arming, which stands; taken before the
+        # system call, the time is a few microseconds early, never late.
+        self._fires_at = time.monotonic() + delay if delay > 0 else None
+        signal.setitimer(signal.ITIMER_REAL, delay)
 
     def _arm(self) -> None:
         if not self._active:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._set_timer(0)
             return
         remaining = min(d for d, _ in self._active) - time.monotonic()
-        signal.setitimer(signal.ITIMER_REAL, max(remaining, 1e-6))
+        self._set_timer(max(remaining, 1e-6))
 
     def _on_alarm(self, signum, frame) -> None:
+        self._fires_at = None  # the timer is one-shot: it is disarmed now
         if self.handling:
             self.redeliver_soon()  # the outer run decides; this keeps the timer going
             return
@@ -158,11 +173,18 @@ class Deadlines:
         entry = (time.monotonic() + timeout_ms / 1000.0, token)
         self._active.append(entry)
         try:
-            self._arm()
+            fires_at = self._fires_at
+            if fires_at is None or not time.monotonic() < fires_at <= entry[0]:
+                self._arm()  # (a time already past: its handler is due; arming again is harmless)
             yield token
         finally:
             self._active.remove(entry)
-            self._arm()
+            # Not disarmed (see _fires_at): a timer left armed fires later, finds
+            # nothing expired and re-arms for what is then active, or disarms.
+            # One that fired without re-arming (a stop was unwinding) is armed
+            # again for the deadlines still active (an enclosing request's).
+            if self._fires_at is None and self._active:
+                self._arm()
 
 
 def _stopping() -> bool:
