@@ -226,6 +226,28 @@ def check_choice(value: Any, name: str, choices: tuple) -> str:
     return value
 
 
+# The engines a pool can run (workers/engine_api.py), and the extra each one needs.
+ENGINES = ("quickjs", "v8")
+ENGINE_EXTRAS = {"v8": ("STPyV8", "v8")}
+
+
+def check_engine(value: Any) -> str:
+    """``Pool(engine=...)``: a known engine whose binding is installed."""
+    from .errors import EngineUnavailableError
+
+    engine = check_choice(value, "engine", ENGINES)
+    needed = ENGINE_EXTRAS.get(engine)
+    if needed is not None:
+        import importlib.util
+
+        module, extra = needed
+        if importlib.util.find_spec(module) is None:  # found, not imported: V8 starts only in workers
+            raise EngineUnavailableError(
+                f"the {engine!r} engine needs the {module} binding, which is not installed: "
+                f"pip install 'isolate-vm[{extra}]'")
+    return engine
+
+
 def _what(name: str) -> str:
     return "property" if name.startswith("options.") else "argument"
 

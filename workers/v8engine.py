@@ -1,0 +1,437 @@
+"""V8 as the worker's engine (``Pool(engine="v8")``), through STPyV8.
+
+The same bridge as QuickJS (workers/bridge.js, engine-neutral JavaScript with
+captured primordials) is installed in every V8 context; every operation is a
+bridge op whose request and reply cross as JSON text, as with QuickJS. What
+differs is how control gets in and out:
+
+- **Entries.** STPyV8 crashes the process when a JS function *called from
+  Python* is terminated (its ``ToLocalChecked`` on the empty result), while a
+  script run through ``JSContext.eval`` returns cleanly. So Python never calls
+  a JS function: the request goes into a property of the bridge's entry object
+  and a fixed script (``ENTRY.enter()``) runs it. The entry object is a
+  script-scope ``const`` with a random name per process: not a property of the
+  global object, so no script can list it, and the name cannot be guessed.
+- **Text only.** STPyV8 mangles strings outside the BMP in both directions, so
+  everything that crosses is ASCII JSON: the worker's requests are encoded with
+  ``ensure_ascii``, and the bridge side escapes every UTF-16 surrogate.
+- **Stops.** While JS runs, the main thread is inside V8, where Python's signal
+  handlers cannot run. Python's C-level handler still writes the signal number
+  to a wakeup pipe; a watchdog thread reads it and, when a stop is due (the
+  worker's own check: a deadline expired, or an interrupt for a request that is
+  executing), terminates V8's execution (uncatchable by JS). Back in Python,
+  the worker's handler raises the stop as it does for QuickJS, so the worker's
+  deadlines, interrupts, and the host's kill ladder behind them are shared.
+- **Memory.** STPyV8 exposes no heap statistics or heap-limit callback. A
+  context's ``memory_limit`` is enforced by the same watchdog: while an op of
+  such a context runs, it samples the worker's resident memory every
+  millisecond and terminates the op once the growth since the context was made
+  passes the limit; the op then answers ``InternalError: out of memory``
+  (the host's JSMemoryError). V8's own heap limit (and the pool's
+  worker_memory_limit) stays behind it: reaching that kills the worker only.
+- **Start.** Importing STPyV8 starts V8's platform threads, which must never
+  cross a fork: :func:`start` runs in the worker, after the zygote's fork and
+  before confinement (it reads V8's ICU data file), with the stop signals
+  blocked so no V8 thread ever receives them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..protocol.values import ErrorValue
+
+from .engine_api import EngineKind, HostCall
+
+__all__ = ["V8Context", "EngineError", "KIND", "start", "available"]
+
+_BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_text("utf-8")
+_OWN_FILE = "<isolate-bridge>"   # bridge.js leaves frames of this file out of stacks
+_STOP_SIGNALS = {signal.SIGALRM, signal.SIGUSR1}
+# How often a context under memory_limit has its growth sampled while it runs (s).
+_MEMORY_POLL_S = 0.001
+# The reply of a host call that was stopped (see bridge.js: the bridge spins
+# until the engine stops it).
+_ABORTED_REPLY = '{"abort": true}'
+
+_V: Any = None                 # the STPyV8 module, once started
+_entry_name = ""               # the script-scope name of each context's entry object
+_running_ops = 0               # engine ops on the stack (nested ops come from host calls)
+_in_js = 0                     # entries into V8 on the stack
+_lock = threading.Lock()       # between the main thread's entries and the watchdog's terminations
+_terminations = 0              # how many times the watchdog terminated V8's execution
+_flush_needed = False          # a termination may be pending in V8 with no JS left to stop
+_stop_due: Callable[[], bool] = lambda: False   # set by the worker: whether a stop is due now
+_limited: list = []            # contexts under memory_limit whose ops are on the stack
+_statm_fd = -1                 # /proc/self/statm, opened before confinement
+_wake_fd = -1                  # the watchdog's pipe (signal numbers; 0: a memory-limited op began)
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def available() -> bool:
+    """Whether the V8 binding is installed (without importing it: that starts V8)."""
+    import importlib.util
+
+    return importlib.util.find_spec("STPyV8") is not None
+
+
+class EngineError(Exception):
+    """V8 failed outside the bridge's own error handling."""
+
+    def __init__(self, message: str, unusable: bool = False):
+        super().__init__(message)
+        self.unusable = unusable
+
+
+def start() -> None:
+    """Start V8 in this process: once, in a worker, after the fork, before confinement."""
+    global _V, _entry_name, _statm_fd, _wake_fd
+    if _V is not None:
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        # V8's platform threads and the watchdog inherit this mask: the stop signals
+        # go to the main thread only (which blocks them while it writes a frame).
+        # STPyV8's platform start reads $HOME (its ICU data may be under ~/.local/share)
+        # and fails without one; the workers' environment is the pool's, often empty.
+        home = os.environ.get("HOME")
+        if home is None:
+            os.environ["HOME"] = "/nonexistent"
+        try:
+            import STPyV8
+        finally:
+            if home is None:
+                del os.environ["HOME"]
+
+        _V = STPyV8
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        threading.Thread(target=_watch, args=(read_fd,), name="isolate-v8-watchdog", daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _wake_fd = write_fd
+    _entry_name = "__isolate_entry_" + secrets.token_hex(16)
+    try:
+        _statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        _statm_fd = -1
+
+
+def set_stop_check(check: Callable[[], bool]) -> None:
+    """The worker's test of whether a stop signal just received is due (see worker.py)."""
+    global _stop_due
+    _stop_due = check
+
+
+def _resident() -> int:
+    if _statm_fd < 0:
+        return 0
+    fields = os.pread(_statm_fd, 128, 0).split()
+    return int(fields[1]) * _PAGE
+
+
+def _terminate() -> None:
+    """Stop the JS running now (called with _lock held, only while JS is on the stack)."""
+    global _terminations, _flush_needed
+    isolate = _V.v8_default_isolate
+    isolate.enter()
+    try:
+        _V.JSEngine.terminateAllThreads()
+    finally:
+        isolate.leave()
+    _terminations += 1
+    _flush_needed = True
+
+
+def _watch(read_fd: int) -> None:
+    """The watchdog thread: stop signals and memory limits, while JS runs."""
+    while True:
+        timeout = _MEMORY_POLL_S if _limited else None
+        try:
+            readable, _, _ = select.select([read_fd], [], [], timeout)
+        except InterruptedError:
+            continue
+        signalled = False
+        if readable:
+            try:
+                signalled = any(os.read(read_fd, 512))  # 0 only wakes the memory sampling
+            except BlockingIOError:
+                pass
+        with _lock:
+            if not _in_js:
+                continue
+            if signalled and _stop_due():
+                _terminate()
+                continue
+            for context in _limited[-1:]:
+                if context._limit and _resident() - context._base > context._limit:
+                    context._oom = True
+                    _terminate()
+
+
+def engine_running() -> bool:
+    return _running_ops > 0
+
+
+def in_abort_tail(frame) -> bool:
+    """True while a host call that was aborted is still returning into V8 (the stop
+    is raised once V8 is left: see bridge.js's spin)."""
+    code = V8Context._call_python.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            return bool(getattr(frame.f_locals.get("self"), "_aborting", False))
+        frame = frame.f_back
+    return False
+
+
+# Installed after the bridge in every context: the entry object, named at random.
+# Only ASCII leaves: every UTF-16 surrogate is escaped (JSON.stringify escapes lone
+# ones already; pairs it writes raw, and STPyV8 would mangle them).
+_HOOKS = r"""
+const NAME = (function (G) {
+  'use strict';
+  const key = Symbol.for('isolate.stash');
+  const stash = G[key];
+  delete G[key];
+  delete G[Symbol.for('isolate.bridge')];
+  const JSONStringify = JSON.stringify, JSONParse = JSON.parse;
+  const ObjectSetPrototypeOf = Object.setPrototypeOf, ReflectApply = Reflect.apply;
+  const charCodeAt = String.prototype.charCodeAt, slice = String.prototype.slice;
+  const numberToString = Number.prototype.toString;
+  const enter = stash.enter;
+  function ascii(s) {
+    let out = '', from = 0;
+    const n = s.length;
+    for (let i = 0; i < n; i++) {
+      const c = ReflectApply(charCodeAt, s, [i]);
+      if (c >= 0xD800 && c <= 0xDFFF) {
+        out += ReflectApply(slice, s, [from, i]) + '\\u' + ReflectApply(numberToString, c, [16]);
+        from = i + 1;
+      }
+    }
+    return from === 0 ? s : out + ReflectApply(slice, s, [from]);
+  }
+  const entry = { __proto__: null, request: '', token: 0, reply: undefined, hook: undefined,
+    enter() {
+      const r = enter(entry.request, entry.token);
+      entry.request = '';
+      entry.reply = r;
+    },
+    serialize() {
+      const r = entry.reply;
+      entry.reply = undefined;
+      return ascii(JSONStringify(r));
+    },
+  };
+  stash.callPython = function (name, id, v, t) {
+    const args = [id, v, t];
+    ObjectSetPrototypeOf(args, null);
+    const reply = JSONParse(entry.hook(ascii(JSONStringify(args))));
+    if (reply !== null && typeof reply === 'object') ObjectSetPrototypeOf(reply, null);
+    return reply;
+  };
+  return entry;
+})(globalThis);
+NAME
+"""
+
+
+class V8Context:
+    """A V8 context with the bridge installed."""
+
+    def __init__(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None):
+        if _V is None:
+            start()
+        self._on_host_call = on_host_call
+        self._on_abort = on_abort
+        self._aborting = False
+        self.usable = True
+        self._limit = 0
+        self._base = 0
+        self._oom = False
+        self._calls = 0
+        self._ctx = _V.JSContext()
+        self._ctx.enter()
+        try:
+            self._ctx.eval(_BRIDGE_SOURCE, _OWN_FILE)
+            self._entry = self._ctx.eval(_HOOKS.replace("NAME", _entry_name), _OWN_FILE)
+            self._entry.hook = self._call_python
+        finally:
+            self._ctx.leave()
+        self._enter_source = _entry_name + ".enter()"
+        self._serialize_source = _entry_name + ".serialize()"
+
+    def rebind(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None) -> None:
+        self._on_host_call = on_host_call
+        self._on_abort = on_abort
+
+    # -- host calls ------------------------------------------------------------
+    def _call_python(self, text: str) -> str:
+        self._aborting = False
+        try:
+            function_id, tagged_args, tagged = json.loads(text)
+            reply = self._on_host_call(function_id, tagged_args, tagged)
+        except BaseException as exc:
+            # A stop that landed during the host call: JS must not be able to catch
+            # it. The worker delivers it again; the bridge spins until V8 is stopped.
+            if self._on_abort is None:
+                raise
+            self._aborting = True
+            self._on_abort(exc)
+            return _ABORTED_REPLY
+        return json.dumps(reply, allow_nan=False)
+
+    # -- operations --------------------------------------------------------------
+    def op(self, *request: Any, drain: bool = True) -> dict:
+        """One bridge op; its reply. (V8 runs the promise jobs an op queued when the
+        outermost entry returns: ``drain`` cannot hold them back, and need not: none
+        are left between ops.)"""
+        if not self.usable:
+            raise EngineError("the context is unusable", unusable=True)
+        global _running_ops
+        entry = self._entry
+        self._calls = (self._calls + 1) & 0x3FFFFFFF
+        text = json.dumps(request, allow_nan=False)
+        limited = bool(self._limit)
+        _running_ops += 1
+        if limited:
+            _limited.append(self)
+            try:
+                os.write(_wake_fd, b"\0")  # the watchdog starts sampling
+            except OSError:
+                pass
+        self._ctx.enter()
+        try:
+            if _flush_needed:
+                _flush(self._ctx)
+            entry.request = text
+            entry.token = self._calls
+            done = self._run(self._enter_source)
+            text = self._run(self._serialize_source) if done else None
+        finally:
+            self._ctx.leave()
+            _running_ops -= 1
+            if limited:
+                _limited.remove(self)
+        if self._oom:
+            self._oom = False
+            self._recover_memory()
+            return _oom_reply()
+        if text is None:
+            # Terminated, yet no stop was raised here (one that was not due, or the
+            # handler deferred it): the op did not finish.
+            raise EngineError("the script was terminated")
+        return json.loads(text)
+
+    def _run(self, source: str):
+        """Run one entry script; its value, or None when V8 was terminated."""
+        global _in_js
+        with _lock:
+            _in_js += 1
+            before = _terminations
+        try:
+            value = self._ctx.eval(source, _OWN_FILE)
+        finally:
+            with _lock:
+                _in_js -= 1
+                stopped = _terminations != before
+        if stopped:
+            return None
+        return True if value is None else value
+
+    def _recover_memory(self) -> None:
+        """After an op stopped at the memory limit: measure from closer to here (V8 frees
+        the op's garbage by itself, and resident pages lag behind)."""
+        self._base = max(self._base, _resident() - self._limit // 2)
+
+    def compile_script(self, *args, **kwargs):
+        raise EngineError("V8 contexts run scripts from source (the bridge's run op)")
+
+    def run_compiled(self, compiled, mirror: bool) -> dict:
+        raise EngineError("V8 contexts run scripts from source (the bridge's run op)")
+
+    def memory_usage(self, raw: bool = False) -> dict[str, int] | None:
+        """The worker's resident growth since this context was made (V8's binding has
+        no per-context heap figures), and the context's limit."""
+        used = max(_resident() - self._base, 0) if self._base else 0
+        return {"memory_used_size": used, "malloc_size": used, "malloc_limit": self._limit,
+                "obj_count": 0, "resident_size": _resident()}
+
+    def set_memory_limit(self, nbytes: int) -> bool:
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise EngineError(f"memory limit must be a number of bytes, got {nbytes!r}")
+        if _statm_fd < 0:
+            raise EngineError("the worker's memory cannot be sampled (/proc/self/statm)")
+        self._limit = nbytes
+        self._base = _resident()
+        return True
+
+    def run_gc(self) -> bool:
+        """False: STPyV8 cannot ask V8 to collect (its lowMemory binding is broken, and
+        V8's flags are frozen once it runs); V8 collects on its own."""
+        return False
+
+    def close(self) -> None:
+        self._entry = None
+        self._ctx = None
+        self.usable = False
+
+
+def _flush(ctx) -> None:
+    """Consume a termination the watchdog requested after the JS it meant had
+    returned (V8 would stop the next entry with it)."""
+    global _flush_needed, _in_js
+    for _ in range(3):
+        with _lock:
+            _in_js += 1
+            before = _terminations
+        try:
+            ctx.eval("0", _OWN_FILE)
+        finally:
+            with _lock:
+                _in_js -= 1
+                again = _terminations != before
+        if not again:
+            break
+    _flush_needed = False
+
+
+def _oom_reply() -> dict:
+    from .tagged import to_tagged
+
+    error = ErrorValue("InternalError", "out of memory", "InternalError: out of memory")
+    return {"ok": False, "e": to_tagged(error)[0], "t": True}
+
+
+def function_body_compiles(code: str, params: list | None) -> bool:
+    """Whether ``code`` is a function body taking ``params`` (none of it runs): the
+    bridge's check_syntax op in a fresh context, dropped after."""
+    context = V8Context(lambda *a: {"ok": False, "e": None})
+    try:
+        return bool(context.op("check_syntax", code, "<isolate-check>", 0, 0, False, params).get("ok"))
+    finally:
+        context.close()
+
+
+def _description() -> str:
+    try:
+        from importlib.metadata import version
+
+        binding = f"STPyV8 {version('stpyv8')}"
+    except Exception:
+        binding = "STPyV8"
+    return f"V8 via {binding}"
+
+
+KIND = EngineKind(
+    name="v8", description=_description(), new_context=V8Context, running=engine_running,
+    in_abort_tail=in_abort_tail, function_body_compiles=function_body_compiles, error_type=EngineError,
+    native_scripts=False, cached_data=False, modules=False, start=start)
