@@ -380,9 +380,19 @@ class V8Context:
         return False
 
     def close(self) -> None:
-        self._entry = None
-        self._ctx = None
+        """Drop the context. The JS side's reference to our host hook is cut first, with
+        the context entered: left to Python's cycle collector, the wrappers would be
+        destroyed at any later moment, in whatever context is entered then (a crash)."""
+        ctx, entry = self._ctx, self._entry
+        self._ctx = self._entry = None
         self.usable = False
+        if ctx is not None:
+            ctx.enter()
+            try:
+                entry.hook = None
+                del entry
+            finally:
+                ctx.leave()
 
 
 def _flush(ctx) -> None:
