@@ -5,13 +5,17 @@ captured primordials) is installed in every V8 context; every operation is a
 bridge op whose request and reply cross as JSON text, as with QuickJS. What
 differs is how control gets in and out:
 
-- **Entries.** STPyV8 crashes the process when a JS function *called from
-  Python* is terminated (its ``ToLocalChecked`` on the empty result), while a
-  script run through ``JSContext.eval`` returns cleanly. So Python never calls
-  a JS function: the request goes into a property of the bridge's entry object
-  and a fixed script (``ENTRY.enter()``) runs it. The entry object is a
-  script-scope ``const`` with a random name per process: not a property of the
-  global object, so no script can list it, and the name cannot be guessed.
+- **Entries.** Two STPyV8 bugs shape them. A JS function *called from Python*
+  that is terminated crashes the process (``ToLocalChecked`` on the empty
+  result), while a script run through ``JSContext.eval`` returns cleanly; and
+  any Python value converted into a context (an argument, a property set from
+  Python) attaches a tracer to that context whose weak callback crashes when
+  the context is collected. So a context only ever receives source text: each
+  op is a script ``ENTRY.enter("<request JSON>", token)``, and the host hook is
+  a function of one long-lived *hub* context (where the Python callable is
+  converted, once), put on the entry object by the hub's own code. The entry
+  object is a script-scope ``const`` with a random name per process: not a
+  property of the global object, so no script can list it or guess it.
 - **Text only.** STPyV8 mangles strings outside the BMP in both directions, so
   everything that crosses is ASCII JSON: the worker's requests are encoded with
   ``ensure_ascii``, and the bridge side escapes every UTF-16 surrogate.
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import select
 import signal
@@ -73,6 +78,9 @@ _stop_due: Callable[[], bool] = lambda: False   # set by the worker: whether a s
 _limited: list = []            # contexts under memory_limit whose ops are on the stack
 _statm_fd = -1                 # /proc/self/statm, opened before confinement
 _wake_fd = -1                  # the watchdog's pipe (signal numbers; 0: a memory-limited op began)
+_hub: Any = None               # the context where the host hook lives (never collected)
+_install_hook: Any = None      # the hub's function that puts the hook on a context's entry object
+_current: list = []            # V8Contexts whose ops are on the stack, innermost last
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -118,6 +126,13 @@ def start() -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     _wake_fd = write_fd
+    global _hub, _install_hook
+    _hub = _V.JSContext()
+    _hub.enter()
+    try:
+        _install_hook = _hub.eval(_HUB, _OWN_FILE)(_host_hook)
+    finally:
+        _hub.leave()
     _entry_name = "__isolate_entry_" + secrets.token_hex(16)
     try:
         _statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
@@ -129,6 +144,16 @@ def set_stop_check(check: Callable[[], bool]) -> None:
     """The worker's test of whether a stop signal just received is due (see worker.py)."""
     global _stop_due
     _stop_due = check
+
+
+# The hub's code: a host hook on an entry object, whose calls run in the hub (so what
+# STPyV8 converts for them is converted there, never in the caller's context).
+_HUB = "(function (py) { return function (entry) { entry.hook = function (t) { return py(t); }; }; })"
+
+
+def _host_hook(text: str) -> str:
+    """JS called a host function: the context whose op runs innermost made the call."""
+    return _current[-1]._call_python(text)
 
 
 def _resident() -> int:
@@ -219,11 +244,9 @@ const NAME = (function (G) {
     }
     return from === 0 ? s : out + ReflectApply(slice, s, [from]);
   }
-  const entry = { __proto__: null, request: '', token: 0, reply: undefined, hook: undefined,
-    enter() {
-      const r = enter(entry.request, entry.token);
-      entry.request = '';
-      entry.reply = r;
+  const entry = { __proto__: null, reply: undefined, hook: undefined,
+    enter(request, token) {
+      entry.reply = enter(request, token);
     },
     serialize() {
       const r = entry.reply;
@@ -263,10 +286,13 @@ class V8Context:
         try:
             self._ctx.eval(_BRIDGE_SOURCE, _OWN_FILE)
             self._entry = self._ctx.eval(_HOOKS.replace("NAME", _entry_name), _OWN_FILE)
-            self._entry.hook = self._call_python
         finally:
             self._ctx.leave()
-        self._enter_source = _entry_name + ".enter()"
+        _hub.enter()
+        try:
+            _install_hook(self._entry)  # converted in the hub: nothing of Python in this context
+        finally:
+            _hub.leave()
         self._serialize_source = _entry_name + ".serialize()"
 
     def rebind(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None) -> None:
@@ -297,7 +323,6 @@ class V8Context:
         if not self.usable:
             raise EngineError("the context is unusable", unusable=True)
         global _running_ops
-        entry = self._entry
         self._calls = (self._calls + 1) & 0x3FFFFFFF
         text = json.dumps(request, allow_nan=False)
         limited = bool(self._limit)
@@ -308,16 +333,16 @@ class V8Context:
                 os.write(_wake_fd, b"\0")  # the watchdog starts sampling
             except OSError:
                 pass
+        _current.append(self)
         self._ctx.enter()
         try:
             if _flush_needed:
                 _flush(self._ctx)
-            entry.request = text
-            entry.token = self._calls
-            done = self._run(self._enter_source)
+            done = self._run(f"{_entry_name}.enter({json.dumps(text)}, {self._calls})")
             text = self._run(self._serialize_source) if done else None
         finally:
             self._ctx.leave()
+            _current.pop()
             _running_ops -= 1
             if limited:
                 _limited.remove(self)
@@ -329,6 +354,8 @@ class V8Context:
             # Terminated, yet no stop was raised here (one that was not due, or the
             # handler deferred it): the op did not finish.
             raise EngineError("the script was terminated")
+        if "<isolate-bridge>" in text or "at eval (" in text:
+            text = _node_frames(text)
         return json.loads(text)
 
     def _run(self, source: str):
@@ -380,19 +407,21 @@ class V8Context:
         return False
 
     def close(self) -> None:
-        """Drop the context. The JS side's reference to our host hook is cut first, with
-        the context entered: left to Python's cycle collector, the wrappers would be
-        destroyed at any later moment, in whatever context is entered then (a crash)."""
-        ctx, entry = self._ctx, self._entry
+        """Drop the context (V8 collects it; nothing of Python was converted into it)."""
         self._ctx = self._entry = None
         self.usable = False
-        if ctx is not None:
-            ctx.enter()
-            try:
-                entry.hook = None
-                del entry
-            finally:
-                ctx.leave()
+
+
+# Frames of the machinery in V8's stacks (the JSON text of a reply, where a newline is
+# "\\n"): the entry script's, the indirect eval's own; and V8's "at eval (FILE:L:C)" for
+# a script's top-level code, which Node writes "at FILE:L:C".
+_OWN_FRAMES = re.compile(r"\\n    at (?:<isolate-bridge>:\d+:\d+|eval \(<anonymous>\))")
+_EVAL_FRAME = re.compile(r"\\n    at eval \(([^()\\]*:\d+:\d+)\)")
+
+
+def _node_frames(text: str) -> str:
+    text = _OWN_FRAMES.sub("", text)
+    return _EVAL_FRAME.sub(lambda m: "\\n    at " + m.group(1), text)
 
 
 def _flush(ctx) -> None:

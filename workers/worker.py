@@ -424,7 +424,7 @@ class Worker(ModuleMethods):
                 f"worker speaks protocol {PROTOCOL_VERSION}, host asked for {version!r}"), None))
             raise ProtocolError("protocol version mismatch")
         self.stream.write(Response(hello.msgid, None, {
-            "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": self.kind.description, "engine_kind": self.kind.name,
+            "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": self.kind.description,
             "python": sys.version.split()[0], **self.hello_extra,
         }))
 
