@@ -86,6 +86,9 @@ class EngineKind:
     cached_data: bool                           # compiled code can leave and re-enter the worker
     modules: bool                               # ES modules (workers/modules.py)
     start: Callable[[], None] = lambda: None    # in the worker, after the fork, before confinement
+    # Engines without native_scripts: (code, filename) -> the bridge's reply to a script's
+    # syntax check (ok, or its SyntaxError), none of the code run.
+    check_script: Callable[[str, str], dict] | None = None
     notes: dict = field(default_factory=dict)   # facts for the hello reply
 
 

@@ -232,6 +232,9 @@ const NAME = (function (G) {
   const charCodeAt = String.prototype.charCodeAt, slice = String.prototype.slice;
   const numberToString = Number.prototype.toString;
   const enter = stash.enter;
+  // The global's prototype is Object.prototype, as in a QuickJS context (V8's API
+  // contexts put an empty object from the global template in between).
+  try { ObjectSetPrototypeOf(G, Object.prototype); } catch (e) { /* leave it */ }
   function ascii(s) {
     let out = '', from = 0;
     const n = s.length;
@@ -450,6 +453,20 @@ def _oom_reply() -> dict:
     return {"ok": False, "e": to_tagged(error)[0], "t": True}
 
 
+def check_script(code: str, filename: str) -> dict:
+    """Whether ``code`` compiles as a script, none of it run: the bridge's reply (ok, or
+    the SyntaxError). Evaluated after ``throw 0;`` in a fresh context, dropped after: a
+    script that parses only instantiates its declarations there, then throws 0."""
+    context = V8Context(lambda *a: {"ok": False, "e": None})
+    try:
+        reply = context.op("run", "throw 0;\n" + code, filename, False, -1, 0, True)
+    finally:
+        context.close()
+    if not reply.get("ok") and reply.get("e") == 0:
+        return {"ok": True, "v": True, "t": False}
+    return reply
+
+
 def function_body_compiles(code: str, params: list | None) -> bool:
     """Whether ``code`` is a function body taking ``params`` (none of it runs): the
     bridge's check_syntax op in a fresh context, dropped after."""
@@ -473,4 +490,4 @@ def _description() -> str:
 KIND = EngineKind(
     name="v8", description=_description(), new_context=V8Context, running=engine_running,
     in_abort_tail=in_abort_tail, function_body_compiles=function_body_compiles, error_type=EngineError,
-    native_scripts=False, cached_data=False, modules=False, start=start)
+    native_scripts=False, cached_data=False, modules=False, start=start, check_script=check_script)

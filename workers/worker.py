@@ -685,7 +685,9 @@ class Worker(ModuleMethods):
         if code is None:
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker runs scripts from source only: send the code")
         if not self.kind.native_scripts:
-            code = _named_source(code, options.get("filename", "evalmachine.<anonymous>"))
+            code = _named_source(code, options.get("filename", "evalmachine.<anonymous>"),
+                                 options.get("line_offset", 0), options.get("column_offset", 0))
+            options = dict(options, line_offset=0, column_offset=0)  # applied to the source
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
@@ -729,7 +731,10 @@ class Worker(ModuleMethods):
             code = self._source_of(code, options)
             if code is None:
                 raise WorkerError(WireError.UNKNOWN_SCRIPT, f"script {options.get('key')} is not cached here: send its code")
-            return self._on_check_syntax(context_id, code, options)
+            filename = options.get("filename", "evalmachine.<anonymous>")
+            reply = self._guarded(_earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options)),
+                                  lambda: self.kind.check_script(code, filename))
+            return self._value_of(reply)
         scratch = self._scratch_context()
         if not self._native(options):
             if options.get("bytecode_out"):
@@ -993,9 +998,12 @@ def _holds_handles(value: Any) -> bool:
     return False
 
 
-def _named_source(code: str, filename: str) -> str:
+def _named_source(code: str, filename: str, line_offset: int = 0, column_offset: int = 0) -> str:
     """Source run from the bridge (indirect eval) that names its file in stack frames
-    (V8 honours a sourceURL comment in eval'd code)."""
+    (V8 honours a sourceURL comment in eval'd code), shifted by the offsets (blank
+    lines and spaces before it: eval has no offset option; negative ones are not applied)."""
+    if line_offset > 0 or column_offset > 0:
+        code = "\n" * max(line_offset, 0) + " " * max(column_offset, 0) + code
     if not filename or "\n" in filename or "\r" in filename:
         return code
     return code + "\n//# sourceURL=" + filename
