@@ -156,3 +156,47 @@ def test_measure_memory_reports_figures(v8pool):
     v8pool.run_in_context("globalThis.big = new Array(1e6).fill(1)", ctx)
     usage = ctx.memory_usage()
     assert usage["used"] >= 0 and "limit" in usage
+
+
+@needs_v8
+@pytest.mark.timeout(60)
+def test_break_on_sigint_interrupts_v8(v8pool):
+    import threading
+
+    ready = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+    seen = []
+    signal.signal(signal.SIGINT, lambda *a: seen.append(1))
+    try:
+        threading.Thread(target=lambda: ready.wait(30) and os.kill(os.getpid(), signal.SIGINT), daemon=True).start()
+        ctx = v8pool.create_context({"ready": ready.set})
+        with pytest.raises(isolate.ScriptInterruptedError) as info:
+            v8pool.run_in_context("ready(); while (true) {}", ctx, break_on_sigint=True)
+        assert info.value.code == "ERR_SCRIPT_EXECUTION_INTERRUPTED"
+        assert seen == []  # the script's, not the host's handler
+        assert v8pool.run_in_context("1 + 1", ctx) == 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@needs_v8
+@pytest.mark.timeout(60)
+def test_timeout_racing_host_calls_is_always_a_timeout(v8pool):
+    """Stops that land around host calls (the race test_guarantees runs on QuickJS)."""
+    import threading
+
+    slow = threading.Event()
+    ctx = v8pool.create_context({"hostFn": lambda: slow.wait(0.005)})
+    for _ in range(300):
+        with pytest.raises(isolate.ScriptTimeoutError) as info:
+            v8pool.run_in_context("hostFn(); while (true) {}", ctx, timeout=2)
+        if info.value.stage == "kill":
+            ctx = v8pool.create_context({"hostFn": lambda: slow.wait(0.005)})
+
+
+@needs_v8
+def test_many_fresh_contexts_on_one_worker(v8pool):
+    """STPyV8 crashed collecting contexts that Python values had been converted into;
+    V8 contexts here only ever receive source text (workers/v8engine.py)."""
+    for i in range(1500):
+        assert v8pool.run_in_new_context("x + 1", {"x": i, "f": len}) == i + 1

@@ -49,6 +49,7 @@ import select
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -71,7 +72,6 @@ _V: Any = None                 # the STPyV8 module, once started
 _entry_name = ""               # the script-scope name of each context's entry object
 _running_ops = 0               # engine ops on the stack (nested ops come from host calls)
 _in_js = 0                     # entries into V8 on the stack
-_lock = threading.Lock()       # between the main thread's entries and the watchdog's terminations
 _terminations = 0              # how many times the watchdog terminated V8's execution
 _flush_needed = False          # a termination may be pending in V8 with no JS left to stop
 _stop_due: Callable[[], bool] = lambda: False   # set by the worker: whether a stop is due now
@@ -164,7 +164,7 @@ def _resident() -> int:
 
 
 def _terminate() -> None:
-    """Stop the JS running now (called with _lock held, only while JS is on the stack)."""
+    """Stop the JS running now (the watchdog, holding the GIL, only while JS is on the stack)."""
     global _terminations, _flush_needed
     isolate = _V.v8_default_isolate
     isolate.enter()
@@ -190,16 +190,17 @@ def _watch(read_fd: int) -> None:
                 signalled = any(os.read(read_fd, 512))  # 0 only wakes the memory sampling
             except BlockingIOError:
                 pass
-        with _lock:
-            if not _in_js:
-                continue
-            if signalled and _stop_due():
-                _terminate()
-                continue
-            for context in _limited[-1:]:
-                if context._limit and _resident() - context._base > context._limit:
-                    context._oom = True
-                    _terminate()
+        # The GIL is held from here to the terminate: the main thread (in V8 without
+        # it) cannot leave V8's accounting half-done meanwhile.
+        if not _in_js:
+            continue
+        if signalled and _stop_due():
+            _terminate()
+            continue
+        limited = _limited[-1:]
+        if limited and limited[0]._limit and _resident() - limited[0]._base > limited[0]._limit and _in_js:
+            limited[0]._oom = True
+            _terminate()
 
 
 def engine_running() -> bool:
@@ -322,58 +323,63 @@ class V8Context:
     def op(self, *request: Any, drain: bool = True) -> dict:
         """One bridge op; its reply. (V8 runs the promise jobs an op queued when the
         outermost entry returns: ``drain`` cannot hold them back, and need not: none
-        are left between ops.)"""
+        are left between ops.)
+
+        A stop (the worker's signal handlers) may be raised at any call boundary here,
+        so the bookkeeping that must be undone is undone by plain statements (no call
+        between them, where Python runs a pending handler) and the one call last."""
         if not self.usable:
             raise EngineError("the context is unusable", unusable=True)
         global _running_ops
         self._calls = (self._calls + 1) & 0x3FFFFFFF
         text = json.dumps(request, allow_nan=False)
         limited = bool(self._limit)
+        self._ctx.enter()
         _running_ops += 1
+        _current.append(self)
         if limited:
             _limited.append(self)
-            try:
-                os.write(_wake_fd, b"\0")  # the watchdog starts sampling
-            except OSError:
-                pass
-        _current.append(self)
-        self._ctx.enter()
         try:
+            if limited:
+                try:
+                    os.write(_wake_fd, b"\0")  # the watchdog starts sampling
+                except OSError:
+                    pass
             if _flush_needed:
                 _flush(self._ctx)
             done = self._run(f"{_entry_name}.enter({json.dumps(text)}, {self._calls})")
             text = self._run(self._serialize_source) if done else None
         finally:
-            self._ctx.leave()
-            _current.pop()
             _running_ops -= 1
+            del _current[-1]
             if limited:
-                _limited.remove(self)
+                del _limited[-1]
+            self._ctx.leave()
         if self._oom:
             self._oom = False
             self._recover_memory()
             return _oom_reply()
         if text is None:
-            # Terminated, yet no stop was raised here (one that was not due, or the
-            # handler deferred it): the op did not finish.
+            _await_stop()
             raise EngineError("the script was terminated")
         if "<isolate-bridge>" in text or "at eval (" in text:
             text = _node_frames(text)
         return json.loads(text)
 
     def _run(self, source: str):
-        """Run one entry script; its value, or None when V8 was terminated."""
+        """Run one entry script; its value, or None when V8 was terminated.
+
+        No lock with the watchdog: it reads and terminates holding the GIL, which this
+        thread holds between the statements here (V8 runs without it). A termination
+        that lands as the script returns is left pending in V8: _flush clears it."""
         global _in_js
-        with _lock:
-            _in_js += 1
-            before = _terminations
+        before = _terminations
+        _in_js += 1
         try:
             value = self._ctx.eval(source, _OWN_FILE)
         finally:
-            with _lock:
-                _in_js -= 1
-                stopped = _terminations != before
-        if stopped:
+            _in_js -= 1
+        if _terminations != before:
             return None
         return True if value is None else value
 
@@ -432,18 +438,28 @@ def _flush(ctx) -> None:
     returned (V8 would stop the next entry with it)."""
     global _flush_needed, _in_js
     for _ in range(3):
-        with _lock:
-            _in_js += 1
-            before = _terminations
+        before = _terminations
+        _in_js += 1
         try:
             ctx.eval("0", _OWN_FILE)
         finally:
-            with _lock:
-                _in_js -= 1
-                again = _terminations != before
-        if not again:
+            _in_js -= 1
+        if _terminations == before:
             break
     _flush_needed = False
+
+
+def _await_stop() -> None:
+    """V8 was terminated for a stop the worker's handler has not raised yet (it was
+    deferred, or is delivered again in a moment): wait here, as an engine op, for it."""
+    global _running_ops
+    _running_ops += 1
+    try:
+        end = time.monotonic() + 0.25
+        while time.monotonic() < end:
+            time.sleep(0.0002)
+    finally:
+        _running_ops -= 1
 
 
 def _oom_reply() -> dict:
