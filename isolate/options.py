@@ -13,7 +13,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
+from .errors import EngineUnavailableError, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 
 __all__ = ["RunOptions", "ContextOptions", "normalize_options", "describe", "check_code",
            "DEFAULT_FILENAME", "parse_size", "check_timeout", "check_int", "check_bool", "check_str",
@@ -233,8 +233,6 @@ ENGINE_EXTRAS = {"v8": ("STPyV8", "v8")}
 
 def check_engine(value: Any) -> str:
     """``Pool(engine=...)``: a known engine whose binding is installed."""
-    from .errors import EngineUnavailableError
-
     engine = check_choice(value, "engine", ENGINES)
     needed = ENGINE_EXTRAS.get(engine)
     if needed is not None:

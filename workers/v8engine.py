@@ -78,6 +78,8 @@ _stop_due: Callable[[], bool] = lambda: False   # set by the worker: whether a s
 _limited: list = []            # contexts under memory_limit whose ops are on the stack
 _statm_fd = -1                 # /proc/self/statm, opened before confinement
 _wake_fd = -1                  # the watchdog's pipe (signal numbers; 0: a memory-limited op began)
+_watch_fd = -1                 # the watchdog's end of that pipe
+_watchdog_started = False
 _hub: Any = None               # the context where the host hook lives (never collected)
 _install_hook: Any = None      # the hub's function that puts the hook on a context's entry object
 _current: list = []            # V8Contexts whose ops are on the stack, innermost last
@@ -106,7 +108,7 @@ def start() -> None:
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        # V8's platform threads and the watchdog inherit this mask: the stop signals
+        # V8's platform threads inherit this mask: the stop signals
         # go to the main thread only (which blocks them while it writes a frame).
         # STPyV8's platform start reads $HOME (its ICU data may be under ~/.local/share)
         # and fails without one; the workers' environment is the pool's, often empty.
@@ -120,10 +122,10 @@ def start() -> None:
                 del os.environ["HOME"]
 
         _V = STPyV8
-        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        threading.Thread(target=_watch, args=(read_fd,), name="isolate-v8-watchdog", daemon=True).start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    global _watch_fd
+    _watch_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     _wake_fd = write_fd
     global _hub, _install_hook
@@ -138,6 +140,20 @@ def start() -> None:
         _statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         _statm_fd = -1
+
+
+def _ensure_watchdog() -> None:
+    """Start the watchdog thread with the first context: after confinement (threads
+    started later are confined as the worker is), with the stop signals blocked."""
+    global _watchdog_started
+    if _watchdog_started:
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        threading.Thread(target=_watch, args=(_watch_fd,), name="isolate-v8-watchdog", daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    _watchdog_started = True
 
 
 def set_stop_check(check: Callable[[], bool]) -> None:
@@ -277,6 +293,7 @@ class V8Context:
     def __init__(self, on_host_call: HostCall, on_abort: Callable[[BaseException], None] | None = None):
         if _V is None:
             start()
+        _ensure_watchdog()
         self._on_host_call = on_host_call
         self._on_abort = on_abort
         self._aborting = False
