@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .harness import HERE, Row, Suite, Target, node_path
 
-BENCHMARKS = ["fresh", "batch", "round_trip", "cpu", "timeouts", "memory", "cold_start", "transfer", "compile"]
+BENCHMARKS = ["fresh", "batch", "round_trip", "cpu", "timeouts", "memory", "cold_start", "transfer", "compile",
+              "engines"]
 
 
 def main(argv=None) -> int:

@@ -47,6 +47,7 @@ _EXPORTS = {
                 "JSReferenceError", "JSSyntaxError", "JSTypeError", "JSURIError", "NestingTooDeepError",
                 "OutOfRangeError", "PoolClosedError", "PromisePendingError", "ProtocolViolationError",
                 "ScriptInterruptedError", "ScriptTimeoutError", "UnencodableValueError", "UnsupportedError",
+                "EngineUnavailableError",
                 "WorkerCrashedError", "WorkerMemoryError", "WorkerStartError"),
     ".futures": ("Future", "AsyncFuture"),
     ".modules": ("Module", "ModuleNamespace", "SourceTextModule", "SyntheticModule", "VMModuleError"),
@@ -89,7 +90,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError, JSSyntaxError, JSTypeError,
         JSURIError, NestingTooDeepError, OutOfRangeError, PoolClosedError, PromisePendingError,
         ProtocolViolationError, ScriptInterruptedError, ScriptTimeoutError, UnencodableValueError,
-        UnsupportedError, WorkerCrashedError, WorkerMemoryError, WorkerStartError,
+        UnsupportedError, EngineUnavailableError, WorkerCrashedError, WorkerMemoryError, WorkerStartError,
     )
     from .futures import AsyncFuture, Future
     from .modules import Module, ModuleNamespace, SourceTextModule, SyntheticModule, VMModuleError

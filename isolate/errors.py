@@ -31,7 +31,7 @@ __all__ = [
     "ScriptTimeoutError", "ScriptInterruptedError", "WorkerCrashedError", "ContextLostError",
     "ProtocolViolationError", "PoolClosedError", "InvalidArgTypeError", "InvalidArgValueError",
     "OutOfRangeError", "UnencodableValueError", "PromisePendingError", "NestingTooDeepError",
-    "WorkerMemoryError", "WorkerStartError", "UnsupportedError", "RemoteTraceback",
+    "WorkerMemoryError", "WorkerStartError", "UnsupportedError", "EngineUnavailableError", "RemoteTraceback",
     "js_error_class", "describe_exit", "thrown_error", "error_from_value", "error_from_wire", "display_error",
 ]
 
@@ -260,6 +260,12 @@ class UnsupportedError(IsolateError):
     """The engine in this installation cannot do what an option asked (the message says why)."""
 
     code = "ERR_ISOLATE_UNSUPPORTED"
+
+
+class EngineUnavailableError(UnsupportedError):
+    """The pool's engine needs an optional extra that is not installed (the message names it)."""
+
+    code = "ERR_ISOLATE_ENGINE_UNAVAILABLE"
 
 
 class ContextLostError(IsolateError):

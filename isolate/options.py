@@ -13,7 +13,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .errors import InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
+from .errors import EngineUnavailableError, InvalidArgTypeError, InvalidArgValueError, OutOfRangeError
 
 __all__ = ["RunOptions", "ContextOptions", "normalize_options", "describe", "check_code",
            "DEFAULT_FILENAME", "parse_size", "check_timeout", "check_int", "check_bool", "check_str",
@@ -224,6 +224,26 @@ def check_choice(value: Any, name: str, choices: tuple) -> str:
         raise InvalidArgValueError(
             f"The {_what(name)} '{name}' must be one of: {', '.join(map(repr, choices))}. Received {_short(value)}")
     return value
+
+
+# The engines a pool can run (workers/engine_api.py), and the extra each one needs.
+ENGINES = ("quickjs", "v8")
+ENGINE_EXTRAS = {"v8": ("STPyV8", "v8")}
+
+
+def check_engine(value: Any) -> str:
+    """``Pool(engine=...)``: a known engine whose binding is installed."""
+    engine = check_choice(value, "engine", ENGINES)
+    needed = ENGINE_EXTRAS.get(engine)
+    if needed is not None:
+        import importlib.util
+
+        module, extra = needed
+        if importlib.util.find_spec(module) is None:  # found, not imported: V8 starts only in workers
+            raise EngineUnavailableError(
+                f"the {engine!r} engine needs the {module} binding, which is not installed: "
+                f"pip install 'isolate-vm[{extra}]'")
+    return engine
 
 
 def _what(name: str) -> str:

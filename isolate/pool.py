@@ -44,7 +44,7 @@ from .errors import (
     UnsupportedError, WorkerCrashedError,
 )
 from .futures import AsyncFuture, CallThreads, Future, aiterate, run_in_thread
-from .options import check_bool, check_choice, check_int, check_timeout, describe, fmt_number, parse_size, plain
+from .options import check_bool, check_choice, check_engine, check_int, check_timeout, describe, fmt_number, parse_size, plain
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
 from .zygote import Zygote
@@ -210,7 +210,7 @@ class Pool:
                  spare_workers: int = 1, worker_memory_limit: int | str | None = None,
                  max_tasks_per_worker: int | None = None, max_worker_rss: int | str | None = None,
                  default_loader_root: str | None = None, limits: Limits | None = None,
-                 queue_timeout: float | None = None, sandbox: bool = True):
+                 queue_timeout: float | None = None, sandbox: bool = True, engine: str = "quickjs"):
 
         # Everything is validated before the first worker starts (a bad option
         # leaks nothing), on exact copies: no override of a caller's subclass runs.
@@ -221,6 +221,8 @@ class Pool:
             max_tasks_per_worker = check_int(max_tasks_per_worker, "max_tasks_per_worker", 1, 2**63,
                                              integral_floats=False)
         check_bool(sandbox, "sandbox")
+        # The workers' JavaScript engine: QuickJS, or V8 (the `v8` extra; see the README's engine table).
+        self.engine = check_engine(engine)
         if limits is not None and type(limits) is not Limits:
             raise InvalidArgTypeError(f'The "limits" argument must be an isolate.Limits. Received {describe(limits)}')
         # The directory constants.USE_MAIN_CONTEXT_DEFAULT_LOADER loads files from (isolate.modules):
@@ -262,7 +264,8 @@ class Pool:
         self._async_threads = CallThreads(max(64, 16 * size), "isolate-async")
         self._watchdog_stop = threading.Event()
         try:
-            self._zygote = Zygote(self._env, worker_memory_limit=self.worker_memory_limit, sandbox=sandbox)
+            self._zygote = Zygote(self._env, worker_memory_limit=self.worker_memory_limit, sandbox=sandbox,
+                                  engine=self.engine)
             for index in range(size):
                 self._workers.append(self._new_worker(index))
             for _ in range(spare_workers):

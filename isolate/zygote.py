@@ -214,7 +214,9 @@ class WorkerProcess:
 class _ZygoteProcess:
     """One run of the zygote process and its reader thread."""
 
-    def __init__(self, env: dict, memory_limit: int | None, sandbox: bool, limits: ZygoteLimits):
+    def __init__(self, env: dict, memory_limit: int | None, sandbox: bool, limits: ZygoteLimits,
+                 engine: str = "quickjs"):
+        self._engine = engine
         self._env = env
         self._memory_limit = memory_limit
         self._sandbox = sandbox
@@ -248,7 +250,7 @@ class _ZygoteProcess:
             raise OSError("sys.executable is not set: no Python to start the zygote with")
         packages, paths = _locate_packages()
         config = {"socket": self._child_sock.fileno(), "host": os.getpid(),
-                  "memory_limit": self._memory_limit, "sandbox": self._sandbox,
+                  "memory_limit": self._memory_limit, "sandbox": self._sandbox, "engine": self._engine,
                   "packages": packages, "paths": paths}
         script = os.path.join(dict(packages)["isolate.workers"], "zygote.py")
         # -I: no PYTHON* variables, no user site, no script or working directory on sys.path.
@@ -522,7 +524,7 @@ class Zygote:
     """
 
     def __init__(self, env: Mapping[str, str] | None = None, *, worker_memory_limit: int | None = None,
-                 sandbox: bool = True, limits: ZygoteLimits = ZygoteLimits()):
+                 sandbox: bool = True, limits: ZygoteLimits = ZygoteLimits(), engine: str = "quickjs"):
         env = dict(env or {})
         for key, value in env.items():
             if not isinstance(key, str) or not isinstance(value, str):
@@ -534,6 +536,7 @@ class Zygote:
         self._env = env
         self._memory_limit = worker_memory_limit
         self._sandbox = bool(sandbox)
+        self._engine = engine  # the workers' engine ("quickjs", "v8"), validated by the pool
         self._limits = limits
         self._state = _State()
         _states.add(self._state)
@@ -562,7 +565,7 @@ class Zygote:
         return dict(process.info) if process is not None else {}
 
     def _start(self) -> _ZygoteProcess:
-        process = _ZygoteProcess(self._env, self._memory_limit, self._sandbox, self._limits)
+        process = _ZygoteProcess(self._env, self._memory_limit, self._sandbox, self._limits, self._engine)
         try:
             process.start()
         except _ZygoteGone as exc:

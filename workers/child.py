@@ -23,6 +23,7 @@ from typing import NoReturn
 from ..protocol import ProtocolError, StreamClosed
 
 from .sandbox import PR_SET_PDEATHSIG, Policy, Preflight, _Libc, confine
+from .engine_api import engine_kind
 from .worker import Worker, _CriticalStream
 
 __all__ = ["WorkerConfig", "run_worker", "CELL_BYTES"]
@@ -42,6 +43,7 @@ class WorkerConfig:
     memory_limit: int | None  # RLIMIT_DATA (the pool's worker_memory_limit)
     preflight: Preflight | None  # the zygote's sandbox preflight; None: confinement off (debugging)
     zygote_pid: int
+    engine: str = "quickjs"   # the pool's engine (workers/engine_api.py)
 
 
 def run_worker(config: WorkerConfig, name: str, read_fd: int, write_fd: int, memfd: int,
@@ -63,7 +65,11 @@ def run_worker(config: WorkerConfig, name: str, read_fd: int, write_fd: int, mem
         _keep_only({0, 1, 2, read_fd, write_fd})
         os.environ.clear()
         os.environ.update(config.env)
-        worker = Worker(_CriticalStream(read_fd, write_fd), cell)
+        # The engine starts here, after the fork (V8 starts threads, which a fork
+        # would not carry) and before confinement (it may read its data files).
+        kind = engine_kind(config.engine)
+        kind.start()
+        worker = Worker(_CriticalStream(read_fd, write_fd), cell, kind)
         if config.preflight is not None:
             report = confine(Policy(data_limit=config.memory_limit), config.preflight)
             report["enabled"] = True

@@ -92,6 +92,7 @@ _FILTERED = DENIED_SYSCALLS + ("clone", "clone3", "prlimit64", "ioctl") + _SIGNA
 _SCMP_ACT_ALLOW = 0x7FFF0000
 _SCMP_ACT_KILL_PROCESS = 0x80000000
 _SCMP_FLTATR_ACT_BADARCH = 2
+_SCMP_FLTATR_CTL_TSYNC = 4  # the filter applies to every thread of the process (V8's start threads first)
 _SCMP_CMP_NE = 1
 _SCMP_CMP_EQ = 4
 _SCMP_CMP_MASKED_EQ = 7
@@ -357,6 +358,9 @@ def _load_filter(scmp: _Seccomp, numbers: dict[str, int]) -> dict:
         # A syscall of another ABI (x86's int 0x80 on x86_64) kills the process
         # rather than pass unfiltered; the default only kills the thread.
         scmp.attr_set(ctx, _SCMP_FLTATR_ACT_BADARCH, _SCMP_ACT_KILL_PROCESS)
+        # Threads started before confinement (the V8 engine's platform threads) get the
+        # filter too; with one thread this changes nothing.
+        scmp.attr_set(ctx, _SCMP_FLTATR_CTL_TSYNC, 1)
         eperm = _scmp_errno(errno.EPERM)
         rules = 0
 

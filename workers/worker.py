@@ -31,13 +31,20 @@ from ..protocol import (
 )
 
 from .engine import (
-    ENGINE_NAME, EngineContext, EngineError, engine_running, function_body_compiles, in_abort_tail,
-    reset_for_new_process,
+    EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
 )
+from .engine_api import EngineKind, engine_kind
 from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
 __all__ = ["Worker", "main", "MAX_NESTING"]
+
+
+def _use_engine(kind: EngineKind) -> None:
+    """Bind this module's engine hooks (called by the stop handlers and the stream on
+    every message) to the worker's engine: plain functions, no indirection per call."""
+    global engine_running, in_abort_tail
+    engine_running, in_abort_tail = kind.running, kind.in_abort_tail
 
 # A syntax check compiles; it only runs code when a body closes its wrapper
 # early. Compiling even megabytes of source takes well under this.
@@ -101,6 +108,15 @@ class Deadlines:
         # system call, the time is a few microseconds early, never late.
         self._fires_at = time.monotonic() + delay if delay > 0 else None
         signal.setitimer(signal.ITIMER_REAL, delay)
+
+    def stop_due(self) -> bool:
+        """Whether the alarm just received will raise a stop (for engines that stop
+        from another thread: workers/v8engine.py): an expired deadline, or an
+        interrupt waiting to be delivered again."""
+        if self.pending_interrupt:
+            return self.pending_interrupt in self.executing
+        now = time.monotonic()
+        return any(d <= now for d, _ in list(self._active))
 
     def _arm(self) -> None:
         if not self._active:
@@ -230,6 +246,11 @@ class Interrupts:
         """Whether the host has asked to stop request ``msgid`` (0 in the cell: none)."""
         target = self._target()
         return target != 0 and target == msgid
+
+    def stop_due(self) -> bool:
+        """Whether the host asks to stop a request that is executing here."""
+        target = self._target()
+        return target != 0 and target in self._executing
 
     def note_started(self, msgid: int) -> None:
         """Record in the shared cell that top-level request ``msgid`` has started."""
@@ -363,8 +384,11 @@ class Worker(ModuleMethods):
     # (workers/child.py adds "sandbox": what confines this process).
     hello_extra: dict = {}
 
-    def __init__(self, stream: MessageStream, cancel_cell=None):
+    def __init__(self, stream: MessageStream, cancel_cell=None, engine: EngineKind | None = None):
         self.stream = stream
+        # The pool's engine (workers/engine_api.py): QuickJS unless the pool asked for another.
+        self.kind = engine if engine is not None else engine_kind("quickjs")
+        _use_engine(self.kind)
         self.contexts: dict[int, ContextState] = {}
         self._next_context_id = 1
         self._next_msgid = 1
@@ -373,6 +397,10 @@ class Worker(ModuleMethods):
         self._deadlines = Deadlines()
         self._deadlines.executing = self._executing
         self._interrupts = Interrupts(self._deadlines, cancel_cell, self._executing)
+        if self.kind.name == "v8":
+            from . import v8engine  # its watchdog asks whether a stop signal is due
+
+            v8engine.set_stop_check(lambda: self._deadlines.stop_due() or self._interrupts.stop_due())
         self._scratch: ContextState | None = None
         # A context made while the worker had nothing to do, for the next
         # create_context/run_new; and contexts dropped during a request, freed
@@ -403,7 +431,7 @@ class Worker(ModuleMethods):
         if self._spare is not None or self.stream.pending():
             return
         try:
-            self._spare = EngineContext(_no_host_calls)
+            self._spare = self.kind.new_context(_no_host_calls)
         except Exception:  # it is made again, at its cost, when needed
             self._spare = None
 
@@ -418,7 +446,7 @@ class Worker(ModuleMethods):
                 f"worker speaks protocol {PROTOCOL_VERSION}, host asked for {version!r}"), None))
             raise ProtocolError("protocol version mismatch")
         self.stream.write(Response(hello.msgid, None, {
-            "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": ENGINE_NAME,
+            "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "engine": self.kind.description,
             "python": sys.version.split()[0], **self.hello_extra,
         }))
 
@@ -434,6 +462,8 @@ class Worker(ModuleMethods):
                     traceback.print_exc(file=sys.stderr)
             return
         handler = None if message.method in _NOTIFICATIONS else getattr(self, f"_on_{message.method}", None)
+        if handler is not None and not self.kind.modules and message.method.startswith("module_"):
+            handler = self._unsupported_module_method
         if self._interrupts.targets(message.msgid):
             # Cancelled while it waited in line: answer without running it.
             self._respond(Response(message.msgid, error_triple(
@@ -491,6 +521,29 @@ class Worker(ModuleMethods):
         self.stream.write(response)
 
     # -- helpers -----------------------------------------------------------
+    def _native(self, options: dict) -> bool:
+        """Whether a script is compiled by the worker with its real file name (QuickJS),
+        rather than run from source by the bridge (V8, and QuickJS's negative offsets)."""
+        return self.kind.native_scripts and _native_fits(options)
+
+    def _source_of(self, code: str | None, options: dict) -> str | None:
+        """For engines that run scripts from source: the code, kept by the host's key
+        so that a script compiled once is not sent again."""
+        if self.kind.native_scripts:
+            return code
+        key = options.get("key")
+        if code is None:
+            cached = self.scripts.get(key) if key is not None else None
+            return None if cached is None else cached.decode("utf-8", "surrogatepass")
+        if key is not None:
+            self.scripts.put(key, code.encode("utf-8", "surrogatepass"))
+        return code
+
+    def _refuse_cached_data(self, options: dict) -> None:
+        if not self.kind.cached_data and (options.get("bytecode") is not None or options.get("bytecode_out")):
+            raise WorkerError(WireError.UNSUPPORTED,
+                              f"cachedData is not supported by the {self.kind.name} engine")
+
     def _context(self, context_id: int) -> ContextState:
         try:
             return self.contexts[context_id]
@@ -541,7 +594,7 @@ class Worker(ModuleMethods):
                     raise WorkerError(WireError.SCRIPT_INTERRUPTED,
                                       "Script execution was interrupted by `SIGINT`") from None
                 raise
-            except EngineError as exc:
+            except (EngineError, self.kind.error_type) as exc:
                 if exc.unusable:
                     raise WorkerError(WireError.CONTEXT_UNUSABLE, str(exc)) from None
                 raise WorkerError(WireError.JS_EXCEPTION, str(exc), [_error_from_text(str(exc)), None]) from None
@@ -575,22 +628,28 @@ class Worker(ModuleMethods):
         if engine is not None and engine.usable:
             engine.rebind(on_host_call, self._reraise_later)
         else:
-            engine = EngineContext(on_host_call, self._reraise_later)
+            engine = self.kind.new_context(on_host_call, self._reraise_later)
         memory_limit = options.get("memory_limit")
         if memory_limit:
             try:
                 engine.set_memory_limit(int(memory_limit))
-            except EngineError as exc:
+            except (EngineError, self.kind.error_type) as exc:
                 raise WorkerError(WireError.UNSUPPORTED, f"memory_limit cannot be enforced: {exc}") from None
         self.contexts[context_id] = ContextState(
             context_id, engine, options.get("name", ""), options.get("origin", ""), memory_limit)
-        self._modules_attach(context_id, self.contexts[context_id], options)
+        if self.kind.modules:
+            self._modules_attach(context_id, self.contexts[context_id], options)
+        else:
+            self.contexts[context_id].module_hooks = None
         if (options.get("code_generation") or {}).get("strings") is False:
             self._value_of(engine.op("forbid_code_generation"))
         globals_ = options.get("globals")
         if globals_:
             self._value_of(engine.op("set_globals", to_tagged(globals_)))
         return context_id
+
+    def _unsupported_module_method(self, *params) -> None:
+        raise WorkerError(WireError.UNSUPPORTED, f"ES modules are not supported by the {self.kind.name} engine")
 
     def _on_run_new(self, context_options: dict, code: str, options: dict) -> list:
         """create_context + run (+ release) in one round trip: ``[ctx, value, globals, stats?]``.
@@ -656,13 +715,19 @@ class Worker(ModuleMethods):
 
     def _run_script(self, state: ContextState, code: str | None, options: dict) -> list:
         mirror = bool(options.get("mirror"))
-        if _native_fits(options):
+        if self._native(options):
             def run():
                 bytecode = self._bytecode(state.engine, code, options)
                 return state.engine.run_compiled(bytecode, mirror)
             return self._result(self._guarded(options.get("timeout"), run), mirror, state)
+        self._refuse_cached_data(options)
+        code = self._source_of(code, options)
         if code is None:
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker runs scripts from source only: send the code")
+        if not self.kind.native_scripts:
+            code = _named_source(code, options.get("filename", "evalmachine.<anonymous>"),
+                                 options.get("line_offset", 0), options.get("column_offset", 0))
+            options = dict(options, line_offset=0, column_offset=0)  # applied to the source
         reply = self._run_op(state, options.get("timeout"), "run", code,
                              options.get("filename", "evalmachine.<anonymous>"), mirror,
                              options.get("line_offset", 0), options.get("column_offset", 0),
@@ -701,8 +766,17 @@ class Worker(ModuleMethods):
         The compile context only ever compiles (nothing runs there: a SyntaxError
         is shaped by the bridge, whose primordials no user code can have touched),
         so it is shared by every compile on the worker."""
+        self._refuse_cached_data(options)
+        if not self.kind.native_scripts:
+            code = self._source_of(code, options)
+            if code is None:
+                raise WorkerError(WireError.UNKNOWN_SCRIPT, f"script {options.get('key')} is not cached here: send its code")
+            filename = options.get("filename", "evalmachine.<anonymous>")
+            reply = self._guarded(_earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options)),
+                                  lambda: self.kind.check_script(code, filename))
+            return self._value_of(reply)
         scratch = self._scratch_context()
-        if not _native_fits(options):
+        if not self._native(options):
             if options.get("bytecode_out"):
                 raise WorkerError(WireError.UNSUPPORTED,
                                   "cached data cannot be made for a script with a negative line_offset")
@@ -715,7 +789,7 @@ class Worker(ModuleMethods):
         if self._scratch is None or not self._scratch.engine.usable:
             if self._scratch is not None:
                 self._scratch.engine.close()
-            self._scratch = ContextState(0, EngineContext(_no_host_calls), "compile", "")
+            self._scratch = ContextState(0, self.kind.new_context(_no_host_calls), "compile", "")
         return self._scratch
 
     def _on_check_syntax(self, context_id: int, code: str, options: dict) -> bool:
@@ -729,11 +803,11 @@ class Worker(ModuleMethods):
         filename = options.get("filename", "evalmachine.<anonymous>")
         timeout = _earliest(SYNTAX_CHECK_TIMEOUT_MS, _timeout(options))
         try:
-            if self._guarded(timeout, lambda: function_body_compiles(code, params)):
+            if self._guarded(timeout, lambda: self.kind.function_body_compiles(code, params)):
                 return True
             # A syntax error: the bridge's check, in a fresh context with the
             # bridge, says so with the SyntaxError shaped as Node shapes it.
-            reply = self._guarded(timeout, lambda: _fresh_check(code, filename, options, params))
+            reply = self._guarded(timeout, lambda: _fresh_check(self.kind, code, filename, options, params))
         except WorkerError as exc:
             if exc.code in (WireError.SCRIPT_TIMEOUT, WireError.SCRIPT_INTERRUPTED):
                 raise _wrapper_closed(filename) from None
@@ -751,11 +825,12 @@ class Worker(ModuleMethods):
 
     def _on_compile_function(self, context_id: int, code: str | None, params: list, options: dict):
         """``vm.compileFunction``: the function; ``[function, bytecode]`` with ``bytecode_out``."""
+        self._refuse_cached_data(options)
         state = self._context(context_id)
         # One deadline for the whole request (check and compile): the worker's
         # stop comes before the host's kill at `timeout` + grace.
         end = _deadline_of(options)
-        if code is not None:
+        if code is not None and self.kind.modules:
             code = self._module_function_source(code, params)  # import attributes (workers/modules.py)
         key = options.get("key")
         known = options.get("bytecode") is not None or (key is not None and self.scripts.get(key) is not None)
@@ -765,7 +840,7 @@ class Worker(ModuleMethods):
             # (Verified cached data and cached keys were checked when first compiled.)
             self._on_check_syntax(context_id, code, dict(options, params=params, timeout=_left(end)))
         options = dict(options, timeout=_left(end), sent_timeout=_timeout(options))
-        if _native_fits(options):
+        if self._native(options):
             return self._compile_function_native(state, code, params, options)
         if code is None:
             raise WorkerError(WireError.UNKNOWN_SCRIPT, "this worker compiles functions from source only")
@@ -963,6 +1038,17 @@ def _holds_handles(value: Any) -> bool:
     return False
 
 
+def _named_source(code: str, filename: str, line_offset: int = 0, column_offset: int = 0) -> str:
+    """Source run from the bridge (indirect eval) that names its file in stack frames
+    (V8 honours a sourceURL comment in eval'd code), shifted by the offsets (blank
+    lines and spaces before it: eval has no offset option; negative ones are not applied)."""
+    if line_offset > 0 or column_offset > 0:
+        code = "\n" * max(line_offset, 0) + " " * max(column_offset, 0) + code
+    if not filename or "\n" in filename or "\r" in filename:
+        return code
+    return code + "\n//# sourceURL=" + filename
+
+
 def _native_fits(options: dict) -> bool:
     """Whether a script can be compiled with its real file name (workers/quickjs.py).
 
@@ -973,9 +1059,9 @@ def _native_fits(options: dict) -> bool:
     return options.get("line_offset", 0) >= 0
 
 
-def _fresh_check(code: str, filename: str, options: dict, params: list | None) -> dict:
+def _fresh_check(kind: EngineKind, code: str, filename: str, options: dict, params: list | None) -> dict:
     """The bridge's check_syntax op in a context made for it and dropped after."""
-    engine = EngineContext(_no_host_calls)
+    engine = kind.new_context(_no_host_calls)
     try:
         return engine.op("check_syntax", code, filename, options.get("line_offset", 0),
                          options.get("column_offset", 0), options.get("display_errors", True), params)

@@ -80,10 +80,11 @@ def main(config: dict) -> None:
     import resource
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    engine_info = _prepare_engine()
+    engine = config.get("engine") or "quickjs"
+    engine_info = _prepare_engine(engine)
     ready = sandbox.preflight() if config.get("sandbox", True) else None
     worker_config = WorkerConfig(env=env, memory_limit=config.get("memory_limit"),
-                                 preflight=ready, zygote_pid=os.getpid())
+                                 preflight=ready, zygote_pid=os.getpid(), engine=engine)
 
     # SIGCHLD wakes the loop through a pipe, so reaping waits on the same
     # select() as the socket: no polling.
@@ -245,7 +246,7 @@ def _name_process(title: str) -> None:
     setproctitle.setproctitle(title)
 
 
-def _prepare_engine() -> dict:
+def _prepare_engine(name: str = "quickjs") -> dict:
     """Everything a worker would otherwise probe on its own, done once here.
 
     The environment is already the pool's, so what is probed here (which the
@@ -258,6 +259,15 @@ def _prepare_engine() -> dict:
     info = {"bridge": bridge, "bridge_bytecode": usable, "memory_api": memory, "memory_api_ok": memory_ok}
     if not usable:
         info["refused"] = engine.refusal(bridge)  # the host refuses to start the pool with this
+    info["kind"] = name
+    if name == "v8":
+        # Checked, never imported: V8 starts threads, so only a forked worker starts it
+        # (workers/child.py). QuickJS stays probed above: the bridge's syntax checks use it.
+        from . import v8engine
+
+        if not v8engine.available():
+            info["refused"] = ("the v8 engine needs the STPyV8 binding, which is not installed "
+                               "in the workers' Python: pip install 'isolate-vm[v8]'")
     return info
 
 
