@@ -70,6 +70,7 @@ _ABORTED_REPLY = '{"abort": true}'
 
 _V: Any = None                 # the STPyV8 module, once started
 _entry_name = ""               # the script-scope name of each context's entry object
+_install_source = ""           # the script that installs the bridge and the entry object
 _running_ops = 0               # engine ops on the stack (nested ops come from host calls)
 _in_js = 0                     # entries into V8 on the stack
 _terminations = 0              # how many times the watchdog terminated V8's execution
@@ -103,7 +104,7 @@ class EngineError(Exception):
 
 def start() -> None:
     """Start V8 in this process: once, in a worker, after the fork, before confinement."""
-    global _V, _entry_name, _statm_fd, _wake_fd
+    global _V, _entry_name, _install_source, _statm_fd, _wake_fd
     if _V is not None:
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
@@ -136,6 +137,10 @@ def start() -> None:
     finally:
         _hub.leave()
     _entry_name = "__isolate_entry_" + secrets.token_hex(16)
+    # One script per context: the bridge's completion value (its stash, which the
+    # global never holds) goes straight into the hooks as an argument.
+    _install_source = _HOOKS.replace("NAME", _entry_name).replace(
+        "BRIDGE", _BRIDGE_SOURCE.rstrip().removesuffix(";"))
     try:
         _statm_fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -238,12 +243,8 @@ def in_abort_tail(frame) -> bool:
 # Only ASCII leaves: every UTF-16 surrogate is escaped (JSON.stringify escapes lone
 # ones already; pairs it writes raw, and STPyV8 would mangle them).
 _HOOKS = r"""
-const NAME = (function (G) {
+const NAME = (function (G, stash) {
   'use strict';
-  const key = Symbol.for('isolate.stash');
-  const stash = G[key];
-  delete G[key];
-  delete G[Symbol.for('isolate.bridge')];
   const JSONStringify = JSON.stringify, JSONParse = JSON.parse;
   const ObjectSetPrototypeOf = Object.setPrototypeOf, ReflectApply = Reflect.apply;
   const charCodeAt = String.prototype.charCodeAt, slice = String.prototype.slice;
@@ -282,7 +283,7 @@ const NAME = (function (G) {
     return reply;
   };
   return entry;
-})(globalThis);
+})(globalThis, BRIDGE);
 NAME
 """
 
@@ -297,6 +298,7 @@ class V8Context:
         self._on_host_call = on_host_call
         self._on_abort = on_abort
         self._aborting = False
+        self._ended_by: dict | None = None  # see _call_python
         self.usable = True
         self._limit = 0
         self._base = 0
@@ -305,8 +307,7 @@ class V8Context:
         self._ctx = _V.JSContext()
         self._ctx.enter()
         try:
-            self._ctx.eval(_BRIDGE_SOURCE, _OWN_FILE)
-            self._entry = self._ctx.eval(_HOOKS.replace("NAME", _entry_name), _OWN_FILE)
+            self._entry = self._ctx.eval(_install_source, _OWN_FILE)
         finally:
             self._ctx.leave()
         _hub.enter()
@@ -323,9 +324,16 @@ class V8Context:
     # -- host calls ------------------------------------------------------------
     def _call_python(self, text: str) -> str:
         self._aborting = False
+        terminations = _terminations
         try:
             function_id, tagged_args, tagged = json.loads(text)
             reply = self._on_host_call(function_id, tagged_args, tagged)
+            if _terminations != terminations:
+                # A nested op on this thread was terminated (its own timeout or
+                # interrupt): V8 stops every script on the thread with it, this one
+                # too as the reply returns (STPyV8 has no CancelTerminateExecution).
+                # The op reports the host function's outcome as what ended it.
+                self._ended_by = reply
         except BaseException as exc:
             # A stop that landed during the host call: JS must not be able to catch
             # it. The worker delivers it again; the bridge spins until V8 is stopped.
@@ -376,6 +384,12 @@ class V8Context:
             self._oom = False
             self._recover_memory()
             return _oom_reply()
+        ended_by, self._ended_by = self._ended_by, None
+        if text is None and ended_by is not None:
+            if not ended_by.get("ok"):
+                return {"ok": False, "e": ended_by["e"]}  # as if the host's error went uncaught
+            raise EngineError("the script was terminated: a nested call on this worker was stopped, "
+                              "and V8 stops every script on the thread with it")
         if text is None:
             _await_stop()
             raise EngineError("the script was terminated")

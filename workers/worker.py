@@ -116,7 +116,16 @@ class Deadlines:
         if self.pending_interrupt:
             return self.pending_interrupt in self.executing
         now = time.monotonic()
-        return any(d <= now for d, _ in list(self._active))
+        active = list(self._active)
+        if any(d <= now for d, _ in active):
+            return True
+        fires_at = self._fires_at
+        if active and fires_at is not None and fires_at <= now:
+            # An early tick (the timer was left armed for an earlier deadline that
+            # ended). Its handler, which re-arms, runs only when the engine returns
+            # to Python, and V8 runs scripts without it: re-arm from here.
+            self._arm()
+        return False
 
     def _arm(self) -> None:
         if not self._active:
