@@ -74,10 +74,15 @@ class MessageStream:
             if message is not None:
                 return message
             self._check_partial_frame()
+            self._wait_readable()
             size = os.readv(self.read_fd, (self._buffer,))
             if not size:
                 raise StreamClosed("peer closed the stream")
             self._feed(self._view[:size])
+
+    def _wait_readable(self) -> None:
+        """Called before each read of the pipe. Here the read itself blocks; a
+        subclass that must be interruptible only while it waits waits here."""
 
     def pending(self) -> bool:
         """Whether a read() would find input without waiting: a whole message

@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import struct
+import sys
 import time
 
 import pytest
@@ -741,6 +742,40 @@ class TestInterrupts:
                 ctx.op("run", "try { busy() } catch (e) { 'caught: ' + e } while (true) {}",
                        "t.js", False, 0, 0, True)
         assert ctx.op("run", "1 + 1", "t.js", False, 0, 0, True)["v"] == 2
+
+    def test_a_stop_after_the_host_answered_waits_for_the_engine(self, alarm):
+        """A timeout that lands once the host has answered (here: while the reply is
+        encoded) is not raised into dukpy, where it would become a catchable error (and
+        its re-delivery, handled in dukpy's formatting of that error, an "Unknown Error"
+        a script could catch: seen in CI as a breakOnSigint call ending in a JS error)."""
+        from isolate.workers.engine import in_abort_tail
+
+        deadlines = Deadlines()
+        seen = {}
+
+        class SlowReply(dict):
+            # json.dumps asks a dict subclass for its items: this runs in the encoding
+            # of the reply, after the host answered, and outlasts the deadline there.
+            def items(self):
+                seen["tail_defers"] = in_abort_tail(sys._getframe())
+                past_deadline = time.monotonic() + 0.2  # the deadline is 50 ms
+                while time.monotonic() < past_deadline:
+                    pass  # the alarm fires in here and is deferred, not raised
+                seen["tail_finished"] = True
+                return super().items()
+
+        def host(fid, args, tagged):
+            seen["wait_defers"] = in_abort_tail(sys._getframe())
+            return SlowReply(ok=True, v="answer")
+
+        ctx = EngineContext(host, on_abort=lambda exc: deadlines.redeliver_soon())
+        ctx.op("set", 0, "answer", to_tagged(HostFunctionRef(1, "answer")))
+        with pytest.raises(ScriptTimeout):
+            with deadlines.deadline(50):
+                ctx.op("run", "try { answer() } catch (e) { globalThis.caught = String(e) } while (true) {}",
+                       "t.js", False, 0, 0, True)
+        assert seen == {"wait_defers": False, "tail_defers": True, "tail_finished": True}
+        assert ctx.op("run", "typeof caught", "t.js", False, 0, 0, True)["v"] == "undefined"
 
 
 # -- syntax checks: nothing of the body runs ----------------------------------------------------

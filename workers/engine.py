@@ -132,8 +132,7 @@ def in_abort_tail(frame) -> bool:
     code = EngineContext._call_python.__code__
     while frame is not None:
         if frame.f_code is code:
-            engine = frame.f_locals.get("self")
-            return bool(getattr(engine, "_aborting", False))
+            return not frame.f_locals.get("waiting", False)
         if frame.f_code in DEFERRING_CODES:
             return bool(frame.f_locals.get("defer_stops", True))
         frame = frame.f_back
@@ -189,7 +188,6 @@ class EngineContext:
         self._ctx = _dukpy.create_context()
         self._on_host_call = on_host_call
         self._on_abort = on_abort
-        self._aborting = False
         self.usable = True
         self._stash = None      # the bridge's stash object (a JSValue we own), once taken
         self._installed = None  # the stash as installation returned it, until _native_ready takes it
@@ -212,23 +210,28 @@ class EngineContext:
         return name == b"call"
 
     def _call_python(self, name: bytes, json_args: bytes) -> bytes:
-        self._aborting = False
+        # `waiting` (read by in_abort_tail) is true only while the host call can
+        # still be abandoned; before it is set (a stop handled as this frame
+        # starts) and once the host has answered, a stop waits for the engine.
+        # Raised there, it would reach dukpy and become a catchable JS error, and
+        # its re-delivery, handled inside dukpy's formatting of that error, a
+        # catchable "Unknown Error".
         try:
+            waiting = True
             function_id, tagged_args, tagged = json.loads(json_args)
             reply = self._on_host_call(function_id, tagged_args, tagged)
+            waiting = False
+            return json.dumps(reply, allow_nan=False).encode()
         except BaseException as exc:
+            waiting = False  # noqa: F841 (in_abort_tail reads it through the frame)
             # dukpy would turn this into a JS InternalError that the script
             # could catch. A timeout or interrupt must stay uncatchable: the
             # worker re-raises its signal so the engine's interrupt hook stops
             # the script at its next check, and JS sees the host call fail.
-            # Until control is back in the engine, the signal handlers see
-            # `_aborting` (via in_abort_tail) and defer instead of raising here.
             if self._on_abort is None:
                 raise
-            self._aborting = True
             self._on_abort(exc)
             return _ABORTED_REPLY
-        return json.dumps(reply, allow_nan=False).encode()
 
     # -- operations --------------------------------------------------------
     def op(self, *request: Any, drain: bool = True) -> dict:

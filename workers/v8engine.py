@@ -234,7 +234,7 @@ def in_abort_tail(frame) -> bool:
     code = V8Context._call_python.__code__
     while frame is not None:
         if frame.f_code is code:
-            return bool(getattr(frame.f_locals.get("self"), "_aborting", False))
+            return not frame.f_locals.get("waiting", False)
         frame = frame.f_back
     return False
 
@@ -297,7 +297,6 @@ class V8Context:
         _ensure_watchdog()
         self._on_host_call = on_host_call
         self._on_abort = on_abort
-        self._aborting = False
         self._ended_by: dict | None = None  # see _call_python
         self.usable = True
         self._limit = 0
@@ -323,26 +322,28 @@ class V8Context:
 
     # -- host calls ------------------------------------------------------------
     def _call_python(self, text: str) -> str:
-        self._aborting = False
         terminations = _terminations
+        # `waiting`: as in workers/engine.py (read by in_abort_tail).
         try:
+            waiting = True
             function_id, tagged_args, tagged = json.loads(text)
             reply = self._on_host_call(function_id, tagged_args, tagged)
+            waiting = False
             if _terminations != terminations:
                 # A nested op on this thread was terminated (its own timeout or
                 # interrupt): V8 stops every script on the thread with it, this one
                 # too as the reply returns (STPyV8 has no CancelTerminateExecution).
                 # The op reports the host function's outcome as what ended it.
                 self._ended_by = reply
+            return json.dumps(reply, allow_nan=False)
         except BaseException as exc:
+            waiting = False  # noqa: F841 (in_abort_tail reads it through the frame)
             # A stop that landed during the host call: JS must not be able to catch
             # it. The worker delivers it again; the bridge spins until V8 is stopped.
             if self._on_abort is None:
                 raise
-            self._aborting = True
             self._on_abort(exc)
             return _ABORTED_REPLY
-        return json.dumps(reply, allow_nan=False)
 
     # -- operations --------------------------------------------------------------
     def op(self, *request: Any, drain: bool = True) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import struct
 import sys
@@ -62,13 +63,22 @@ MAX_TIMEOUT_MS = 2**32 - 1
 _RETRIP_S = 50e-6
 
 
+class DeadlineToken:
+    """Names one deadline, and the request it belongs to (its msgid; 0: none)."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: int):
+        self.owner = owner
+
+
 class ScriptTimeout(BaseException):
     """Raised by the SIGALRM handler inside the engine; carries the deadline that expired.
 
     A BaseException so that no ``except Exception`` on the way out catches it.
     """
 
-    def __init__(self, token: object):
+    def __init__(self, token: DeadlineToken):
         super().__init__("timeout")
         self.token = token
 
@@ -183,7 +193,7 @@ class Deadlines:
         raise ScriptTimeout(token)
 
     @contextlib.contextmanager
-    def deadline(self, timeout_ms: float | None):
+    def deadline(self, timeout_ms: float | None, owner: int = 0):
         if timeout_ms is None:
             yield None
             return
@@ -194,7 +204,7 @@ class Deadlines:
                 or not 0 <= timeout_ms <= MAX_TIMEOUT_MS):
             raise WorkerError(WireError.INVALID_PARAMS,
                               f"timeout must be a number of ms from 0 to {MAX_TIMEOUT_MS}, got {timeout_ms!r:.40}")
-        token = object()
+        token = DeadlineToken(owner)
         entry = (time.monotonic() + timeout_ms / 1000.0, token)
         self._active.append(entry)
         try:
@@ -302,23 +312,36 @@ class Interrupts:
         self._deadlines.redeliver_soon()
 
 
+_STOP_SIGNALS = frozenset((signal.SIGALRM, signal.SIGUSR1))
+
+
 @contextlib.contextmanager
 def _alarm_blocked():
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR1})
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        yield
+        yield old
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _CriticalStream(MessageStream):
-    """A MessageStream whose reads and writes cannot be torn by the timer signal.
+    """A MessageStream whose reads and writes cannot be torn by the stop signals.
 
     The stop handlers (Deadlines, Interrupts) raise only while an engine op
     runs: between requests (reading the next one, writing an answer) they never
-    do, so the signal mask is changed (two system calls each time) only for the
-    reads and writes made inside an op, i.e. while JS waits on a host call.
+    do, so the signal mask is changed only for the reads and writes made inside
+    an op, i.e. while JS waits on a host call. There a stop must land only while
+    the stream waits for bytes: raised after a read returned and before its
+    bytes were fed, or while a message is decoded, it would drop them, and the
+    stream would stay out of step with the host for good (the next message read
+    as the rest of a string: the worker hangs, and is killed as wedged).
     """
+
+    def __init__(self, read_fd: int, write_fd: int):
+        super().__init__(read_fd, write_fd)
+        self._unmasked = None  # the signal mask to wait with, while a read inside an op blocks them
+        self._poller = select.poll()
+        self._poller.register(read_fd, select.POLLIN)
 
     def write_bytes(self, data: bytes) -> None:
         if not engine_running():
@@ -327,12 +350,25 @@ class _CriticalStream(MessageStream):
         with _alarm_blocked():
             super().write_bytes(data)
 
-    def _feed(self, chunk: bytes) -> None:  # called by MessageStream.read
+    def read(self):
         if not engine_running():
-            super()._feed(chunk)
+            return super().read()
+        with _alarm_blocked() as unmasked:
+            self._unmasked = unmasked
+            try:
+                return super().read()
+            finally:
+                self._unmasked = None
+
+    def _wait_readable(self) -> None:  # called by MessageStream.read before each read
+        if self._unmasked is None:
             return
-        with _alarm_blocked():
-            super()._feed(chunk)
+        # The one place a stop may be raised: nothing has been taken from the pipe.
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._unmasked)
+        try:
+            self._poller.poll()
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
 
 class ContextState:
@@ -502,7 +538,7 @@ class Worker(ModuleMethods):
             # request, answer this nested one so nobody waits for it and let
             # the stop unwind on; otherwise it ends this request, like any stop.
             code = WireError.SCRIPT_TIMEOUT if isinstance(exc, ScriptTimeout) else WireError.SCRIPT_INTERRUPTED
-            for_me = isinstance(exc, ScriptInterrupted) and exc.target == message.msgid
+            for_me = (exc.target if isinstance(exc, ScriptInterrupted) else exc.token.owner) == message.msgid
             if for_me or len(self._executing) == 1:
                 text = ("Script execution was interrupted by `SIGINT`" if code is WireError.SCRIPT_INTERRUPTED
                         else "Script execution timed out")
@@ -575,38 +611,42 @@ class Worker(ModuleMethods):
         me = self._executing[-1] if self._executing else 0
         if reported is None:
             reported = timeout_ms
-        with self._deadlines.deadline(timeout_ms) as token:
-            try:
+        token = None
+        # The try holds the whole deadline, its set-up and removal too: the timer
+        # can fire there (the handler raises whenever some op runs, an enclosing
+        # request's included), and such a stop is this request's, not its caller's.
+        try:
+            with self._deadlines.deadline(timeout_ms, me) as token:
                 return run()
-            except ScriptInterrupted as exc:
-                if exc.target != me:
-                    raise  # meant for an enclosing request: let it unwind to it
-                if self._deadlines.pending_interrupt == me:
-                    self._deadlines.pending_interrupt = 0
-                raise WorkerError(WireError.SCRIPT_INTERRUPTED,
-                                  "Script execution was interrupted by `SIGINT`") from None
-            except ScriptTimeout as exc:
-                if exc.token is not token:
-                    raise  # an outer call's deadline: let it unwind to its owner
+        except ScriptInterrupted as exc:
+            if exc.target != me:
+                raise  # meant for an enclosing request: let it unwind to it
+            if self._deadlines.pending_interrupt == me:
+                self._deadlines.pending_interrupt = 0
+            raise WorkerError(WireError.SCRIPT_INTERRUPTED,
+                              "Script execution was interrupted by `SIGINT`") from None
+        except ScriptTimeout as exc:
+            if token is None or exc.token is not token:
+                raise  # an outer call's deadline: let it unwind to its owner
+            raise WorkerError(WireError.SCRIPT_TIMEOUT,
+                              f"Script execution timed out after {_ms(reported)}ms",
+                              reported) from None
+        except SystemError:
+            # A re-delivered stop whose handler ran while dukpy had a Python
+            # error set (at a callback boundary) surfaces as SystemError; it
+            # still stopped the script. Report the stop that fired.
+            if token is not None and self._deadlines.fired is token:
                 raise WorkerError(WireError.SCRIPT_TIMEOUT,
                                   f"Script execution timed out after {_ms(reported)}ms",
                                   reported) from None
-            except SystemError:
-                # A re-delivered stop whose handler ran while dukpy had a Python
-                # error set (at a callback boundary) surfaces as SystemError; it
-                # still stopped the script. Report the stop that fired.
-                if token is not None and self._deadlines.fired is token:
-                    raise WorkerError(WireError.SCRIPT_TIMEOUT,
-                                      f"Script execution timed out after {_ms(reported)}ms",
-                                      reported) from None
-                if me and self._deadlines.fired_interrupt == me:
-                    raise WorkerError(WireError.SCRIPT_INTERRUPTED,
-                                      "Script execution was interrupted by `SIGINT`") from None
-                raise
-            except (EngineError, self.kind.error_type) as exc:
-                if exc.unusable:
-                    raise WorkerError(WireError.CONTEXT_UNUSABLE, str(exc)) from None
-                raise WorkerError(WireError.JS_EXCEPTION, str(exc), [_error_from_text(str(exc)), None]) from None
+            if me and self._deadlines.fired_interrupt == me:
+                raise WorkerError(WireError.SCRIPT_INTERRUPTED,
+                                  "Script execution was interrupted by `SIGINT`") from None
+            raise
+        except (EngineError, self.kind.error_type) as exc:
+            if exc.unusable:
+                raise WorkerError(WireError.CONTEXT_UNUSABLE, str(exc)) from None
+            raise WorkerError(WireError.JS_EXCEPTION, str(exc), [_error_from_text(str(exc)), None]) from None
 
     @staticmethod
     def _value_of(reply: dict, state: "ContextState | None" = None) -> Any:
