@@ -39,6 +39,7 @@ from .options import (
     ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,
     run_options,
 )
+from .threads import start_daemon
 
 __all__ = ["Dispatcher", "run_batch", "jsonable", "settled", "JOB_STATUSES"]
 
@@ -59,7 +60,7 @@ class Dispatcher:
         with self._lock:
             if not self._started:
                 for i in range(self._threads):
-                    threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True).start()
+                    start_daemon(self._run, name=f"{self._name}-{i}")
                 self._started = True
         self._queue.put((fn, future))
         return future

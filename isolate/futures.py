@@ -20,6 +20,8 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from typing import Any, TypeVar
 
+from .threads import start_daemon
+
 __all__ = ["Future", "AsyncFuture", "CallThreads", "aiterate", "run_in_thread", "current_future",
            "running_future"]
 
@@ -173,7 +175,7 @@ class CallThreads:
             else:
                 self._queue.put(item)
                 return future
-        threading.Thread(target=self._serve, args=(item,), name=self._name, daemon=True).start()
+        start_daemon(self._serve, args=(item,), name=self._name)
         return future
 
     def _serve(self, item: "tuple[AsyncFuture, Callable[[], Any]] | None") -> None:
@@ -278,5 +280,5 @@ def run_in_thread(fn: Callable[[], T], name: str) -> Future[T]:
         except BaseException as exc:  # delivered through the future
             future.set_exception(exc)
 
-    threading.Thread(target=target, name=name, daemon=True).start()
+    start_daemon(target, name=name)
     return future

@@ -44,6 +44,7 @@ from .errors import (
 from .futures import Future
 from .options import check_int, describe, normalize_options, plain, run_options
 from .scripts import ScriptSource, make_cached_data, open_cached_data
+from .threads import start_daemon
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -120,8 +121,7 @@ def _in_helper_thread(fn: Callable[[], Any]) -> Any:
         except BaseException as exc:  # handed to the waiting thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=target, name="isolate-module-helper", daemon=True)
-    thread.start()
+    thread = start_daemon(target, name="isolate-module-helper")
     thread.join()
     if "error" in outcome:
         raise outcome["error"]
@@ -245,7 +245,7 @@ def _start(coro) -> Future:
     if _serving():
         finish()
     else:
-        threading.Thread(target=finish, name="isolate-module-link", daemon=True).start()
+        start_daemon(finish, name="isolate-module-link")
     return future
 
 

@@ -47,6 +47,7 @@ from .futures import AsyncFuture, CallThreads, Future, aiterate, run_in_thread
 from .options import check_bool, check_choice, check_engine, check_int, check_timeout, describe, fmt_number, parse_size, plain
 from .scheduler import Scheduler
 from .supervisor import WorkerHandle, WorkerState
+from .threads import start_daemon
 from .zygote import Zygote
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class Pool:
         _live_pools.add(self)
         _register_atexit()
         if self.worker_memory_limit or self.max_worker_rss:
-            threading.Thread(target=self._watch_memory, name="isolate-rss-watchdog", daemon=True).start()
+            start_daemon(self._watch_memory, name="isolate-rss-watchdog")
 
     def _new_worker(self, index: int) -> WorkerHandle:
         assert self._zygote is not None  # made before the first worker, kept until close
@@ -475,7 +476,7 @@ class Pool:
             target, args = self._refill, (None,)
         else:
             target, args = self._replace_retiring, (worker,)
-        threading.Thread(target=target, args=args, name=f"isolate-recycle-{worker.pid}", daemon=True).start()
+        start_daemon(target, args=args, name=f"isolate-recycle-{worker.pid}")
         self._close_idle_retired()
 
     def _replace_retiring(self, worker: WorkerHandle) -> None:
@@ -514,7 +515,7 @@ class Pool:
                 self._scheduler.close([w], pool=False)
                 w.begin_close()
                 w.finish_close(time.monotonic() + self.limits.close_grace_s)
-            threading.Thread(target=close, name=f"isolate-retire-{w.pid}", daemon=True).start()
+            start_daemon(close, name=f"isolate-retire-{w.pid}")
 
     def _worker_memory(self, worker: WorkerHandle, eager: bool) -> dict:
         return worker.request("memory", [bool(eager)],

@@ -60,6 +60,7 @@ from .errors import (
 from .futures import current_future
 from .hostcalls import innermost_served, serve_host_call, serving_in
 from .supervisor import WorkerHandle, WorkerState
+from .threads import start_daemon
 
 if TYPE_CHECKING:
     from .pool import Pool
@@ -69,6 +70,11 @@ __all__ = ["Scheduler", "Call", "CallState", "ANYWHERE"]
 ANYWHERE = None  # the target of a call that any worker can run
 _OVERRUN = "its worker {pid} was killed: a script on it overran its timeout"
 _STOPPABLE = frozenset(("run", "call", "run_new", "module_evaluate"))
+
+
+# How often a breakOnSigint call's waiting thread wakes up to run a pending SIGINT
+# handler (see Scheduler._await): the latency of breakOnSigint at worst.
+SIGINT_POLL_S = 0.05
 
 
 class CallState(enum.Enum):
@@ -207,8 +213,11 @@ class Scheduler:
                     start = call
                 else:
                     target.queue.append(call)
-            if interruptible and call.worker is not None:
-                call.worker.interruptible_call = call
+            if interruptible and target is not None:
+                # Queued or started: a SIGINT relayed to this worker reaches the call
+                # either way (queued, it never runs). A call for any worker is
+                # registered when it starts (_start).
+                target.interruptible_call = call
         if future is not None and method in _STOPPABLE:
             future._stop_running = lambda: self.abandon(call)
         if start is not None:
@@ -231,6 +240,8 @@ class Scheduler:
             worker.nested[call.msgid] = call
         else:
             worker.running = call
+        if call.interruptible:
+            worker.interruptible_call = call
         if call.places_context and not call.placed:
             worker.live_contexts += 1
             call.placed = True
@@ -478,6 +489,12 @@ class Scheduler:
         grace = self.limits.kill_grace_s
         while True:
             deadline = self._deadline(call, grace)
+            if call.interruptible:
+                # breakOnSigint: a SIGINT the kernel gave to another thread (it may: any
+                # thread that does not block it) leaves Python's handler to run in this
+                # thread, which a blocked wait never does. Wake up to let it run.
+                poll_at = time.monotonic() + SIGINT_POLL_S
+                deadline = poll_at if deadline is None else min(deadline, poll_at)
             try:
                 item = call.inbox.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -679,8 +696,8 @@ class Scheduler:
             # A host callable could block past the deadline: run it aside so
             # that this thread keeps the deadline. (A callable that never
             # returns keeps its thread; Python threads cannot be killed.)
-            threading.Thread(target=serve_host_call, args=(call.worker, request, call.owner),
-                             daemon=True, name=f"isolate-host-call-{request.msgid}").start()
+            start_daemon(serve_host_call, args=(call.worker, request, call.owner),
+                         name=f"isolate-host-call-{request.msgid}")
 
 
 def _decode_plain(value: Any, needs_finish: bool) -> Any:

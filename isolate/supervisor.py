@@ -36,6 +36,7 @@ from .protocol import (
 
 from .errors import IsolateError, ProtocolViolationError, WorkerCrashedError, WorkerMemoryError, describe_exit
 from .scripts import KnownScripts
+from .threads import start, start_daemon
 
 if TYPE_CHECKING:
     from .scheduler import Call, Scheduler
@@ -112,7 +113,7 @@ class WorkerHandle:
         self._reader = threading.Thread(target=self._read_loop, name=f"isolate-reader-{self.pid}",
                                         daemon=True)
         self._handshake()
-        self._reader.start()
+        start(self._reader)
         log.info("worker %d started (%s)", self.pid, f"slot #{index}" if index >= 0 else "spare",
                  extra={"worker_pid": self.pid, "event": "started", "reason": "", "exitcode": None, "signal": None})
 
@@ -129,8 +130,7 @@ class WorkerHandle:
             except BaseException as exc:  # reported below, in the caller's thread
                 result["error"] = exc
 
-        thread = threading.Thread(target=exchange, daemon=True)
-        thread.start()
+        thread = start_daemon(exchange, name=f"isolate-handshake-{self.pid}")
         thread.join(self.limits.handshake_timeout_s)
         reply = result.get("reply")
         if not isinstance(reply, Response) or reply.error is not None:

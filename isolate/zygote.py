@@ -54,6 +54,7 @@ from typing import Mapping
 import msgpack
 
 from .errors import WorkerStartError
+from .threads import start
 
 __all__ = ["Zygote", "WorkerProcess", "ZygoteLimits", "CELL_BYTES"]
 
@@ -238,7 +239,7 @@ class _ZygoteProcess:
     # -- start -----------------------------------------------------------------
     def start(self) -> None:
         """Start the zygote and wait for it to be ready; raises _ZygoteGone."""
-        self._reader.start()
+        start(self._reader)
         if not self._ready.wait(self._limits.start_timeout_s):
             self.close()
             raise _ZygoteGone(f"the zygote was not ready within {self._limits.start_timeout_s} s")

@@ -214,6 +214,69 @@ def test_timeout_during_host_callback_is_always_a_timeout():
             dict(outcomes), repr(error))
 
 
+@pytest.mark.timeout(120)
+def test_nested_timeouts_end_only_their_own_call():
+    # A host function runs an inner call with a 1 ms timeout, 300 times inside one
+    # outer call. Each inner stop is the inner call's: never the outer call's. (A CI
+    # run once saw the outer call end with its own "timed out after 10000ms": an
+    # inner stop re-delivered while its deadline was being removed unwound into the
+    # enclosing call, which then spun until its own deadline.)
+    with isolate.Pool(size=1) as pool:
+        inner = collections.Counter()
+
+        def f():
+            try:
+                pool.run_in_new_context("while (true) {}", {}, timeout=1)
+            except isolate.ScriptTimeoutError as exc:
+                inner[str(exc)] += 1
+            except Exception as exc:  # noqa: BLE001 (counted and asserted below)
+                inner[repr(exc)] += 1
+            return 1
+
+        error, value, took = _timed(lambda: pool.run_in_new_context(
+            "let k = 0; for (let j = 0; j < 300; j++) k += f(); k", {"f": f}, timeout=60_000))
+        assert error is None and value == 300, (error, dict(inner))
+        assert inner == {"Script execution timed out after 1ms": 300}, dict(inner)
+        assert took < 50, took
+        _assert_serves(pool)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stop", ["interrupt", "timeout"])
+def test_a_stop_as_a_host_call_answers_ends_the_call_and_keeps_the_worker(stop):
+    # The stop lands while the worker waits for a host function's answer, while it
+    # reads that answer off the pipe (a large one: several reads), or while it hands
+    # it back to the engine. Each time the call ends with the stop, never with a JS
+    # error the script could catch (dukpy's "Error while calling Python Function
+    # (call): Unknown Error", seen once in CI), and a stopped call leaves the worker
+    # serving: a stop raised between a read of the pipe and the decoding of what it
+    # read dropped bytes, and the next request was read as the rest of the answer
+    # (the worker hung and was killed as wedged, or the stop was lost altogether).
+    answer = "x" * 2_000_000
+    outcomes = collections.Counter()
+    with isolate.Pool(size=1) as pool:
+        for attempt in range(40):
+            ready = threading.Event()
+            ctx = pool.create_context({"ready": lambda: (ready.set(), answer)[1], "caught": False})
+            code = "try { ready() } catch (e) { caught = String(e) } while (true) {}"
+            if stop == "interrupt":
+                sender = threading.Thread(target=lambda: ready.wait(30) and os.kill(os.getpid(), signal.SIGINT))
+                sender.start()
+                error, _, took = _timed(lambda: pool.run_in_context(code, ctx, timeout=30_000, break_on_sigint=True))
+                sender.join(30)
+                expected = isolate.ScriptInterruptedError
+            else:
+                # Deadlines spread over the host call's span (a few ms to tens of ms).
+                error, _, took = _timed(lambda: pool.run_in_context(code, ctx, timeout=1 + attempt))
+                expected = isolate.ScriptTimeoutError
+            outcomes[f"{type(error).__name__}({getattr(error, 'stage', '')})"] += 1
+            assert isinstance(error, expected), (repr(error), dict(outcomes))
+            assert took < 10, took
+            if error.stage == "interrupt":  # the worker stopped the script and serves on
+                assert ctx["caught"] is False
+        _assert_serves(pool)
+
+
 # -- 6: crashes from outside -------------------------------------------------------
 
 @pytest.mark.timeout(30)
