@@ -200,3 +200,15 @@ def test_many_fresh_contexts_on_one_worker(v8pool):
     V8 contexts here only ever receive source text (workers/v8engine.py)."""
     for i in range(1500):
         assert v8pool.run_in_new_context("x + 1", {"x": i, "f": len}) == i + 1
+
+
+@needs_v8
+@pytest.mark.timeout(60)
+def test_v8_flags_from_the_pools_environment_reach_v8():
+    # Set before V8 starts (STPyV8 starts it on import; a flag set later would stop
+    # the worker). --jitless takes WebAssembly away: a flag V8 took is visible from JS.
+    with Pool(1, engine="v8", env={"ISOLATE_V8_FLAGS": "--jitless"}) as pool:
+        assert pool.run_in_new_context("typeof WebAssembly") == "undefined"
+        assert pool.run_in_new_context("let s = 0; for (let i = 0; i < 1e5; i++) s += i; s") == 4999950000
+    with Pool(1, engine="v8") as pool:
+        assert pool.run_in_new_context("typeof WebAssembly") == "object"

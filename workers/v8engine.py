@@ -68,6 +68,12 @@ _MEMORY_POLL_S = 0.001
 # until the engine stops it).
 _ABORTED_REPLY = '{"abort": true}'
 
+# V8 flags for every V8 worker, then those of the pool's environment (Pool(env=...)),
+# given to V8 before it starts: STPyV8 starts V8 when it is imported, and V8 freezes
+# its flags then (setting one after that stops the process with SIGTRAP).
+V8_FLAGS = ""
+FLAGS_ENV = "ISOLATE_V8_FLAGS"
+
 _V: Any = None                 # the STPyV8 module, once started
 _entry_name = ""               # the script-scope name of each context's entry object
 _install_source = ""           # the script that installs the bridge and the entry object
@@ -117,6 +123,11 @@ def start() -> None:
         if home is None:
             os.environ["HOME"] = "/nonexistent"
         try:
+            import _STPyV8  # the binding alone: V8 is not started yet
+
+            flags = " ".join(f for f in (V8_FLAGS, os.environ.get(FLAGS_ENV, "").strip()) if f)
+            if flags:
+                _STPyV8.JSEngine.setFlags(flags)
             import STPyV8
         finally:
             if home is None:
