@@ -14,7 +14,7 @@ import pytest
 import isolate
 
 from test_guarantees import (  # noqa: F401 - collected here, on V8
-    BOUND_S, _alive, _assert_serves, _timed, _wait_replaced,
+    BOUND_S, _assert_serves, _timed, assert_killed_and_replaced,
     test_blocking_host_callback_does_not_hold_the_caller,
     test_busy_loop_is_interrupted_and_context_survives,
     test_promise_job_loop_is_inside_the_timeout,
@@ -37,19 +37,4 @@ def pool():
 # call (~1.5 s here) that TerminateExecution waits for; the kill at timeout + grace comes first.
 @pytest.mark.timeout(30)
 def test_uninterruptible_native_op_is_killed_and_replaced(pool):
-    ctx = pool.create_context()
-    victim = ctx.worker_pid
-    before = pool.worker_pids()
-    error, _, took = _timed(lambda: pool.run_in_context(
-        "'\\u00e9'.repeat(2 ** 25).normalize('NFD').length", ctx, timeout=100))
-    assert isinstance(error, isolate.ScriptTimeoutError), error
-    assert error.stage == "kill" and error.code == "ERR_SCRIPT_EXECUTION_TIMEOUT"
-    assert took < BOUND_S, took
-    with pytest.raises(isolate.ContextLostError, match="overran its timeout"):
-        pool.run_in_context("1", ctx)
-    assert pool.run_in_new_context("1+1") == 2
-    _wait_replaced(victim)
-    after = pool.worker_pids()
-    assert len(after) == len(before) == 2 and victim not in after
-    assert not _alive(victim)
-    _assert_serves(pool)
+    assert_killed_and_replaced(pool, "'\\u00e9'.repeat(2 ** 25).normalize('NFD').length")
