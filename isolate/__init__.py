@@ -6,7 +6,8 @@ The host's stack, top to bottom (each imports only what is below it)::
     batch       submit/map/run_batch records, the dispatcher threads
     api         Script, create_context, run_in_*, compile_function   (node:vm's surface)
     modules     Module, SourceTextModule, SyntheticModule            (node:vm's module API)
-    context     Context, JSFunction, JSObject, JSPromise             (proxies of worker-side values)
+    context     Context                                              (proxies of worker-side contexts)
+    handles     JSFunction, JSObject, JSPromise                      (proxies of worker-side values)
     scheduler   every call's lifecycle and deadlines
     supervisor  one worker process; hostcalls: Python functions called from JS
     zygote      the clean process that forks the workers
@@ -41,7 +42,8 @@ _EXPORTS = {
     ".api": ("Script", "compile_function", "create_context", "default_pool", "is_context", "run_in_context",
              "run_in_new_context", "run_in_this_context", "measure_memory", "arun_in_context",
              "arun_in_new_context", "arun_in_this_context"),
-    ".context": ("Context", "JSFunction", "JSHandle", "JSObject", "JSPromise"),
+    ".context": ("Context",),
+    ".handles": ("JSFunction", "JSHandle", "JSObject", "JSPromise"),
     ".errors": ("ContextLostError", "InvalidArgTypeError", "InvalidArgValueError", "IsolateError",
                 "JSAggregateError", "JSError", "JSEvalError", "JSInternalError", "JSMemoryError", "JSRangeError",
                 "JSReferenceError", "JSSyntaxError", "JSTypeError", "JSURIError", "NestingTooDeepError",
@@ -54,7 +56,7 @@ _EXPORTS = {
     ".pool": ("Limits", "Pool"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = frozenset(("api", "batch", "cli", "constants", "context", "defaults", "errors", "futures",
+_SUBMODULES = frozenset(("api", "batch", "cli", "constants", "context", "defaults", "handles", "errors", "futures",
                          "handleinfo", "hostcalls", "modules", "optiontypes", "options", "pool", "scheduler",
                          "scripts", "supervisor", "zygote", "protocol", "workers"))
 
@@ -84,7 +86,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         Script, arun_in_context, arun_in_new_context, arun_in_this_context, compile_function, create_context,
         default_pool, is_context, measure_memory, run_in_context, run_in_new_context, run_in_this_context,
     )
-    from .context import Context, JSFunction, JSHandle, JSObject, JSPromise
+    from .context import Context
+    from .handles import JSFunction, JSHandle, JSObject, JSPromise
     from .errors import (
         ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, JSAggregateError, JSError,
         JSEvalError, JSInternalError, JSMemoryError, JSRangeError, JSReferenceError, JSSyntaxError, JSTypeError,

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import constants
-from .context import Context, JSFunction, context_of as _lookup, contextify as _register
+from .context import Context, context_of as _lookup, contextify as _register
+from .handles import JSFunction
 from .defaults import default_pool, is_pool
 from .errors import InvalidArgTypeError, ScriptNotCached
 from .options import (

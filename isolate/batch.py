@@ -33,7 +33,8 @@ from .errors import (
     ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .api import Script
-from .context import Context, JSFunction, JSHandle, JSPromise
+from .context import Context
+from .handles import JSFunction, JSHandle, JSPromise
 from .futures import Future, run_into
 from .options import (
     ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,

@@ -261,7 +261,7 @@ def run(file, context_json, timeout, memory_limit):
     the value it settled with (a rejected one is an error).
     """
     from . import errors
-    from .context import JSPromise
+    from .handles import JSPromise
     from .pool import Pool
 
     sandbox: dict = {}

@@ -1,18 +1,13 @@
-"""Proxies of things that live in a worker: contexts, functions, objects and promises.
+"""Contexts: proxies of a worker's contexts.
 
 A :class:`Context` is a live ``MutableMapping`` over a context's global
-object. :class:`JSFunction`, :class:`JSObject` and :class:`JSPromise` are
-handles: the value stays in the worker, the proxy holds its id. A handle
-keeps its context alive; when the last proxy of a value is garbage-collected
-the worker is told to drop it (and when the last proxy of a context goes,
-the context).
+object; when its last proxy (and the last handle of a value in it:
+isolate/handles.py) goes, the worker is told to drop the context.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import signal
 import threading
 import weakref
 from collections import OrderedDict
@@ -25,16 +20,16 @@ from .protocol import (
 from .protocol.codec import peek
 
 from .errors import (
-    ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, OutOfRangeError,
-    PromisePendingError, ProtocolViolationError, ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError,
-    UnencodableValueError, display_error, error_from_value, thrown_error,
+    ContextLostError, InvalidArgTypeError, IsolateError, JSError, JSReferenceError, ProtocolViolationError,
+    ScriptInterruptedError, ScriptNotCached, ScriptTimeoutError, UnencodableValueError, display_error,
+    error_from_value,
 )
-from .options import describe, fmt_number, plain, run_options
+from .options import describe, plain
 from .scheduler import ANYWHERE, CallState
-from .handleinfo import REPR_QUEUE_MS, context_helper, context_label, parameters
 from .scripts import ScriptSource
+from .handles import JSFunction, JSHandle, JSObject, JSPromise, queue_bound, relay_sigint
 
-__all__ = ["Context", "JSFunction", "JSObject", "JSPromise", "JSHandle", "contextify", "context_of"]
+__all__ = ["Context", "contextify", "context_of"]
 
 _GLOBAL = 0  # target id of the global object in get/set/delete/keys
 _GLOBAL_REF = HandleRef("object", _GLOBAL, "Object")  # the global object as a value going into its context
@@ -71,15 +66,6 @@ def context_of(obj: Any) -> "Context | None":
 _DEFAULT = object()  # "no queue_timeout given": the pool's default, else the call's own timeout
 
 
-def property_key(key: Any) -> str:
-    """A property name for JS: a str as it is, an int as JS writes it; nothing else."""
-    if isinstance(key, str):
-        return plain(key)
-    if isinstance(key, int) and not isinstance(key, bool):
-        key = plain(key)
-        if abs(key) < 2**53:
-            return str(key)
-    raise InvalidArgTypeError(f"a property key must be a str or a safe integer. Received {describe(key)}")
 
 
 def _snapshot(obj: dict | list | None) -> dict:
@@ -112,16 +98,6 @@ def _reply(result: Any, method: str, fields: int) -> list:
     return result
 
 
-def _queue_bound(pool, queue_timeout: float | None, timeout: float | None) -> float | None:
-    """How long a call may wait for its worker (ms; None: no bound).
-
-    The call's own ``queue_timeout``, else the pool's, else the call's
-    ``timeout``; ``math.inf`` at any level means no bound.
-    """
-    for value in (queue_timeout, pool.queue_timeout, timeout):
-        if value is not None:
-            return None if value == float("inf") else value
-    return None
 
 
 class Context(MutableMapping):
@@ -259,7 +235,7 @@ class Context(MutableMapping):
 
         for attempt in range(2):
             call = scheduler.submit(ANYWHERE, "run_new", params, decode=decode, timeout_ms=options.get("timeout"),
-                                    queue_timeout_ms=_queue_bound(pool, run_opts.queue_timeout, run_opts.timeout),
+                                    queue_timeout_ms=queue_bound(pool, run_opts.queue_timeout, run_opts.timeout),
                                     places_context=True, owner=self)
             try:
                 context_id, value, globals_, *rest = _reply(scheduler.wait(call), "run_new", 3)
@@ -315,7 +291,7 @@ class Context(MutableMapping):
         self._check()
         options = params[-1] if params and isinstance(params[-1], dict) else {}
         if queue_timeout_ms is _DEFAULT:
-            queue_timeout_ms = _queue_bound(self._pool, None, timeout_ms)
+            queue_timeout_ms = queue_bound(self._pool, None, timeout_ms)
         return self._pool._scheduler.request(
             self._worker, method, [self._id, *params], decode=self._decode, timeout_ms=timeout_ms,
             queue_timeout_ms=queue_timeout_ms, interruptible=bool(options.get("break_on_sigint")), owner=self)
@@ -392,7 +368,7 @@ class Context(MutableMapping):
         if run_opts.break_on_sigint:
             options["break_on_sigint"] = True
         # Host-side only (popped before sending): how long the call may wait for its worker.
-        options["queue_timeout"] = _queue_bound(self._pool, run_opts.queue_timeout, run_opts.timeout)
+        options["queue_timeout"] = queue_bound(self._pool, run_opts.queue_timeout, run_opts.timeout)
         return options
 
     def _run(self, code: "str | ScriptSource", compile_opts, run_opts, stats: bool = False) -> Any:
@@ -400,7 +376,7 @@ class Context(MutableMapping):
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         options = self._run_options(compile_opts, run_opts, stats)
         if run_opts.break_on_sigint:
-            with _relay_sigint(self._worker):
+            with relay_sigint(self._worker):
                 return self._run_script(script, options)
         return self._run_script(script, options)
 
@@ -558,29 +534,6 @@ def _usage_summary(usage: dict | None) -> dict:
             "limit": usage["malloc_limit"], "objects": usage.get("obj_count", 0), "engine": usage}
 
 
-@contextlib.contextmanager
-def _relay_sigint(worker):
-    """breakOnSigint: during the call, a SIGINT to the host interrupts the script.
-
-    As in Node, the host's own SIGINT handler is set aside for the call and
-    restored after. Python only installs signal handlers from the main
-    thread, so elsewhere this fails loudly instead of silently not working.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        from .errors import InvalidArgValueError
-
-        raise InvalidArgValueError(
-            "The property 'options.breakOnSigint' can only be used from the main thread: "
-            "Python delivers SIGINT to, and installs signal handlers in, the main thread only")
-
-    def relay(signum, frame):
-        worker.interrupt()
-
-    previous = signal.signal(signal.SIGINT, relay)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _check_key(key: Any) -> str:
@@ -595,173 +548,3 @@ def _release_context(worker, context_id: int) -> None:
 
 
 _make_error = error_from_value
-
-
-class JSHandle:
-    """A JavaScript value that stays in its worker; this proxy holds its handle id.
-
-    Two handles are equal when they stand for the same JavaScript value
-    (``ctx["f"] == ctx["f"]``), whichever call handed them over; ``hash`` agrees.
-    Finding that out asks the worker once per handle (then it is cached).
-    """
-
-    _identity_token: Any = None
-
-    def __init__(self, context: Context, ref: HandleRef):
-        self._context = context
-        self._ref = ref
-        weakref.finalize(self, context._worker.queue_release, "release", [context._id, [ref.handle_id]])
-
-    @property
-    def context(self) -> Context:
-        return self._context
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._ref.class_name} in {context_label(self._context)}>"
-
-    def _identity(self) -> Any:
-        """A token equal for handles of the same JS value (of this context), fixed for this proxy's life."""
-        token = self._identity_token
-        if token is None:
-            try:
-                token = ("value", context_helper(self._context)(0, self))
-            except IsolateError:   # lost, busy past the bound...: equal only to itself
-                token = ("proxy", id(self))
-            self._identity_token = token
-        return token
-
-    def __eq__(self, other: object) -> bool:
-        if self is other:
-            return True
-        if not isinstance(other, JSHandle):
-            return NotImplemented
-        if other._context is not self._context or other._ref.kind != self._ref.kind:
-            return False
-        if other._ref.handle_id == self._ref.handle_id:
-            return True
-        if self._identity() != other._identity():
-            return False
-        # Equal tokens: confirmed with `===`, which no script can redefine (the tokens come
-        # from the context's WeakMap, which a script may have replaced before the helper
-        # was made: then it decides only what is unequal, never what is equal).
-        try:
-            return context_helper(self._context)(2, self, other) is True
-        except IsolateError:
-            return False
-
-    def __hash__(self) -> int:
-        return hash((id(self._context), self._identity()))
-
-    # Property access on the JS value.
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._context._access("get", self._ref.handle_id, property_key(key))
-        except JSReferenceError:
-            raise KeyError(key) from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._context._access("set", self._ref.handle_id, property_key(key), self._context._encode(value))
-
-    def keys(self) -> list[str]:
-        return self._context._access("keys", self._ref.handle_id)
-
-
-class JSObject(JSHandle):
-    """A non-plain JavaScript object (a class instance, a Proxy, ...), by reference."""
-
-
-class JSFunction(JSHandle):
-    """A JavaScript function, callable from Python. Arguments and result are converted."""
-
-    _params: "str | None" = None
-
-    @property
-    def name(self) -> str:
-        return self._ref.name
-
-    def __repr__(self) -> str:
-        """``<JSFunction add(a, b) in context 3>``: the parameters come from the function's
-        source, asked of the worker once (``…`` if it is busy or gone, or has no source)."""
-        params = self._params
-        if params is None:
-            params = "…"
-            try:
-                source = context_helper(self._context, queue_timeout_ms=REPR_QUEUE_MS)(1, self)
-            except IsolateError:
-                source = None
-            else:
-                found = parameters(source) if isinstance(source, str) else None
-                if found is not None:
-                    params = self._params = found if len(found) <= 60 else found[:59] + "…"
-        return f"<JSFunction {self._ref.name or '(anonymous)'}({params}) in {context_label(self._context)}>"
-
-    def __call__(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
-                 queue_timeout: float | None = None) -> Any:
-        return self._invoke(args, timeout, break_on_sigint, queue_timeout, construct=False)
-
-    def new(self, *args: Any, timeout: int | None = None, break_on_sigint: bool = False,
-            queue_timeout: float | None = None) -> Any:
-        """``new fn(...args)``."""
-        return self._invoke(args, timeout, break_on_sigint, queue_timeout, construct=True)
-
-    def _invoke(self, args, timeout, break_on_sigint, queue_timeout, construct: bool) -> Any:
-        run_opts = run_options({"timeout": timeout, "break_on_sigint": break_on_sigint,
-                                "queue_timeout": queue_timeout})
-        ctx = self._context
-        options: dict = {"mirror": ctx._object is not None, "construct": construct,
-                         "queue_timeout": _queue_bound(ctx._pool, run_opts.queue_timeout, run_opts.timeout)}
-        if run_opts.timeout is not None:
-            options["timeout"] = run_opts.timeout
-        encoded = ctx._encode(list(args), holder=True)
-        if run_opts.break_on_sigint:
-            options["break_on_sigint"] = True
-            with _relay_sigint(ctx._worker):
-                return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
-        return ctx._with_mirror("call", self._ref.handle_id, encoded, options)
-
-
-class JSPromise(JSHandle):
-    """A JavaScript promise. ``result()`` gives its value; ``await`` works too.
-
-    Promise jobs run inside the call that created them, so a promise is
-    usually settled by the time Python sees it. One that is still pending
-    can only be settled by later calls into its context.
-    """
-
-    def state(self) -> str:
-        """``"pending"``, ``"fulfilled"`` or ``"rejected"``."""
-        return self._context._access("promise_state", self._ref.handle_id)[0]
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The value (or the rejection, raised). Nothing settles a promise but code
-        running in its context, so a pending one raises PromisePendingError at once;
-        ``timeout`` (seconds, as for ``Future.result``) bounds reading its state,
-        which can run script code (default: the pool's access timeout)."""
-        timeout_ms = None
-        if timeout is not None:
-            timeout = plain(timeout)
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise InvalidArgTypeError(f'The "timeout" argument must be a number of seconds. '
-                                          f"Received {describe(timeout)}")
-            if not 0 < timeout <= 3600:  # False for NaN
-                raise OutOfRangeError(f'The value of "timeout" is out of range. It must be > 0 && <= 3600 '
-                                      f"(seconds). Received {fmt_number(timeout)}")
-            timeout_ms = timeout * 1000.0
-        state, value = self._context._access("promise_state", self._ref.handle_id, timeout_ms=timeout_ms)
-        if state == "fulfilled":
-            return value
-        if state == "rejected":
-            raise thrown_error(value)
-        raise PromisePendingError("the promise is still pending: nothing in its context will settle "
-                                  "it until more code runs there")
-
-    def __await__(self):
-        import asyncio  # only when awaited: asyncio is a heavy import
-
-        return asyncio.get_running_loop().run_in_executor(None, self.result).__await__()

@@ -1,6 +1,6 @@
 """What the host learns about a handle's value from its worker: for equality and for a repr.
 
-A handle (``isolate.context.JSHandle``) is an id in its context's table; two
+A handle (``isolate.handles.JSHandle``) is an id in its context's table; two
 handles of the same JS value have different ids. Each context gets, on first
 need, a small helper function of its own that answers for the host whether two
 values are the same, a stable number per value (for ``hash``), and a

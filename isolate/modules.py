@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .constants import USE_MAIN_CONTEXT_DEFAULT_LOADER
-from .context import Context, JSObject, context_of, property_key
+from .context import Context, context_of
+from .handles import JSObject, property_key
 from .defaults import default_pool, is_pool
 from .errors import (
     IsolateError, InvalidArgTypeError, InvalidArgValueError, JSError, JSReferenceError,
@@ -523,7 +524,7 @@ class Module:
 
     def _evaluate_now(self, run_opts) -> bool:
         """Evaluate; True once settled, False while its top-level await still waits."""
-        from .context import _relay_sigint
+        from .handles import relay_sigint
 
         status = self.status
         if self._error_is_link_error:  # the engine's module never got linked
@@ -539,7 +540,7 @@ class Module:
             options["break_on_sigint"] = True
         try:
             if run_opts.break_on_sigint:
-                with _relay_sigint(self._context._worker):
+                with relay_sigint(self._context._worker):
                     settled, globals_ = self._request("module_evaluate", self._id, options,
                                                       timeout_ms=run_opts.timeout)
             else:

@@ -38,7 +38,8 @@ from .api import (
     Script, _compile_function, _create_context, _run_in_new_context, _run_in_this_context, run_in_context,
 )
 from .batch import Dispatcher, check_in_flight, check_ordered, checked_iter, run_batch, settled, stream
-from .context import Context, JSFunction
+from .context import Context
+from .handles import JSFunction
 from .errors import (
     ContextLostError, InvalidArgTypeError, InvalidArgValueError, IsolateError, OutOfRangeError, PoolClosedError,
     UnsupportedError, WorkerCrashedError,
