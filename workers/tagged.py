@@ -24,9 +24,10 @@ from ..protocol.codec import (
     MAX_DECODE_DEPTH, MAX_SAFE_INTEGER, MAX_VALUE_DEPTH, MirroredAccessor, UnencodableValue,
 )
 from ..protocol.values import (
-    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
+    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSONText, JSRegExp, JSSet, JSSymbol,
     JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
 )
+from ..protocol.plainjson import loads as _json_loads
 
 __all__ = ["from_tagged", "to_tagged", "TAG"]
 
@@ -257,6 +258,8 @@ def to_tagged(value: Any) -> list:
     t = type(value)
     if t is str or t is bool or value is None or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return [value, False]
+    if t is JSONText:  # a plain value's JSON text: spliced into the request (workers/fastjson.py)
+        return [value, False]
     enc = _ToTagged()
     out = enc.run(value)
     return [out, enc.tagged]
@@ -364,4 +367,6 @@ class _ToTagged:
             return self.tag("h", i=v.handle_id)
         if isinstance(v, HostFunctionRef):
             return self.tag("H", i=v.function_id, n=v.name)
+        if t is JSONText:  # inside another value (not made so today): its value, encoded as any other
+            return self.enc(_json_loads(v.data), depth)
         raise TypeError(f"no tagged-JSON form for {type(v).__name__}")
