@@ -244,6 +244,15 @@ def _pairs(d: dict):
         yield v
 
 
+def _index_like_key(d: dict) -> bool:
+    """Whether a key may be one JS enumerates first (an array index: decimal digits).
+    False positives ("01", "²") only cost the pairs form."""
+    try:
+        return any(map(str.isdigit, d))
+    except TypeError:  # a key that is not a str (the bridge refuses it later)
+        return True
+
+
 # Frame kinds of to_tagged's explicit stack.
 _T_ITEMS, _T_DICT, _T_PAIRS = range(3)
 
@@ -333,7 +342,10 @@ class _ToTagged:
         if t is list:
             return self.open(v, depth, _T_ITEMS, iter(v), [])
         if t is dict:
-            if TAG in v:
+            if TAG in v or _index_like_key(v):
+                # Pairs: the bridge walks them in this order. A JSON object's keys would be
+                # walked in JS order (index-like keys first), numbering the containers
+                # differently from here, so a back-reference would name another container.
                 self.tagged = True
                 return self.open(v, depth, _T_PAIRS, _pairs(v), [_OBJECT_HEAD])
             return self.open(v, depth, _T_DICT, iter(v.items()), {})
