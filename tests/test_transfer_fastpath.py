@@ -346,3 +346,26 @@ def test_a_large_write_is_bounded_by_the_access_timeout():
         with pytest.raises(isolate.ScriptTimeoutError):
             context["data"] = big_records(60_000)
         assert pool.run_in_context("typeof data", context) == "undefined"
+
+
+def test_v8_takes_the_same_values_in_and_out():
+    """V8 shares the bridge: a `set` of a plain value splices its JSON text there too."""
+    import importlib.util
+
+    if importlib.util.find_spec("STPyV8") is None:
+        pytest.skip("the v8 extra is not installed (pip install 'isolate-vm[v8]')")
+    with isolate.Pool(size=1, engine="v8", limits=isolate.Limits(access_timeout_s=60)) as pool:
+        context = pool.create_context()
+        pool.run_in_context(DESCRIBE + "Object.defineProperty(Object.prototype, 'id', {set(v) { throw 1 }});"
+                            "JSON.parse = () => 'hijacked';", context)
+        keep = pool.run_in_context("(v) => { globalThis.viaArgs = v; return true }", context)
+        rng = random.Random(16)
+        for i in range(30):
+            value = {"big": [random_value(rng) for _ in range(50)], "id": i, "__proto__": [i]}
+            context["viaSet"] = value
+            keep(value)
+            assert pool.run_in_context("describe(viaSet) === describe(viaArgs)", context), value
+            assert pool.run_in_context("viaSet", context) == normalized(value)
+        value = big_records(5_000)
+        context["data"] = value
+        assert pool.run_in_context("data", context) == value
