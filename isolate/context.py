@@ -303,15 +303,16 @@ class Context(MutableMapping):
             timeout_ms = self._pool.limits.access_timeout_s * 1000.0
         return self._request(method, *params, {"timeout": timeout_ms}, timeout_ms=timeout_ms)
 
-    def _encode(self, value: Any, *, holder: bool = False) -> Any:
+    def _encode(self, value: Any, *, holder: bool = False, for_js: bool = False) -> Any:
         """Wire-encode ``value`` for this context. ``holder``: it only holds the values
-        (an argument list, a sandbox's globals), so the depth limit applies to its items."""
+        (an argument list, a sandbox's globals), so the depth limit applies to its items.
+        ``for_js``: the value is stored in JS as a whole (a plain one may cross as JSON text)."""
         # The contextified dict, met inside a value, is the global object (Node's
         # sandbox is the global): `sandbox["window"] = sandbox` makes `window === this`.
         stand_ins = {id(self._object): _GLOBAL_REF} if self._object is not None else None
         try:
             return encode_value(value, self._to_ref, max_depth=MAX_VALUE_DEPTH + (1 if holder else 0),
-                                stand_ins=stand_ins)
+                                stand_ins=stand_ins, for_js=for_js)
         except UnencodableValue as exc:
             raise UnencodableValueError(str(exc)) from None
 
@@ -469,7 +470,7 @@ class Context(MutableMapping):
 
     def __setitem__(self, key: str, value: Any) -> None:
         key = _check_key(key)
-        self._access("set", _GLOBAL, key, self._encode(value))
+        self._access("set", _GLOBAL, key, self._encode(value, for_js=True))
         if isinstance(self._object, dict):
             dict.__setitem__(self._object, key, value)
 

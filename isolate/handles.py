@@ -145,7 +145,8 @@ class JSHandle:
             raise KeyError(key) from None
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._context._access("set", self._ref.handle_id, property_key(key), self._context._encode(value))
+        self._context._access("set", self._ref.handle_id, property_key(key),
+                              self._context._encode(value, for_js=True))
 
     def keys(self) -> list[str]:
         return self._context._access("keys", self._ref.handle_id)

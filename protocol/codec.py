@@ -33,8 +33,11 @@ import msgpack
 from .errors import ProtocolError
 from .values import (
     TYPED_ARRAY_FORMATS, BigInt, ErrorValue, HandleRef, HostFunctionRef, JSAccessor, JSDate, JSMap,
-    JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
+    JSONText, JSRegExp, JSSet, JSSymbol, JSTypedArray, Unencodable, UndefinedType, member_key, plain_member,
+    undefined,
 )
+from .plainjson import loads as _json_loads
+from .plainjson import plain_json
 
 __all__ = ["ExtType", "encode_value", "decode_value", "peek", "ExtDecoder", "UnencodableValue", "MirroredAccessor",
            "MAX_SAFE_INTEGER", "MAX_VALUE_DEPTH", "MAX_ENCODE_DEPTH", "MAX_DECODE_DEPTH"]
@@ -80,6 +83,8 @@ class ExtType(enum.IntEnum):
     GRAPH = 13
     SURROGATE_STRING = 14
     ACCESSOR = 15
+    JSON_FOR_JS = 16     # host -> worker: a plain value as JSON text, handed to the engine unparsed
+    JSON_FROM_JS = 17    # worker -> host: the engine's JSON text of a plain value
 
 
 class UnencodableValue(TypeError):
@@ -238,6 +243,8 @@ class _Encoder:
         if self.stand_ins and id(v) in self.stand_ins:
             return self.other(self.stand_ins[id(v)], depth)
         t = type(v)
+        if t is JSONText:  # the engine's text of a plain value (workers/fastjson.py): sent as it is
+            return msgpack.ExtType(ExtType.JSON_FROM_JS, v.data)
         if t is list or t is tuple:
             return self.open(v, depth, _E_ITEMS, iter(v), [])
         if t is dict:
@@ -367,7 +374,8 @@ def _js_number_key(k) -> str:
 
 
 def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None, *,
-                 max_depth: int = MAX_ENCODE_DEPTH, stand_ins: dict[int, Any] | None = None) -> Any:
+                 max_depth: int = MAX_ENCODE_DEPTH, stand_ins: dict[int, Any] | None = None,
+                 for_js: bool = False) -> Any:
     """Convert ``value`` into a msgpack-ready structure (ext types for JS-only values).
 
     ``to_ref`` is asked about any other object: it returns a
@@ -378,10 +386,16 @@ def encode_value(value: Any, to_ref: Callable[[Any], Any] | None = None, *,
     ``max_depth`` (see :data:`MAX_ENCODE_DEPTH`). ``stand_ins`` maps ``id()``
     of objects met inside ``value`` to what is encoded in their place (a
     contextified dict stands for its context's global object, a HandleRef).
+    ``for_js``: the value goes to JavaScript as a whole (a ``set``), so a plain
+    one may travel as JSON text (``JSON_FOR_JS``, see ``protocol.plainjson``).
     """
     t = type(value)
     if t is str:
         return _string(value)
+    if for_js and (t is dict or t is list or t is tuple):
+        text = plain_json(value, max_depth, stand_ins)
+        if text is not None:
+            return msgpack.ExtType(ExtType.JSON_FOR_JS, text)
     if value is None or t is bool or t is float or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         return value
     if t is list and len(value) <= 8 and max_depth >= 1 and not stand_ins:
@@ -420,6 +434,15 @@ _MAP = _Marker(ExtType.MAP)
 _SET = _Marker(ExtType.SET)
 _ERROR = _Marker(ExtType.ERROR)
 _GRAPH = _Marker(ExtType.GRAPH)
+
+
+class _Parsed:
+    """A JSON_FROM_JS value, until finishing puts it in place."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
 
 
 class _Ref:
@@ -496,6 +519,17 @@ class ExtDecoder:
             return _date_from_ms(ms)
         if kind is ExtType.SURROGATE_STRING:
             return data.decode("utf-8", "surrogatepass")
+        if kind is ExtType.JSON_FOR_JS:
+            return JSONText(data)  # for the engine, unparsed (the worker's to_tagged splices it)
+        if kind is ExtType.JSON_FROM_JS:
+            # Parsed here, held in a placeholder: finishing takes the value as it is,
+            # without numbering its containers (the sender numbered none: see GRAPH).
+            try:
+                value = _json_loads(data)
+            except RecursionError:
+                raise ProtocolError("JSON_FROM_JS nested too deeply") from None
+            self.needs_finish = True
+            return _Parsed(value)
         if kind in (ExtType.MAP, ExtType.SET, ExtType.ERROR, ExtType.GRAPH):
             if data:
                 raise ProtocolError(
@@ -565,7 +599,7 @@ def peek(obj: Any, index: int) -> Any:
 # Types decode_value leaves as they are (what the ext hook already finished, and plain scalars).
 _FINISHED = frozenset({
     str, int, float, bool, type(None), bytes, BigInt, UndefinedType, _dt.datetime, JSDate, JSRegExp,
-    JSSymbol, JSTypedArray, JSAccessor,
+    JSSymbol, JSTypedArray, JSAccessor, JSONText,
 })
 
 # Frame kinds of decode_value's explicit stack.
@@ -689,6 +723,8 @@ class _Finisher:
                 table.append(v)
             self.frame = (_D_DICT, list(v), 0, len(v), v, table, depth + 1, None)
             return v
+        if t is _Parsed:
+            return v.value
         if t is _Ref:
             if table is None:
                 raise ProtocolError(f"back-reference REF({v.index}) outside any GRAPH")

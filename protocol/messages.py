@@ -26,7 +26,8 @@ __all__ = [
 
 # Bumped whenever a method, an ext type or a message field changes meaning.
 # 2: MAP, SET, ERROR and GRAPH became marked arrays, BIGINT two's-complement bytes, ACCESSOR added.
-PROTOCOL_VERSION = 2
+# 3: JSON_FOR_JS and JSON_FROM_JS (plain values as JSON text) added.
+PROTOCOL_VERSION = 3
 
 # Nested host <-> worker calls beyond this depth fail with NESTING_TOO_DEEP:
 # deep enough for any real callback chain, shallow enough that Python's own

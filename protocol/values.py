@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "UndefinedType", "undefined", "BigInt", "bigint_decimal", "JSSymbol", "JSRegExp", "JSMap", "JSSet",
     "JSTypedArray", "JSDate", "ErrorValue", "HandleRef", "HostFunctionRef", "Unhashable",
-    "JSAccessor", "Unencodable", "TYPED_ARRAY_FORMATS", "TypedKey", "member_key", "plain_member",
+    "JSAccessor", "Unencodable", "TYPED_ARRAY_FORMATS", "TypedKey", "member_key", "plain_member", "JSONText",
 ]
 
 
@@ -280,3 +280,22 @@ class Unencodable:
     """
 
     reason: str
+
+
+class JSONText:
+    """A plain value as JSON text (UTF-8 bytes), carried unparsed between the wire and the engine.
+
+    Large plain values cross as JSON text from end to end (``protocol.codec``,
+    ``JSON_FOR_JS``/``JSON_FROM_JS``): the worker splices the text into its request
+    to the bridge, or the engine's reply text into the wire message, instead of
+    building Python objects it would only convert again. Only the codec and the
+    worker make these; they never reach users.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"JSONText(<{len(self.data)} bytes>)"

@@ -421,7 +421,7 @@ class TestExtTypes:
         assert {e.name: e.value for e in ExtType} == {
             "UNDEFINED": 1, "BIGINT": 2, "DATE": 3, "REGEXP": 4, "MAP": 5, "SET": 6, "TYPED_ARRAY": 7,
             "ERROR": 8, "SYMBOL": 9, "HANDLE": 10, "HOST_FUNCTION": 11, "REF": 12, "GRAPH": 13,
-            "SURROGATE_STRING": 14, "ACCESSOR": 15,
+            "SURROGATE_STRING": 14, "ACCESSOR": 15, "JSON_FOR_JS": 16, "JSON_FROM_JS": 17,
         }
 
     # Payload layouts exactly as SPEC.md section 9 gives them.

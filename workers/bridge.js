@@ -268,6 +268,8 @@
   const MAX_VALUE_DEPTH = 500;
   // Mirrors protocol.MAX_DECODE_DEPTH: the host refuses deeper values first.
   const MAX_DECODE_DEPTH = MAX_VALUE_DEPTH + 8;
+  // Numbers the walk passes as they are: finite, not -0, within ±(2^53 − 1).
+  const MAX_SAFE = 9007199254740991;
 
   // Called per item: uncurried (a bound `call`, faster than Reflect.apply).
   // The rest are called with Reflect.apply: binding costs every context
@@ -393,7 +395,7 @@
           const key = keys[i++];
           const v = src[key];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
             out[key] = v;
             continue;
           }
@@ -405,7 +407,7 @@
         while (i < n) {
           const v = src[i++];
           const t = typeof v;
-          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0)) {  // finite, not 0 or -0
+          if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
             out[i - 1] = v;
             continue;
           }
@@ -554,6 +556,10 @@
         if (v === Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'Infinity' }; }
         if (v === -Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-Infinity' }; }
         if (v === 0 && 1 / v < 0) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-0' }; }
+        // JSON writes an integral number up to 1e21 in digits: Python would read an int
+        // past 2^53 that is not the number's value. Marked tagged, the worker reads the
+        // value (no tags in it) and its encoder sends such ints as the float they are.
+        if (v > MAX_SAFE || v < -MAX_SAFE) eTagged = true;
         return v;
       case 'undefined':
         eTagged = true;

@@ -32,6 +32,7 @@ from .quickjs import (
     FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue,
     Tag, quickjs,
 )
+from .fastjson import raw_reply, request_text
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
 
@@ -100,6 +101,20 @@ def _probe_float_tag(api, ctx) -> int:
 
 
 _DOUBLE, _INT64, _INF = struct.Struct("<d"), struct.Struct("<q"), float("inf")
+
+
+def _utf8(api, ctx, value: JSValue) -> bytes | None:
+    """A JS string's UTF-8 bytes (JSON text is well-formed: lone surrogates are escaped),
+    or None if the conversion threw."""
+    size = ctypes.c_size_t(0)
+    ptr = api.to_cstring_len(ctx, ctypes.byref(size), value, 0)
+    if not ptr:
+        api.clear_exception(ctx)
+        return None
+    try:
+        return ctypes.string_at(ptr, size.value)
+    finally:
+        api.free_cstring(ctx, ptr)
 
 
 def _oom_reply() -> dict:
@@ -262,7 +277,7 @@ class EngineContext:
         """
         api, rt, ctx = self._native
         global _running_ops
-        text = json.dumps(request, allow_nan=False).encode()
+        text = request_text(request)  # a large plain value's JSON text spliced in unparsed
         if not self._entries:
             self._oom = False
         self._entries += 1
@@ -364,13 +379,14 @@ class EngineContext:
                 raise EngineError(self._exception_text(api, ctx))
             return None
         try:
-            raw = api.to_text(ctx, out)  # clears its own exception on failure
+            raw = _utf8(api, ctx, out)  # clears its own exception on failure
         finally:
             api.free_value(ctx, out)
         if raw is None:  # no room for the reply's UTF-8 copy
             self._out_of_memory(api, rt)
             return None
-        return json.loads(raw)
+        # A large plain value goes on as the text JSON.stringify wrote (workers/fastjson.py).
+        return raw_reply(raw) or json.loads(raw.decode("utf-8", "surrogatepass"))
 
     def _drain(self, api, rt, ctx) -> None:
         self._draining = True

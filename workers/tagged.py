@@ -24,9 +24,10 @@ from ..protocol.codec import (
     MAX_DECODE_DEPTH, MAX_SAFE_INTEGER, MAX_VALUE_DEPTH, MirroredAccessor, UnencodableValue,
 )
 from ..protocol.values import (
-    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSRegExp, JSSet, JSSymbol,
+    BigInt, ErrorValue, HandleRef, HostFunctionRef, JSDate, JSMap, JSONText, JSRegExp, JSSet, JSSymbol,
     JSTypedArray, Unencodable, UndefinedType, member_key, plain_member, undefined,
 )
+from ..protocol.plainjson import loads as _json_loads
 
 __all__ = ["from_tagged", "to_tagged", "TAG"]
 
@@ -243,6 +244,15 @@ def _pairs(d: dict):
         yield v
 
 
+def _index_like_key(d: dict) -> bool:
+    """Whether a key may be one JS enumerates first (an array index: decimal digits).
+    False positives ("01", "²") only cost the pairs form."""
+    try:
+        return any(map(str.isdigit, d))
+    except TypeError:  # a key that is not a str (the bridge refuses it later)
+        return True
+
+
 # Frame kinds of to_tagged's explicit stack.
 _T_ITEMS, _T_DICT, _T_PAIRS = range(3)
 
@@ -256,6 +266,8 @@ def to_tagged(value: Any) -> list:
     """
     t = type(value)
     if t is str or t is bool or value is None or t is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return [value, False]
+    if t is JSONText:  # a plain value's JSON text: spliced into the request (workers/fastjson.py)
         return [value, False]
     enc = _ToTagged()
     out = enc.run(value)
@@ -330,7 +342,10 @@ class _ToTagged:
         if t is list:
             return self.open(v, depth, _T_ITEMS, iter(v), [])
         if t is dict:
-            if TAG in v:
+            if TAG in v or _index_like_key(v):
+                # Pairs: the bridge walks them in this order. A JSON object's keys would be
+                # walked in JS order (index-like keys first), numbering the containers
+                # differently from here, so a back-reference would name another container.
                 self.tagged = True
                 return self.open(v, depth, _T_PAIRS, _pairs(v), [_OBJECT_HEAD])
             return self.open(v, depth, _T_DICT, iter(v.items()), {})
@@ -364,4 +379,6 @@ class _ToTagged:
             return self.tag("h", i=v.handle_id)
         if isinstance(v, HostFunctionRef):
             return self.tag("H", i=v.function_id, n=v.name)
+        if t is JSONText:  # inside another value (not made so today): its value, encoded as any other
+            return self.enc(_json_loads(v.data), depth)
         raise TypeError(f"no tagged-JSON form for {type(v).__name__}")

@@ -56,6 +56,7 @@ from typing import Any, Callable
 from ..protocol.values import ErrorValue
 
 from .engine_api import EngineKind, HostCall
+from .fastjson import request_text
 
 __all__ = ["V8Context", "EngineError", "KIND", "start", "available"]
 
@@ -369,7 +370,7 @@ class V8Context:
             raise EngineError("the context is unusable", unusable=True)
         global _running_ops
         self._calls = (self._calls + 1) & 0x3FFFFFFF
-        text = json.dumps(request, allow_nan=False)
+        text = request_text(request).decode("utf-8", "surrogatepass")  # JSON text values spliced in
         limited = bool(self._limit)
         self._ctx.enter()
         _running_ops += 1

@@ -1,0 +1,371 @@
+"""The transfer fast path (issue 14): plain values cross as JSON text, with every semantic kept.
+
+Into JS, a ``set`` of a plain value (protocol.plainjson) travels as ``JSON_FOR_JS`` and
+is built by the bridge's captured ``JSON.parse``; out of JS, a large reply with no tag
+travels as ``JSON_FROM_JS``, the text the bridge's ``JSON.stringify`` wrote of its own
+prototype-less copy. Each test compares the fast path with the general one (a host
+function argument, or a value made tagged, still takes the general path), or attacks
+what the fast path could skip: setters, getters, Proxies, toJSON, ``__proto__``, depth,
+sharing, limits. Real workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import msgpack
+import pytest
+
+import isolate
+from isolate.protocol import ExtDecoder, ExtType, ProtocolError, encode_value
+from isolate.protocol.plainjson import plain_json
+from isolate.protocol.values import JSONText
+
+pytestmark = pytest.mark.timeout(120)
+
+# A canonical description of a JS value: types, -0, NaN, key order, prototypes and
+# property descriptors; identity of containers (shared references, cycles) by number.
+DESCRIBE = r"""
+globalThis.describe = function describe(root) {
+  const seen = new Map();
+  function d(v) {
+    if (v === null) return 'null';
+    switch (typeof v) {
+      case 'number': return Object.is(v, -0) ? 'n:-0' : 'n:' + String(v);
+      case 'string': return 's:' + JSON.stringify(v);
+      case 'boolean': return 'b:' + v;
+      case 'undefined': return 'u';
+      case 'bigint': return 'B:' + v;
+      case 'object': break;
+      default: return typeof v;
+    }
+    if (seen.has(v)) return '@' + seen.get(v);
+    seen.set(v, seen.size);
+    const proto = Object.getPrototypeOf(v);
+    const kind = Array.isArray(v) ? 'A' : proto === Object.prototype ? 'O' : proto === null ? 'N' : '?';
+    if (kind === '?') return Object.prototype.toString.call(v);
+    let out = kind + (Array.isArray(v) ? v.length : '') + '{';
+    for (const k of Reflect.ownKeys(v)) {
+      const p = Object.getOwnPropertyDescriptor(v, k);
+      if (!('value' in p)) return 'accessor';
+      out += JSON.stringify(String(k)) + (p.writable ? 'w' : '') + (p.enumerable ? 'e' : '') +
+        (p.configurable ? 'c' : '') + '=' + (k === 'length' && Array.isArray(v) ? '' : d(p.value)) + ',';
+    }
+    return out + '}';
+  }
+  return d(root);
+};
+"""
+
+KEYS = ["a", "id", "__proto__", "\u0000", "1", "0", "constructor", "toJSON", "é", "\U0001f600", "x y", ""]
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    roll = rng.random()
+    if depth > 6 or roll < 0.45:
+        return rng.choice([
+            lambda: rng.randint(-10**6, 10**6), lambda: rng.choice([0, 2**53 - 1, -(2**53 - 1), 2**31, -2**31]),
+            lambda: rng.uniform(-1e6, 1e6), lambda: rng.choice([0.5, -0.0, 1e300, 5e-324, 1e21, 0.1]),
+            lambda: rng.choice(KEYS) * rng.randint(0, 3), lambda: "".join(chr(rng.randint(0, 0x2FF)) for _ in range(5)),
+            lambda: rng.choice([True, False, None]),
+        ])()
+    if roll < 0.75:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 6))]
+    if roll < 0.8:
+        return tuple(random_value(rng, depth + 1) for _ in range(rng.randint(0, 3)))
+    return {rng.choice(KEYS) + str(rng.randint(0, 3) if rng.random() < 0.5 else ""): random_value(rng, depth + 1)
+            for _ in range(rng.randint(0, 6))}
+
+
+def normalized(v):
+    """What a value reads back as, as far as == tells: tuples are arrays."""
+    if isinstance(v, (list, tuple)):
+        return [normalized(x) for x in v]
+    if isinstance(v, dict):
+        return {k: normalized(x) for k, x in v.items()}
+    return v
+
+
+def same(a, b) -> bool:
+    """Equality that tells -0.0 from 0.0 and int from float."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b) or (a != a and b != b)
+    return a == b
+
+
+def big_records(n: int, seed: int = 3) -> dict:
+    rng = random.Random(seed)
+    return {"meta": {"n": n}, "records": [
+        {"id": i, "name": f"r{i}é", "score": rng.random(), "flags": [rng.random() < 0.5 for _ in range(3)],
+         "nested": {"b": [rng.randint(0, 999) for _ in range(3)], "c": None}} for i in range(n)]}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with isolate.Pool(size=1, limits=isolate.Limits(access_timeout_s=60)) as p:
+        yield p
+
+
+@pytest.fixture
+def ctx(pool):
+    context = pool.create_context()
+    pool.run_in_context(DESCRIBE, context)
+    return context
+
+
+# -- which values take the fast path ----------------------------------------------------
+
+def _is_json_ext(encoded) -> bool:
+    return isinstance(encoded, msgpack.ExtType) and encoded.code == ExtType.JSON_FOR_JS
+
+
+def test_plain_values_take_the_fast_path_and_nothing_else_does():
+    assert _is_json_ext(encode_value({"a": [1, 2.5, "x", True, None, (3,)]}, for_js=True))
+    assert _is_json_ext(encode_value([2**53 - 1, -(2**53 - 1), -0.0], for_js=True))
+    assert not _is_json_ext(encode_value({"a": [1]}))  # only where asked (a `set`)
+    shared = [1]
+    cyclic: list = []
+    cyclic.append(cyclic)
+    for value in ([math.nan], [math.inf], [2**53], [-(2**53)], [isolate.BigInt(1)], [isolate.undefined],
+                  [shared, shared], cyclic, {1: "int key"}, {True: 1}, {"a": {"b": isolate.JSMap()}},
+                  [b"bytes"], [{"x"}], [type("S", (str,), {})("sub")], [type("D", (dict,), {})()],
+                  [[[[1]]]]):
+        try:
+            encoded = encode_value(value, for_js=True, max_depth=3)
+        except isolate.protocol.UnencodableValue:
+            continue  # refused (a non-str key, a value too deep): also not the fast path
+        assert not _is_json_ext(encoded), value
+    with pytest.raises(isolate.protocol.UnencodableValue, match="MAX_VALUE_DEPTH"):
+        encode_value([[[[1]]]], for_js=True, max_depth=3)
+
+
+def test_stand_ins_are_not_taken_as_plain():
+    holder: dict = {"k": 1}
+    assert plain_json([holder], 10) is not None
+    assert plain_json([holder], 10, {id(holder): "stand-in"}) is None
+
+
+def test_lone_surrogates_and_deep_values_fall_back_to_the_standard_encoder():
+    assert json.loads(plain_json(["a\ud800b"], 10)) == ["a\ud800b"]
+    deep: list = []
+    for _ in range(400):   # past orjson's own nesting limit, within MAX_VALUE_DEPTH
+        deep = [deep]
+    assert plain_json(deep, 500) is not None
+    assert plain_json(deep, 400) is None
+
+
+def test_hostile_json_from_js_is_a_protocol_error():
+    for payload in (b"[1,", b"[" * 100_000 + b"]" * 100_000, b"\xff"):
+        with pytest.raises(ProtocolError):
+            ExtDecoder()(ExtType.JSON_FROM_JS, payload)
+    assert isinstance(ExtDecoder()(ExtType.JSON_FOR_JS, b"[1]"), JSONText)
+
+
+# -- round trips: fast path against the general path --------------------------------------
+
+def test_randomized_values_cross_in_as_the_general_path_makes_them(pool, ctx):
+    """`ctx[k] = v` (fast when plain) and a host function argument (the general path)
+    give JS the same value, down to descriptors, key order and -0; and it reads back equal."""
+    keep = pool.run_in_context("(v) => { globalThis.viaArgs = v; return true }", ctx)
+    rng = random.Random(14)
+    fast = 0
+    for i in range(150):
+        value = random_value(rng)
+        if i % 10 == 0:
+            value = {"big": [random_value(rng) for _ in range(300)], "i": i}
+        fast += _is_json_ext(encode_value(value, for_js=True))
+        ctx["viaSet"] = value
+        assert keep(value) is True
+        assert pool.run_in_context("describe(viaSet) === describe(viaArgs)", ctx), value
+        back = pool.run_in_context("viaSet", ctx)
+        assert same(back, pool.run_in_context("viaArgs", ctx)) and back == normalized(value), value
+    assert fast > 50  # the generator makes mostly plain values
+
+
+def test_randomized_non_plain_values_still_cross_exactly(pool, ctx):
+    keep = pool.run_in_context("(v) => { globalThis.viaArgs = v; return true }", ctx)
+    rng = random.Random(15)
+    for _ in range(40):
+        shared = [random_value(rng)]
+        value = {"plain": random_value(rng), "odd": rng.choice([math.nan, -math.inf, 2**60, isolate.undefined,
+                                                                 isolate.BigInt(-5)]),
+                 "a": shared, "b": shared}
+        ctx["viaSet"] = value
+        keep(value)
+        assert pool.run_in_context("describe(viaSet) === describe(viaArgs) && viaSet.a === viaSet.b", ctx)
+
+
+def test_large_values_out_match_the_general_path(pool, ctx):
+    """A large untagged reply comes out as JSON text; the same value made tagged (an
+    `undefined` beside it) takes the general path: both read the same."""
+    pool.run_in_context(r"""
+      globalThis.big = [];
+      for (let i = 0; i < 3000; i++) big.push({id: i, f: i / 7, neg: -i, s: 'é\ud800' + i, z: 0, t: true,
+        n: null, deep: [[[i]]], safe: 2 ** 53 - 1, e: 1e21, tiny: 5e-324, '__proto__': {p: i}});
+      0""", ctx)
+    raw = pool.run_in_context("big", ctx)
+    general = pool.run_in_context("[big, undefined]", ctx)[0]
+    assert same(raw, general)
+    assert raw[5]["__proto__"] == {"p": 5} and raw[5]["s"] == "é\ud8005"
+    assert type(raw[5]["safe"]) is int and type(raw[5]["e"]) is float
+
+
+def test_unsafe_integers_out_are_floats_as_before(pool, ctx):
+    got = pool.run_in_context("const u = []; for (let i = 0; i < 5000; i++) u.push(2 ** 60 + i * 4096, i); u", ctx)
+    assert type(got[0]) is float and got[0] == 2.0 ** 60
+    assert type(got[1]) is int
+    assert same(got, pool.run_in_context("[u, undefined]", ctx)[0])
+
+
+def test_the_benchmark_object_round_trips(pool, ctx):
+    value = big_records(20_000)
+    ctx["data"] = value
+    assert pool.run_in_context("data.records.length", ctx) == 20_000
+    assert pool.run_in_context("data", ctx) == value
+
+
+# -- attacks: nothing of the script's runs that did not run before --------------------------
+
+def test_prototype_setters_and_a_replaced_json_parse_are_not_hit_writing_in(pool, ctx):
+    pool.run_in_context(r"""
+      globalThis.hits = 0;
+      for (const key of ['id', 'name', '__proto__x', '0', '1', 'records'])
+        Object.defineProperty(Object.prototype, key, {set(v) { hits++ }, get() { hits++ }, configurable: true});
+      Object.defineProperty(Array.prototype, '0', {set(v) { hits++ }, get() { hits++ }, configurable: true});
+      JSON.parse = () => { hits++; return 'hijacked' };
+      Object.prototype.toJSON = function () { hits++; return 'hijacked' };
+      0""", ctx)
+    value = big_records(2_000)
+    ctx["data"] = value
+    assert pool.run_in_context("hits", ctx) == 0
+    assert pool.run_in_context(
+        "Object.getOwnPropertyDescriptor(data.records[0], 'id').value === 0 && "
+        "Object.getOwnPropertyDescriptor(data.records, '0').writable", ctx)
+    assert pool.run_in_context("hits", ctx) == 0
+    assert pool.run_in_context("delete Object.prototype.toJSON; data", ctx) == value
+
+
+def test_proto_keys_from_the_host_stay_own_data_properties(pool, ctx):
+    value = {"__proto__": {"polluted": True}, "rows": [{"__proto__": [1, 2]} for _ in range(5_000)]}
+    assert _is_json_ext(encode_value(value, for_js=True))
+    ctx["d"] = value
+    assert pool.run_in_context(
+        "Object.getPrototypeOf(d) === Object.prototype && d.polluted === undefined && "
+        "Object.getOwnPropertyDescriptor(d, '__proto__').value.polluted === true && "
+        "Array.isArray(Object.getOwnPropertyDescriptor(d.rows[7], '__proto__').value) && "
+        "({}).polluted === undefined && [].polluted === undefined", ctx)
+    assert pool.run_in_context("d", ctx) == value
+
+
+def test_getters_proxies_and_tojson_run_out_exactly_as_before(pool, ctx):
+    """Read out twice, once on the fast path and once on the general one: each run of
+    script code counts, and both reads count the same; toJSON never runs."""
+    pool.run_in_context(r"""
+      globalThis.calls = {getter: 0, get: 0, ownKeys: 0, gopd: 0, proto: 0, toJSON: 0, arrayToJSON: 0};
+      Object.prototype.toJSON = function () { calls.toJSON++; return 'hijacked' };
+      Array.prototype.toJSON = function () { calls.arrayToJSON++; return 'hijacked' };
+      const target = {a: 1, b: [2]};
+      const proxy = new Proxy(target, {
+        get(t, k) { calls.get++; return t[k] },
+        ownKeys(t) { calls.ownKeys++; return Reflect.ownKeys(t) },
+        getOwnPropertyDescriptor(t, k) { calls.gopd++; return Reflect.getOwnPropertyDescriptor(t, k) },
+        getPrototypeOf(t) { calls.proto++; return Object.prototype },
+      });
+      globalThis.out = {rows: [], proxy, get lazy() { calls.getter++; return 'got' }};
+      for (let i = 0; i < 4000; i++) out.rows.push({i, s: 'x' + i});
+      0""", ctx)
+    fast = pool.run_in_context("out", ctx)
+    after_fast = pool.run_in_context("Object.assign({}, calls)", ctx)
+    general = pool.run_in_context("[out, undefined]", ctx)[0]
+    after_general = pool.run_in_context("Object.assign({}, calls)", ctx)
+    assert fast == general and fast["lazy"] == "got" and fast["proxy"] == {"a": 1, "b": [2]}
+    assert after_fast["toJSON"] == after_fast["arrayToJSON"] == 0
+    assert after_general["toJSON"] == after_general["arrayToJSON"] == 0
+    assert after_fast["getter"] == 1 and after_general["getter"] == 2
+    for trap in ("get", "ownKeys", "gopd", "proto"):
+        assert after_general[trap] == 2 * after_fast[trap] > 0, trap
+
+
+def test_shared_references_and_cycles_are_kept_both_ways(pool, ctx):
+    row = {"k": list(range(100))}
+    value = {"rows": [row] * 500}
+    ctx["s"] = value
+    assert pool.run_in_context("s.rows[0] === s.rows[499]", ctx)
+    back = pool.run_in_context("s", ctx)
+    assert back["rows"][0] is back["rows"][499]
+    got = pool.run_in_context("const c = {rows: []}; for (let i = 0; i < 3000; i++) c.rows.push({i}); "
+                              "c.self = c; c", ctx)
+    assert got["self"] is got and len(got["rows"]) == 3000
+
+
+def test_shared_references_beside_index_like_keys_name_the_right_container(pool, ctx):
+    """JS enumerates index-like keys first: the general path must number containers in
+    the order it walks them (found by the randomized test above)."""
+    empty = ()
+    ctx["v"] = value = [[{"id0": [[empty]], "x": {}, "0": []}, empty]]
+    assert pool.run_in_context("v[0][1] === v[0][0].id0[0][0] && v[0][0]['0'] !== v[0][1]", ctx)
+    assert pool.run_in_context("v", ctx) == normalized(value)
+    shared = {"s": 1}
+    ctx["w"] = {"b": shared, "7": [1], "a": shared, "10": {"t": shared}}
+    assert pool.run_in_context("w.b === w.a && w.a === w['10'].t && Array.isArray(w['7'])", ctx)
+
+
+def test_a_hundred_thousand_levels_give_the_same_error(pool, ctx):
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(isolate.UnencodableValueError, match="MAX_VALUE_DEPTH"):
+        ctx["deep"] = deep
+    with pytest.raises(isolate.UnencodableValueError, match="MAX_VALUE_DEPTH"):
+        pool.run_in_context("let dd = []; for (let i = 0; i < 100000; i++) dd = [dd]; "
+                            "[dd, 'x'.repeat(100000)]", ctx)
+    assert pool.run_in_context("1 + 1", ctx) == 2
+
+
+def test_a_large_value_past_the_memory_limit_fails_typed_and_the_context_serves(pool):
+    context = pool.create_context(memory_limit=8 * 2**20)
+    with pytest.raises(isolate.IsolateError) as info:
+        context["data"] = big_records(60_000)
+    assert info.value.code
+    assert pool.run_in_context("typeof data", context) == "undefined"
+    context["small"] = big_records(100)
+    assert pool.run_in_context("small.records.length", context) == 100
+
+
+def test_a_large_write_is_bounded_by_the_access_timeout():
+    with isolate.Pool(size=1, limits=isolate.Limits(access_timeout_s=0.001)) as pool:
+        context = pool.create_context()
+        with pytest.raises(isolate.ScriptTimeoutError):
+            context["data"] = big_records(60_000)
+        assert pool.run_in_context("typeof data", context) == "undefined"
+
+
+def test_v8_takes_the_same_values_in_and_out():
+    """V8 shares the bridge: a `set` of a plain value splices its JSON text there too."""
+    import importlib.util
+
+    if importlib.util.find_spec("STPyV8") is None:
+        pytest.skip("the v8 extra is not installed (pip install 'isolate-vm[v8]')")
+    with isolate.Pool(size=1, engine="v8", limits=isolate.Limits(access_timeout_s=60)) as pool:
+        context = pool.create_context()
+        pool.run_in_context(DESCRIBE + "Object.defineProperty(Object.prototype, 'id', {set(v) { throw 1 }});"
+                            "JSON.parse = () => 'hijacked';", context)
+        keep = pool.run_in_context("(v) => { globalThis.viaArgs = v; return true }", context)
+        rng = random.Random(16)
+        for i in range(30):
+            value = {"big": [random_value(rng) for _ in range(50)], "id": i, "__proto__": [i]}
+            context["viaSet"] = value
+            keep(value)
+            assert pool.run_in_context("describe(viaSet) === describe(viaArgs)", context), value
+            assert pool.run_in_context("viaSet", context) == normalized(value)
+        value = big_records(5_000)
+        context["data"] = value
+        assert pool.run_in_context("data", context) == value
