@@ -463,7 +463,12 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
     group is sent at once rather than held back. On close, what is in flight is cancelled.
     """
     size = group_size_for(pool, max_in_flight)
+    # Ordered: a queue in input order. Unordered: a set, and the entries that
+    # finished in a queue their futures' callbacks fill (O(1) per result, where
+    # concurrent.futures.wait over the window would be O(window)).
     window: collections.deque[_Entry] = collections.deque()
+    running: set[_Entry] = set()
+    finished: queue.SimpleQueue = queue.SimpleQueue()
     pending: list[Job] = []
     exhausted = False
 
@@ -475,14 +480,18 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
 
     def refill():
         nonlocal exhausted
-        while not exhausted and len(window) < max_in_flight:
+        while not exhausted and (len(window) if ordered else len(running)) < max_in_flight:
             try:
                 item = next(items)
             except StopIteration:
                 exhausted = True
                 break
             entry = make(item)
-            window.append(entry)
+            if ordered:
+                window.append(entry)
+            else:
+                running.add(entry)
+                entry.future.add_done_callback(lambda _, entry=entry: finished.put(entry))
             if entry.job is not None:
                 pending.append(entry.job)
                 if len(pending) >= size:
@@ -492,21 +501,18 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
     try:
         pool._check_open()
         refill()
-        while window:
+        while window or running:
             if ordered:
                 entry = window.popleft()
-                concurrent.futures.wait([entry.future])
             else:
-                done, _ = concurrent.futures.wait([e.future for e in window],
-                                                  return_when=concurrent.futures.FIRST_COMPLETED)
-                entry = next(e for e in window if e.future in done)
-                window.remove(entry)
-            if len(window) <= max_in_flight - size:
+                entry = finished.get()
+                running.discard(entry)
+            if (len(window) if ordered else len(running)) <= max_in_flight - size:
                 pool._check_open()
                 refill()
-            yield entry.finish(entry.future)
+            yield entry.finish(entry.future)  # (ordered: waits for it there)
     finally:
-        for entry in window:
+        for entry in list(window) + list(running):
             entry.future.cancel()
 
 

@@ -52,7 +52,8 @@ class Job:
     """One fresh-context run: its Context (blank until answered) and its future."""
 
     __slots__ = ("future", "context", "context_params", "script", "options", "msgid", "answered",
-                 "worker", "sent", "compile_opts", "wall_ms")
+                 "worker", "sent", "compile_opts", "wall_ms",
+                 "group", "stop_asked")
 
     def __init__(self, future: "Future", context: Context, context_params: dict, script: ScriptSource,
                  options: dict, compile_opts):
@@ -67,6 +68,8 @@ class Job:
         self.worker: "WorkerHandle | None" = None
         self.sent = False        # its future is RUNNING (set once, whatever the attempt)
         self.wall_ms: float | None = None  # from its start (the answer before it) to its answer
+        self.group: "JobGroup | None" = None
+        self.stop_asked = False  # its future was cancelled after it was sent
 
 
 class JobGroup:
@@ -91,6 +94,7 @@ class JobGroup:
         for job in self.jobs:
             job.msgid = worker.next_msgid()
             job.worker = worker
+            job.group = self
             self._by_msgid[job.msgid] = job
         self.first, self.last = self.jobs[0].msgid, self.jobs[-1].msgid
         self._clock = time.monotonic()
@@ -106,6 +110,9 @@ class JobGroup:
         job.answered = True
         now = time.monotonic()
         job.wall_ms, self._clock = (now - self._clock) * 1000.0, now
+        following = self._by_msgid.get(response.msgid + 1)  # msgids are consecutive in a group
+        if following is not None and following.stop_asked and not following.answered:
+            _signal_stop(following)  # its turn now: the worker answers it without running it
         if not job.future.done():
             try:
                 job.future.set_result(response)
@@ -146,7 +153,23 @@ class JobGroup:
 
 
 def _stop_job(job: Job) -> None:
-    """A running job's future was cancelled: stop it, then kill its worker if it ignores that."""
+    """A sent job's future was cancelled: stop it when its turn comes (or now, if it has).
+
+    The shared cell names one request to stop, so it is written for the job
+    running or next to run only; a later job is stopped when the one before
+    it answers (JobGroup.on_answer), so cancelling many never un-names one.
+    """
+    job.stop_asked = True
+    group = job.group
+    if group is None or job.answered:
+        return
+    before = group._by_msgid.get(job.msgid - 1)
+    if before is None or before.answered:
+        _signal_stop(job)
+
+
+def _signal_stop(job: Job) -> None:
+    """Name ``job`` in the cell and signal; kill its worker if it still runs it after the grace."""
     worker = job.worker
     if worker is None or job.answered:
         return
