@@ -449,8 +449,10 @@ class _Entry:
 
 
 def group_size_for(pool, max_in_flight: int) -> int:
-    """Jobs per message: up to GROUP_SIZE, leaving two groups in flight per worker."""
-    return max(1, min(GROUP_SIZE, max_in_flight // (2 * pool.size)))
+    """Jobs per message: up to GROUP_SIZE, leaving two groups in flight per worker
+    (and no more than a worker may serve before it is recycled)."""
+    size = max(1, min(GROUP_SIZE, max_in_flight // (2 * pool.size)))
+    return min(size, pool.max_tasks_per_worker) if pool.max_tasks_per_worker else size
 
 
 def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *, ordered: bool,

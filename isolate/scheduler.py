@@ -349,6 +349,7 @@ class Scheduler:
             # group: it is that job's true outcome). The next job starts now, so
             # the group's kill deadline (the running job's) counts from here.
             call.started_at = time.monotonic()
+            worker.tasks += 1  # each job counts, for max_tasks_per_worker
             call.group.on_answer(response)
             return
         with self.lock:
@@ -357,7 +358,8 @@ class Scheduler:
                 if call.state is not CallState.RUNNING:
                     return  # claimed by the kill ladder: the answer lost the race, as the context will
                 worker.running = None
-                worker.tasks += 1
+                if call.group is None:
+                    worker.tasks += 1
                 following = self._next_locked(worker)
             else:
                 call = worker.nested.pop(response.msgid, None)
