@@ -18,6 +18,7 @@ import base64
 import collections
 import concurrent.futures
 import datetime as _dt
+import functools
 import math
 import queue
 import threading
@@ -30,12 +31,14 @@ from .protocol.values import (
 
 from .errors import (
     ContextLostError, InvalidArgTypeError, PoolClosedError, PromisePendingError, JSError, JSMemoryError,
-    ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
+    ScriptNotCached, ScriptTimeoutError, WorkerCrashedError, WorkerMemoryError,
 )
 from .api import Script
-from .context import Context
-from .handles import JSFunction, JSHandle, JSPromise
+from .context import Context, _snapshot
+from .handles import JSFunction, JSHandle, JSPromise, queue_bound
 from .futures import Future, run_into
+from .jobgroups import GROUP_SIZE, Job, finish_job, run_group
+from .scripts import ScriptSource
 from .options import (
     ContextOptions, check_int, check_str, compile_options, describe, fmt_number, parse_size,
     run_options,
@@ -279,7 +282,78 @@ def run_batch(pool, jobs: Iterable[Any], *, script=None, timeout: int | None = N
         for future in stream(submit, source, ordered=ordered, max_in_flight=in_flight):
             yield future.result()
 
-    return records()
+    if retries:
+        return records()  # a crashed job runs again: each job alone, as its own call
+
+    # Jobs go to the workers in groups (isolate.jobgroups): a window of groups.
+    grouped_in_flight = check_in_flight(max_in_flight, 2 * pool.size * GROUP_SIZE)
+    shared_source = ScriptSource.of(script.code, script._compile) if script is not None else None
+    timeout_ms = run_opts.timeout
+    queue_ms = queue_bound(pool, run_opts.queue_timeout, run_opts.timeout)
+
+    def make(job: Any) -> _Entry:
+        record: dict = {"id": None}
+        try:
+            record["id"] = dict.get(job, "id") if isinstance(job, dict) else None
+            problem = _invalid(job, script is not None)
+            if not problem:
+                context = dict.get(job, "context")
+                sandbox = dict(dict.items(context)) if context else {}
+                if shared_source is not None:
+                    source_, compile_opts = shared_source, script._compile
+                else:
+                    compile_opts = default_compile
+                    source_ = ScriptSource.of(str.__str__(dict.get(job, "code")), compile_opts)
+                ctx_opts = ContextOptions(name=f"job {_label(record['id'])}", memory_limit=limit)
+                # Nothing mirrors into `sandbox` (a copy nobody sees): the worker need not send globals back.
+                made = new_job(pool, None, sandbox, source_, compile_opts, run_opts, ctx_opts, True)
+                if made is None:
+                    return _Entry(submit(job), lambda f: f.result())
+                return _Entry(made.future, functools.partial(_job_record, pool, job=made, record=record,
+                                                             original=job), made)
+        except PoolClosedError:
+            raise
+        except Exception as exc:
+            problem = f"the job could not be read: {type(exc).__name__}"
+        record.update(status="invalid", error={"name": "InvalidJob", "message": problem, "stack": ""})
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        done.set_result(record)
+        return _Entry(done, lambda f: f.result())
+
+    def alone(job: Any) -> dict:
+        return run_job(job)
+
+    def _job_record(pool, future, *, job: Job, record: dict, original: Any) -> dict:
+        start = time.monotonic()
+        try:
+            try:
+                value, _ = finish_job(pool, job, future.result(), True)
+            except ScriptNotCached:
+                # The worker had not cached the group's script (its compile failed
+                # before): this job never ran; it runs alone, with the code.
+                return alone(original)
+            if isinstance(value, JSPromise):
+                record["promise"] = "pending"
+                value = settled(value)
+                record["promise"] = "fulfilled"
+            record.update(status="ok", value=value)
+        except PoolClosedError:
+            raise
+        except Exception as exc:
+            if record.get("promise") == "pending" and not isinstance(exc, PromisePendingError):
+                record["promise"] = "rejected" if isinstance(exc, JSError) else "unread"
+            record.update(status=status_of(exc), error=error_of(exc))
+            record.pop("value", None)
+        wall = job.wall_ms if job.wall_ms is not None else 0.0
+        record["wall_ms"] = round(wall + (time.monotonic() - start) * 1000.0, 3)
+        stats = getattr(job.context, "_last_stats", None)
+        record["cpu_ms"] = round(stats["cpu_ms"], 3) if stats else None
+        record["memory"] = stats["memory"] if stats else None
+        record["pid"] = job.worker.pid if job.worker is not None else None
+        return record
+
+    return grouped_stream(pool, make, source, ordered=ordered, max_in_flight=grouped_in_flight,
+                          timeout_ms=timeout_ms, queue_timeout_ms=queue_ms)
 
 
 def _label(job_id: Any) -> str:
@@ -360,3 +434,173 @@ def jsonable(value: Any) -> Any:
         return repr(v)
 
     return conv(value)
+
+
+# -- fresh-context jobs in groups (map and run_batch) ---------------------------------
+
+class _Entry:
+    """One input's place in a grouped stream: its future and how its result is read."""
+
+    __slots__ = ("future", "finish", "job")
+
+    def __init__(self, future: concurrent.futures.Future, finish: Callable[[concurrent.futures.Future], Any],
+                 job: Job | None = None):
+        self.future = future
+        self.finish = finish
+        self.job = job   # sent in a group, or None: under way already (or done)
+
+
+def group_size_for(pool, max_in_flight: int) -> int:
+    """Jobs per message: up to GROUP_SIZE, leaving two groups in flight per worker
+    (and no more than a worker may serve before it is recycled)."""
+    size = max(1, min(GROUP_SIZE, max_in_flight // (2 * pool.size)))
+    return min(size, pool.max_tasks_per_worker) if pool.max_tasks_per_worker else size
+
+
+def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *, ordered: bool,
+                   max_in_flight: int, timeout_ms, queue_timeout_ms) -> Iterator[Any]:
+    """Yield each input's finished result (``entry.finish(future)``), sending jobs in groups.
+
+    ``make(item)`` gives an :class:`_Entry`: with a job, sent in a group; else
+    already under way (or done). At most ``max_in_flight`` inputs are
+    taken ahead, refilled a group at a time, so memory stays bounded; a partial
+    group is sent at once rather than held back. On close, what is in flight is cancelled.
+    """
+    size = group_size_for(pool, max_in_flight)
+    # Ordered: a queue in input order. Unordered: a set, and the entries that
+    # finished in a queue their futures' callbacks fill (O(1) per result, where
+    # concurrent.futures.wait over the window would be O(window)).
+    window: collections.deque[_Entry] = collections.deque()
+    running: set[_Entry] = set()
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    pending: list[Job] = []
+    exhausted = False
+
+    def send():
+        nonlocal pending
+        if pending:
+            jobs, pending = pending, []
+            pool._dispatcher.submit(lambda: run_group(pool, jobs, timeout_ms, queue_timeout_ms))
+
+    def refill():
+        nonlocal exhausted
+        while not exhausted and (len(window) if ordered else len(running)) < max_in_flight:
+            try:
+                item = next(items)
+            except StopIteration:
+                exhausted = True
+                break
+            entry = make(item)
+            if ordered:
+                window.append(entry)
+            else:
+                running.add(entry)
+                entry.future.add_done_callback(lambda _, entry=entry: finished.put(entry))
+            if entry.job is not None:
+                pending.append(entry.job)
+                if len(pending) >= size:
+                    send()
+        send()
+
+    try:
+        pool._check_open()
+        refill()
+        while window or running:
+            if ordered:
+                entry = window.popleft()
+            else:
+                entry = finished.get()
+                running.discard(entry)
+            if (len(window) if ordered else len(running)) <= max_in_flight - size:
+                pool._check_open()
+                refill()
+            yield entry.finish(entry.future)  # (ordered: waits for it there)
+    finally:
+        for entry in list(window) + list(running):
+            entry.future.cancel()
+
+
+def new_job(pool, mirrored: Any, globals_: dict, script: ScriptSource, compile_opts, run_opts, ctx_opts,
+            stats: bool) -> Job | None:
+    """A job for ``grouped_stream``: a blank Context that its answer fills in
+    (``mirrored``: the sandbox object its globals are mirrored into, or None).
+    None for a job that must run alone: one given a host callable, whose calls
+    back into Python need the lone path's serving."""
+    context = Context._blank(pool, mirrored, ctx_opts.name, ctx_opts.origin, ctx_opts.memory_limit)
+    params = {"name": context.name, "origin": context.origin, "memory_limit": ctx_opts.memory_limit,
+              "code_generation": ctx_opts.code_generation,
+              "globals": context._encode(globals_, holder=True)}
+    if context._host_functions:
+        return None
+    options = context._run_options(compile_opts, run_opts, stats)
+    options.pop("queue_timeout", None)  # the host's own bound, not the worker's
+    return Job(Future(), context, params, script, options, compile_opts)
+
+
+def grouped_map(pool, code_or_script: Any, source: Iterator[Any], opts: dict, *, ordered: bool,
+                max_in_flight: int | None) -> Iterator[Any] | None:
+    """``Pool.map`` with its runs sent in groups, or None where each must run alone
+    (options it cannot check once for all, ``break_on_sigint``, dynamic ``import()``)."""
+    from .api import _check_context_object, _split_options
+    from .context import context_of, contextify
+
+    from .options import check_code, context_options, finish
+
+    opts = dict(opts)
+    if isinstance(code_or_script, Script):
+        script = code_or_script
+        code = script.code
+        opts.setdefault("filename", script.filename)
+        opts.setdefault("line_offset", script.line_offset)
+        opts.setdefault("column_offset", script.column_offset)
+    elif isinstance(code_or_script, str):
+        code = code_or_script
+    else:
+        return None
+    if "queue_timeout" not in opts:
+        opts["queue_timeout"] = pool.queue_timeout if pool.queue_timeout is not None else float("inf")
+    try:
+        code = check_code(code)
+        all_opts, compile_opts, run_opts = _split_options(None, opts)
+        ctx_opts = context_options(all_opts, prefix="context_")
+        finish(all_opts, "run_in_new_context()")
+    except Exception:
+        return None  # each call raises it, as it would alone
+    if run_opts.break_on_sigint or compile_opts.import_module_dynamically is not None:
+        return None
+    script_source = ScriptSource.of(code, compile_opts)
+    in_flight = check_in_flight(max_in_flight, 2 * pool.size * GROUP_SIZE)
+
+    def alone(obj: Any) -> _Entry:
+        future = pool.submit(code_or_script, obj, **opts)
+        return _Entry(future, lambda f: f.result())
+
+    def make(obj: Any) -> _Entry:
+        try:
+            checked = _check_context_object(obj)
+        except Exception:
+            return alone(obj)  # its error, at its turn
+        try:
+            contextified = isinstance(obj, Context) or (obj is not None and context_of(obj) is not None)
+        except Exception:
+            contextified = True
+        if contextified:
+            return alone(obj)  # already a context: the code runs there
+        job = new_job(pool, checked, _snapshot(checked), script_source, compile_opts, run_opts, ctx_opts, False)
+        if job is None:
+            return alone(obj)
+
+        def result(future, job=job, obj=obj):
+            try:
+                value, context = finish_job(pool, job, future.result(), False)
+            except ScriptNotCached:
+                return alone(obj).future.result()  # it never ran: alone, with the code
+            if obj is not None and context is not None:
+                contextify(obj, context, strong=False)
+            return settled(value)
+
+        return _Entry(job.future, result, job)
+
+    return grouped_stream(pool, make, source, ordered=ordered, max_in_flight=in_flight,
+                          timeout_ms=run_opts.timeout,
+                          queue_timeout_ms=queue_bound(pool, run_opts.queue_timeout, run_opts.timeout))

@@ -37,7 +37,9 @@ from . import defaults
 from .api import (
     Script, _compile_function, _create_context, _run_in_new_context, _run_in_this_context, run_in_context,
 )
-from .batch import Dispatcher, check_in_flight, check_ordered, checked_iter, run_batch, settled, stream
+from .batch import (
+    Dispatcher, check_in_flight, check_ordered, checked_iter, grouped_map, run_batch, settled, stream,
+)
 from .context import Context
 from .handles import JSFunction
 from .errors import (
@@ -727,6 +729,10 @@ class Pool:
         if timeout is not None:
             opts["timeout"] = check_timeout(timeout, "timeout")
         source = checked_iter(context_objects, "context_objects")
+        # Fresh-context runs go to the workers in groups where they can (isolate.jobgroups).
+        grouped = grouped_map(self, code_or_script, source, opts, ordered=ordered, max_in_flight=max_in_flight)
+        if grouped is not None:
+            return grouped
 
         def values() -> Iterator[Any]:
             for future in stream(lambda obj: self.submit(code_or_script, obj, **opts), source,

@@ -89,10 +89,11 @@ class Call:
 
     __slots__ = ("method", "params", "decode", "timeout_ms", "queue_timeout_ms", "queue_deadline",
                  "interruptible", "owner", "pinned", "places_context", "placed", "worker", "state",
-                 "msgid", "parent", "started_at", "stop_deadline", "interrupted", "inbox", "seq", "confirmed")
+                 "msgid", "parent", "started_at", "stop_deadline", "interrupted", "inbox", "seq", "confirmed",
+                 "group")
 
     def __init__(self, method: str, params, *, decode, timeout_ms, queue_timeout_ms, interruptible, owner,
-                 pinned: WorkerHandle | None, places_context: bool, seq: int):
+                 pinned: WorkerHandle | None, places_context: bool, seq: int, group=None):
         self.method = method
         self.params = params                  # a list, or a function of the worker that runs it
         self.decode = decode
@@ -115,6 +116,9 @@ class Call:
         self.confirmed = False                # the start check is done (see Scheduler._kill_wedged)
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.seq = seq
+        # A group of fresh-context jobs (isolate.jobgroups.JobGroup) sent as one
+        # request: each job has a msgid of its own, answered on its own.
+        self.group = group
 
     @property
     def nested(self) -> bool:
@@ -173,11 +177,11 @@ class Scheduler:
 
     def submit(self, target: WorkerHandle | None, method: str, params, *, decode=None,
                timeout_ms: float | None = None, queue_timeout_ms: float | None = None,
-               interruptible: bool = False, owner=None, places_context: bool = False) -> Call:
+               interruptible: bool = False, owner=None, places_context: bool = False, group=None) -> Call:
         """Queue (or start) a call; :meth:`wait` gives its outcome."""
         call = Call(method, params, decode=decode, timeout_ms=timeout_ms, queue_timeout_ms=queue_timeout_ms,
                     interruptible=interruptible, owner=owner, pinned=target, places_context=places_context,
-                    seq=next(self._seq))
+                    seq=next(self._seq), group=group)
         # Nested: this thread serves a host call of the worker concerned (for a
         # call that can run anywhere: of the innermost worker it serves).
         host = target if target is not None else innermost_served()
@@ -234,6 +238,8 @@ class Scheduler:
     def _start(self, call: Call, worker: WorkerHandle) -> None:
         call.worker = worker
         call.msgid = worker.next_msgid()
+        if call.group is not None:
+            call.group.reserve(worker)  # the jobs' msgids follow the group's
         call.state = CallState.RUNNING
         call.started_at = time.monotonic()
         if call.parent:
@@ -322,6 +328,13 @@ class Scheduler:
             started.append(call)
         return started
 
+    @staticmethod
+    def _has_started(call: Call, started_msgid: int) -> bool:
+        """Whether the worker started ``call`` (for a group: the group or one of its jobs)."""
+        if started_msgid == call.msgid:
+            return True
+        return call.group is not None and call.msgid < started_msgid <= call.group.last
+
     def _unplace(self, call: Call) -> None:
         if call.placed:
             call.worker.live_contexts -= 1
@@ -340,13 +353,24 @@ class Scheduler:
     # -- events from workers (reader threads) -----------------------------------------
     def on_response(self, worker: WorkerHandle, response: Response) -> None:
         following = None
+        call = worker.running
+        if (call is not None and call.group is not None and response.msgid != call.msgid
+                and call.group.owns(response.msgid)):
+            # One job of a group answered (even after the kill ladder claimed the
+            # group: it is that job's true outcome). The next job starts now, so
+            # the group's kill deadline (the running job's) counts from here.
+            call.started_at = time.monotonic()
+            worker.tasks += 1  # each job counts, for max_tasks_per_worker
+            call.group.on_answer(response)
+            return
         with self.lock:
             call = worker.running
             if call is not None and call.msgid == response.msgid:
                 if call.state is not CallState.RUNNING:
                     return  # claimed by the kill ladder: the answer lost the race, as the context will
                 worker.running = None
-                worker.tasks += 1
+                if call.group is None:
+                    worker.tasks += 1
                 following = self._next_locked(worker)
             else:
                 call = worker.nested.pop(response.msgid, None)
@@ -392,7 +416,7 @@ class Scheduler:
                 worker.failure = worker.failure or ContextLostError(f"worker {worker.pid} is gone")
             running = worker.running
             if (running is not None and running.state is CallState.RUNNING and not closing
-                    and running.pinned is None and worker.started_msgid() != running.msgid):
+                    and running.pinned is None and not self._has_started(running, worker.started_msgid())):
                 worker.running = None
                 self._requeue_locked(running)
             started = self._dispatch_anywhere_locked()
@@ -416,10 +440,12 @@ class Scheduler:
             nested, worker.nested = worker.nested, {}
             queued, worker.queue = worker.queue, []
             for call in ([running] if running is not None else []) + list(nested.values()) + queued:
+                if call.group is not None and call.group.worker is worker:
+                    call.group.on_lost(started_msgid)
                 if call.state not in (CallState.RUNNING, CallState.QUEUED):
                     continue  # claimed by the kill ladder already
                 never_ran = call.state is CallState.QUEUED or (
-                    call is running and started_msgid != call.msgid)
+                    call is running and not self._has_started(call, started_msgid))
                 call.state = CallState.FAILED
                 self._unplace(call)
                 failed.append((call, self._loss_error(worker, call, error, closed, never_ran)))
@@ -536,7 +562,7 @@ class Scheduler:
             kill_at = None
         if call.confirmed or call.parent:
             return kill_at
-        if call.worker.started_msgid() == call.msgid:
+        if self._has_started(call, call.worker.started_msgid()):
             call.confirmed = True
             return kill_at
         # Not started yet (the worker is reading the request, or is stopped):
@@ -556,7 +582,7 @@ class Scheduler:
             return
         now = time.monotonic()
         if not call.confirmed and not call.parent:
-            if call.worker.started_msgid() == call.msgid:
+            if self._has_started(call, call.worker.started_msgid()):
                 call.confirmed = True
             elif now >= call.started_at + self.limits.start_timeout_s:
                 call.confirmed = True  # checked once per dispatch
@@ -575,7 +601,7 @@ class Scheduler:
         with self.lock:
             worker = call.worker
             if (call.state is not CallState.RUNNING or worker.running is not call
-                    or worker.state is not WorkerState.READY or worker.started_msgid() == call.msgid):
+                    or worker.state is not WorkerState.READY or self._has_started(call, worker.started_msgid())):
                 return
         worker.kill()
 
@@ -597,6 +623,8 @@ class Scheduler:
                 return
             call.state = CallState.FAILED
             worker.overrun = call
+            if call.group is not None:
+                call.group.note_overrun()
             # Out of rotation now: `running` keeps pointing at the call, and calls
             # for its contexts fail at once, naming the reason.
             worker.state = WorkerState.BROKEN

@@ -35,6 +35,7 @@ from .engine import (
     EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
 )
 from .engine_api import EngineKind, engine_kind
+from .jobs import JobMethods
 from .modules import ModuleMethods
 from .tagged import from_tagged, to_tagged
 
@@ -424,7 +425,7 @@ class WorkerError(Exception):
         self.data = data
 
 
-class Worker(ModuleMethods):
+class Worker(ModuleMethods, JobMethods):
     # Extra entries of the hello reply, set by whoever started the worker
     # (workers/child.py adds "sandbox": what confines this process).
     hello_extra: dict = {}
