@@ -529,7 +529,7 @@ def new_job(pool, mirrored: Any, globals_: dict, script: ScriptSource, compile_o
     context = Context._blank(pool, mirrored, ctx_opts.name, ctx_opts.origin, ctx_opts.memory_limit)
     params = {"name": context.name, "origin": context.origin, "memory_limit": ctx_opts.memory_limit,
               "code_generation": ctx_opts.code_generation,
-              "globals": context._encode(globals_, holder=True)}
+              "globals": context._encode_globals(globals_)}
     if context._host_functions:
         return None
     options = context._run_options(compile_opts, run_opts, stats)

@@ -130,8 +130,8 @@ class Context(MutableMapping):
         self = cls._blank(pool, context_object, name, origin, memory_limit)
         params = [{"name": self.name, "origin": self.origin, "memory_limit": memory_limit,
                    "code_generation": code_generation,
-                   "globals": self._encode(globals_ if globals_ is not None else _snapshot(context_object),
-                                           holder=True)}]
+                   "globals": self._encode_globals(
+                       globals_ if globals_ is not None else _snapshot(context_object))}]
         # Any worker: the first one free (least loaded among the idle). The
         # call counts in that worker's load from the moment it starts, so
         # recycling cannot retire the worker under the context being made.
@@ -216,7 +216,7 @@ class Context(MutableMapping):
         pool = self._pool
         context_params = {"name": self.name, "origin": self.origin, "memory_limit": ctx_opts.memory_limit,
                           "code_generation": ctx_opts.code_generation,
-                          "globals": self._encode(_snapshot(context_object), holder=True)}
+                          "globals": self._encode_globals(_snapshot(context_object))}
         options = self._run_options(compile_opts, run_opts, stats)
         script = code if isinstance(code, ScriptSource) else ScriptSource.of(code, compile_opts)
         scheduler = pool._scheduler
@@ -315,6 +315,13 @@ class Context(MutableMapping):
                                 stand_ins=stand_ins, for_js=for_js)
         except UnencodableValue as exc:
             raise UnencodableValueError(str(exc)) from None
+
+    def _encode_globals(self, globals_: dict) -> Any:
+        """A sandbox's globals for the worker's ``set_globals``: when plain (see
+        ``protocol.plainjson``), the whole dict crosses as one JSON text that the
+        engine parses, with no walk on either side; an empty one stays ``{}``
+        (no op at all in the worker)."""
+        return self._encode(globals_, holder=True, for_js=bool(globals_))
 
     def _to_ref(self, obj: Any):
         if isinstance(obj, JSHandle):

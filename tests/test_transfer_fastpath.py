@@ -369,3 +369,54 @@ def test_v8_takes_the_same_values_in_and_out():
         value = big_records(5_000)
         context["data"] = value
         assert pool.run_in_context("data", context) == value
+
+
+# -- a sandbox's globals (run_in_new_context, map, run_batch) ------------------------------
+
+def test_a_plain_sandbox_crosses_as_json_text_and_others_do_not(pool):
+    ctx = pool.create_context()
+    assert _is_json_ext(ctx._encode_globals({"doc": big_records(3), "n": 1}))
+    assert ctx._encode_globals({}) == {}  # no set_globals op at all
+    shared = [1]
+    for sandbox in ({"a": shared, "b": shared}, {"x": math.nan}, {"u": isolate.undefined}, {1: "int key"}):
+        assert not _is_json_ext(ctx._encode_globals(sandbox)), sandbox
+
+
+def test_randomized_sandboxes_read_in_js_as_a_set_makes_them(pool, ctx):
+    """A sandbox's globals (JSON text when plain) give the script what `ctx[k] = v` gives,
+    down to descriptors, key order and -0; a non-plain sandbox keeps its sharing; and the
+    sandbox reads back as it went in."""
+    rng = random.Random(17)
+    for i in range(60):
+        value = random_value(rng)
+        ctx["viaSet"] = value
+        expected = pool.run_in_context("describe(viaSet)", ctx)
+        sandbox = {"v": value, "i": i}
+        got = pool.run_in_new_context(DESCRIBE + "describe(v)", sandbox)
+        assert got == expected, value
+        assert normalized(sandbox["v"]) == normalized(value) and sandbox["i"] == i
+    shared = {"s": [1, 2]}
+    assert list(pool.map("a === b && a.s.length === 2", [{"a": shared, "b": shared}] * 3)) == [True] * 3
+
+
+def test_sandbox_keys_reach_the_global_as_own_data_properties(pool):
+    """`__proto__`, `constructor` and a built-in's name in a plain sandbox become own
+    enumerable globals; no setter a script could have put on a prototype runs."""
+    sandbox = {"__proto__": {"p": 1}, "constructor": 2, "JSON": 3, "toJSON": 4}
+    code = ("const d = (k) => Object.getOwnPropertyDescriptor(globalThis, k);"
+            "[d('__proto__').value.p, d('constructor').value, d('JSON').enumerable, toJSON, "
+            "Object.getPrototypeOf(globalThis) !== null]")
+    assert pool.run_in_new_context(code, sandbox) == [1, 2, True, 4, True]
+
+
+def test_results_with_and_without_handles_in_fresh_contexts(pool):
+    """A fresh context's result is checked for handles (its context then stays alive):
+    a plain result takes the C-speed check, a function deep in it the walk."""
+    big = pool.run_in_new_context("({rows: Array.from({length: 2000}, (_, i) => ({i, s: 'x' + i})), data})",
+                                  {"data": big_records(50)})
+    assert len(big["rows"]) == 2000 and big["data"] == big_records(50)
+    nested = pool.run_in_new_context("let n = 0; const o = {a: [{b: [() => ++n]}], t: 'x'.repeat(100000)}; o")
+    fn = nested["a"][0]["b"][0]
+    assert fn() == 1 and fn() == 2  # its context was kept
+    out = list(pool.map("({f: () => k * 2, big: 'y'.repeat(50000)})", [{"k": 3}, {"k": 4}]))
+    assert [o["f"]() for o in out] == [6, 8]

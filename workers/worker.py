@@ -25,11 +25,14 @@ import traceback
 from collections import OrderedDict, deque
 from typing import Any
 
+import orjson
+
 from ..protocol import (
     MAX_NESTING, PROTOCOL_VERSION, ErrorValue, MessageStream, Notification, ProtocolError, Request,
     Response, StreamClosed, UnencodableValue, WireError, encode_value, error_triple,
     finish_values,
 )
+from ..protocol.values import JSONText
 
 from .engine import (
     EngineContext, EngineError, engine_running, in_abort_tail, reset_for_new_process,
@@ -1065,10 +1068,28 @@ _NOTIFICATIONS = {"release": Worker._on_release, "release_context": Worker._on_r
                   "module_release": Worker._on_module_release}
 
 
+# orjson writes only JSON's types with these options: dataclasses (HandleRef, ErrorValue...),
+# dates and subclasses of str, int, dict and list (BigInt, JSMap...) go to the default hook.
+_JSON_TYPES_ONLY = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _json_text_leaf(obj: Any) -> None:
+    if type(obj) is JSONText:  # a plain value's text: no handle inside
+        return None
+    raise TypeError
+
+
 def _holds_handles(value: Any) -> bool:
     """Whether a decoded value contains a HandleRef anywhere (cycles allowed)."""
     from ..protocol import HandleRef
 
+    # The usual answer, at C speed: a value made of JSON's types alone holds no handle
+    # (orjson refuses anything else, and cycles and depth past 254, which the walk takes).
+    try:
+        orjson.dumps(value, default=_json_text_leaf, option=_JSON_TYPES_ONLY)
+        return False
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
     seen: set[int] = set()
     stack = [value]
     while stack:
