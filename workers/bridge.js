@@ -54,9 +54,12 @@
   const typedArrayTag = ObjectGetOwnPropertyDescriptor(TypedArrayProto, Symbol.toStringTag).get;
   const StringCtor = String, BigIntCtor = BigInt, SymbolCtor = Symbol;
   const Uint8ArrayCtor = Uint8Array, ArrayBufferCtor = ArrayBuffer, DataViewCtor = DataView;
+  const Int32ArrayCtor = Int32Array;
 
-  // The host hook: handed over by the worker through the stash before the first op.
-  let callPython;
+  // The host hook: handed over by the worker through the stash before the first op,
+  // with `hookCalls`, a counter of its calls in progress over memory the worker reads
+  // (workers/engine.py, _in_host_hook: stop signals wait while it is not zero).
+  let callPython, hookCalls;
   const TAG = '\u0000';
   delete G.performance;
 
@@ -203,7 +206,12 @@
       const encodedArgs = encode(args, true);  // the argument list is no level of depth
       let reply;
       try {
-        reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+        hookCalls[0] += 1;
+        try {
+          reply = callPython('call', id, encodedArgs.v, encodedArgs.t);
+        } finally {
+          hookCalls[0] -= 1;
+        }
       } catch (err) {
         // dukpy saw a stop signal around the callback and threw a catchable
         // InternalError: "interrupted", or "Error while calling Python
@@ -1282,7 +1290,7 @@
   // `started`: the token of the latest op entered through the C API whose op began
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
-                  started: 0 };
+                  hostHookCalls: undefined, started: 0 };
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;
@@ -1556,7 +1564,8 @@
     const request = JSONParse(requestText);
     if (stash.callPython !== undefined) {  // handed over by the worker before the first op
       callPython = stash.callPython;
-      stash.callPython = undefined;
+      hookCalls = new Int32ArrayCtor(stash.hostHookCalls);
+      stash.callPython = stash.hostHookCalls = undefined;
     }
     const saved = current;  // a nested op (from a host call) must not leak its file into ours
     const op = request[0];

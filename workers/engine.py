@@ -20,6 +20,7 @@ import ctypes
 import json
 import math
 import struct
+import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -144,14 +145,34 @@ def in_abort_tail(frame) -> bool:
     A stop signal handled there would be caught by dukpy and become a
     catchable JS error; the handler must defer it until the engine runs.
     """
-    code = EngineContext._call_python.__code__
+    code, engine_call = EngineContext._call_python.__code__, EngineContext._js.__code__
     while frame is not None:
         if frame.f_code is code:
             return not frame.f_locals.get("waiting", False)
         if frame.f_code in DEFERRING_CODES:
             return bool(frame.f_locals.get("defer_stops", True))
+        if frame.f_code is engine_call and _in_host_hook(frame.f_locals.get("ctx")):
+            return True
         frame = frame.f_back
     return False
+
+
+def _in_host_hook(ctx) -> bool:
+    """Whether the engine on JSContext ``ctx`` is inside dukpy's native ``call_python``.
+
+    That function checks for signals itself, just before it calls ``_call_python`` and
+    just after it returned, and turns a raise there into a *catchable* "interrupted"
+    error while Python's error indicator stays set. The script then runs on with an
+    exception pending, and the next signal handler runs with it set (seen in CI as a
+    SystemError from the handler, not the timeout). No Python frame shows these two
+    moments: the bridge counts its calls of the hook in memory this side reads.
+    """
+    engine = _engines_by_ctx.get(ctx) if ctx is not None else None
+    return engine is not None and engine._host_hook_calls.value > 0
+
+
+# Engines by their JSContext pointer (an int), for _in_host_hook.
+_engines_by_ctx: "weakref.WeakValueDictionary[int, EngineContext]" = weakref.WeakValueDictionary()
 
 
 # Code of other Python functions the engine calls into (QuickJS's module hooks, in
@@ -218,6 +239,9 @@ class EngineContext:
         self._oom = False         # memory ran out during the current outermost entry
         self._calls = 0           # the token of the latest entry into the bridge (see enter)
         self._argv = (JSValue * 2)(UNDEFINED, JSValue(0, Tag.INT))  # the entry's arguments: request, token
+        # The bridge's calls of the host hook in progress: an Int32Array over this
+        # memory counts them (see _in_host_hook). Reset by every outermost op.
+        self._host_hook_calls = ctypes.c_int32(0)
         self._token = self._argv[1]   # a view of the token's slot
 
     # -- hooks dukpy calls -------------------------------------------------
@@ -280,6 +304,7 @@ class EngineContext:
         text = request_text(request)  # a large plain value's JSON text spliced in unparsed
         if not self._entries:
             self._oom = False
+            self._host_hook_calls.value = 0  # no count outlives its op (see _in_host_hook)
         self._entries += 1
         _running_ops += 1
         try:
@@ -459,7 +484,19 @@ class EngineContext:
                 api.free_value(ctx, stash)
                 raise EngineError("no room for the bridge's host hook")
             api.free_context(realm)  # the function keeps it alive
+            # Made in the script's realm (a bare realm has no ArrayBuffer prototype)
+            # before any script ran; the bridge keeps the only reference.
+            counter = api.new_array_buffer(ctx, ctypes.addressof(self._host_hook_calls),
+                                           ctypes.sizeof(self._host_hook_calls), None, None, False)
+            if counter.tag != Tag.OBJECT:
+                api.clear_exception(ctx)
+                api.free_value(ctx, call_python)
+                api.free_value(ctx, enter)
+                api.free_value(ctx, stash)
+                raise EngineError("no room for the bridge's host hook")
             api.set_property_str(ctx, stash, b"callPython", call_python)  # consumes it
+            api.set_property_str(ctx, stash, b"hostHookCalls", counter)  # consumes it
+            _engines_by_ctx[ctx] = self
             self._enter = enter
             self._stash = stash
             self._realm = realm
@@ -475,6 +512,7 @@ class EngineContext:
         global _running_ops
         if not self._entries:
             self._oom = False
+            self._host_hook_calls.value = 0  # no count outlives its op (see _in_host_hook)
         self._entries += 1
         try:
             _running_ops += 1
@@ -513,6 +551,7 @@ class EngineContext:
         global _running_ops
         if not self._entries:
             self._oom = False
+            self._host_hook_calls.value = 0  # no count outlives its op (see _in_host_hook)
         self._entries += 1
         try:
             _running_ops += 1

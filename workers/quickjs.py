@@ -121,6 +121,8 @@ class QuickJS:
         self.is_job_pending = bind("JS_IsJobPending", [vp], ctypes.c_bool)
         self.execute_pending_job = bind("JS_ExecutePendingJob", [vp, ctypes.POINTER(vp)], ci)
         self.new_cfunction2 = bind("JS_NewCFunction2", [vp, vp, cp, ci, ci, ci], JSValue)
+        # An ArrayBuffer over memory the caller owns (no free function: QuickJS never frees it).
+        self.new_array_buffer = bind("JS_NewArrayBuffer", [vp, vp, sz, vp, vp, ctypes.c_bool], JSValue)
         self.set_context_opaque = bind("JS_SetContextOpaque", [vp, vp], None)
         # A bare realm (Object, Function, Array and Error prototypes, empty): see
         # EngineContext._native_ready, "the bridge's own realm".
