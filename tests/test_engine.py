@@ -778,6 +778,16 @@ class TestInterrupts:
         assert seen == {"wait_defers": False, "tail_defers": True, "tail_finished": True}
         assert ctx.op("run", "typeof caught", "t.js", False, 0, 0, True)["v"] == "undefined"
 
+    def test_a_closed_engine_leaves_no_hook_count_behind(self):
+        from isolate.workers import engine as engine_module
+
+        before = len(engine_module._hook_calls_by_ctx)
+        for _ in range(50):
+            ctx = EngineContext(lambda fid, args, tagged: {"ok": True, "v": 1})
+            assert engine_module._in_host_hook(ctx._native[2]) is False
+            ctx.close()
+        assert len(engine_module._hook_calls_by_ctx) == before
+
     @pytest.mark.timeout(60)
     def test_a_stop_in_dukpys_checks_around_a_host_call_waits_for_the_engine(self, alarm):
         """dukpy's ``call_python`` checks for signals itself, before it calls the host and

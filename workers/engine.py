@@ -20,7 +20,6 @@ import ctypes
 import json
 import math
 import struct
-import weakref
 from pathlib import Path
 from typing import Any, Callable
 
@@ -167,12 +166,15 @@ def _in_host_hook(ctx) -> bool:
     SystemError from the handler, not the timeout). No Python frame shows these two
     moments: the bridge counts its calls of the hook in memory this side reads.
     """
-    engine = _engines_by_ctx.get(ctx) if ctx is not None else None
-    return engine is not None and engine._host_hook_calls.value > 0
+    calls = _hook_calls_by_ctx.get(ctx) if ctx is not None else None
+    return calls is not None and calls.value > 0
 
 
-# Engines by their JSContext pointer (an int), for _in_host_hook.
-_engines_by_ctx: "weakref.WeakValueDictionary[int, EngineContext]" = weakref.WeakValueDictionary()
+# Each engine's count of host hook calls, by its JSContext pointer (an int): added
+# when the bridge gets its hook, dropped by close(). (A weak mapping cost 1% of a
+# fresh context's time in its callback.) An entry left by an engine dropped without
+# close() is replaced by the next engine at that address.
+_hook_calls_by_ctx: dict[int, ctypes.c_int32] = {}
 
 
 # Code of other Python functions the engine calls into (QuickJS's module hooks, in
@@ -496,7 +498,7 @@ class EngineContext:
                 raise EngineError("no room for the bridge's host hook")
             api.set_property_str(ctx, stash, b"callPython", call_python)  # consumes it
             api.set_property_str(ctx, stash, b"hostHookCalls", counter)  # consumes it
-            _engines_by_ctx[ctx] = self
+            _hook_calls_by_ctx[ctx] = self._host_hook_calls
             self._enter = enter
             self._stash = stash
             self._realm = realm
@@ -700,6 +702,8 @@ class EngineContext:
             api, _, ctx = self._native
             api.free_value(ctx, self._enter)
             api.free_value(ctx, stash)
+            if _hook_calls_by_ctx.get(ctx) is self._host_hook_calls:
+                del _hook_calls_by_ctx[ctx]
 
     def memory_usage(self, raw: bool = False) -> dict[str, int] | None:
         """This runtime's ``JSMemoryUsage`` figures as ints, or None when the
