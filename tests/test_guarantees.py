@@ -282,6 +282,30 @@ def test_a_stop_as_a_host_call_answers_ends_the_call_and_keeps_the_worker(stop):
         _assert_serves(pool)
 
 
+@pytest.mark.timeout(60)
+def test_a_nested_call_on_the_same_context_inside_a_host_call_is_stopped_in_the_engine():
+    # The inner call runs while the outer one is inside a host call on the same context,
+    # so the context's count of host calls in progress is not zero: a stop must still be
+    # raised in the inner call's engine (counted from where the inner call began), not
+    # deferred as if it landed in the outer host call (which left it to the kill).
+    with isolate.Pool(size=1) as pool:
+        stages = []
+
+        def inner():
+            try:
+                pool.run_in_context("for (;;) {}", ctx, timeout=100)
+            except isolate.ScriptTimeoutError as exc:
+                stages.append(exc.stage)
+            return len(stages)
+
+        ctx = pool.create_context({"inner": inner})
+        error, value, took = _timed(lambda: pool.run_in_context("inner() + inner()", ctx, timeout=30_000))
+        assert error is None and value == 3, (error, stages)
+        assert stages == ["interrupt", "interrupt"]
+        assert took < 2 * BOUND_S, took
+        _assert_serves(pool)
+
+
 @pytest.mark.timeout(120)
 def test_a_stop_among_host_calls_in_a_tight_loop_is_never_catchable():
     # A script that only calls a host function spends much of its time in dukpy's own

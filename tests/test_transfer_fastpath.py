@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import signal
+import threading
 
 import msgpack
 import pytest
@@ -316,6 +319,84 @@ def test_shared_references_beside_index_like_keys_name_the_right_container(pool,
     shared = {"s": 1}
     ctx["w"] = {"b": shared, "7": [1], "a": shared, "10": {"t": shared}}
     assert pool.run_in_context("w.b === w.a && w.a === w['10'].t && Array.isArray(w['7'])", ctx)
+
+
+# -- large values out: the walk skips its Map when the worker found nothing met twice ----------
+# Past 1024 containers the bridge asks the worker (two JS_WriteObject passes, in C) whether any
+# object is met twice; if none is, it stops keeping a Map of the containers it met. Each test
+# puts what the check must see after the 1024th container, where only the check can see it.
+
+def with_rows(tail: str) -> str:
+    """Code whose value is ``tail``'s, after 3000 rows (6000 containers) are made."""
+    return ("(() => { const rows = []; for (let i = 0; i < 3000; i++) rows.push({i, tags: ['a', i]}); "
+            + tail + " })()")
+
+
+def test_sharing_and_cycles_past_the_check_point_keep_their_identity(pool, ctx):
+    got = pool.run_in_context(with_rows("const shared = {s: 1}; rows.push(shared, [shared]); return rows"), ctx)
+    assert got[-2] is got[-1][0] and got[-2] == {"s": 1}
+    got = pool.run_in_context(with_rows("const c = {rows}; rows.push(c); return c"), ctx)
+    assert got["rows"][-1] is got and got["rows"][2999] == {"i": 2999, "tags": ["a", 2999]}
+    got = pool.run_in_context(with_rows(
+        "const m = {k: 1}; rows.push(new Map([['m', m]]), new Set([m]), m); return rows"), ctx)
+    assert isinstance(got[-3], isolate.JSMap) and got[-3]["m"] is got[-1]
+    got = pool.run_in_context(with_rows(
+        "const buf = new ArrayBuffer(8); rows.push(new Uint8Array(buf), new Uint8Array(buf, 4)); return rows"), ctx)
+    assert len(got) == 3002 and got[-2].data == bytes(8) and got[-1].data == bytes(4)
+
+
+def test_unshared_large_values_read_as_the_general_path_reads_them(pool, ctx):
+    """The same value with a Proxy at its end (which the check refuses: the Map is kept)
+    reads the same, container for container."""
+    tail = "rows.push({deep: [[[{x: -0, u: undefined, n: NaN, b: 10n}]]]}, new Date(0), /r/g);"
+    fast = pool.run_in_context(with_rows(tail + "return rows"), ctx)
+    general = pool.run_in_context(with_rows(tail + "rows.push(new Proxy({p: 1}, {})); return rows"), ctx)
+    assert general[-1] == {"p": 1}
+    assert same(normalized(fast), normalized(general[:-1]))
+
+
+LOOPING_GETTER = with_rows(
+    "const a = [1, 2]; Object.defineProperty(a, 1, {get() { for (;;) {} }, enumerable: true}); "
+    "rows.push(a); return rows")
+
+
+@pytest.mark.timeout(60)
+def test_a_getter_that_loops_inside_the_check_is_stopped_by_a_timeout(pool, ctx):
+    with pytest.raises(isolate.ScriptTimeoutError) as info:
+        pool.run_in_context(LOOPING_GETTER, ctx, timeout=300)
+    assert info.value.stage == "interrupt"  # stopped in the engine: the worker serves on
+    assert pool.run_in_context("1 + 1", ctx) == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_getter_that_loops_inside_the_check_is_stopped_by_sigint(pool, ctx):
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(isolate.ScriptInterruptedError):
+            pool.run_in_context(LOOPING_GETTER, ctx, break_on_sigint=True)
+    finally:
+        timer.cancel()
+    assert pool.run_in_context("1 + 1", ctx) == 2
+
+
+def test_a_getter_that_shares_objects_after_the_check_cannot_grow_the_value(pool, ctx):
+    """A getter that, read a third time (after the check's two passes), returns objects
+    nested 2**40 times over: without the Map the walk would write them all out. It is
+    stopped at the size the check measured, with an error that says why."""
+    code = with_rows("""
+      globalThis.reads = 0;
+      const a = [0];
+      Object.defineProperty(a, 0, {enumerable: true, get() {
+        if (++reads < 3) return 0;
+        let bomb = [1]; for (let i = 0; i < 40; i++) bomb = [bomb, bomb];
+        return bomb;
+      }});
+      rows.push(a); return rows""")
+    with pytest.raises(isolate.UnencodableValueError, match="grew while it was read"):
+        pool.run_in_context(code, ctx, timeout=30_000)
+    assert pool.run_in_context("reads", ctx) == 3
+    assert pool.run_in_context("1 + 1", ctx) == 2
 
 
 def test_a_hundred_thousand_levels_give_the_same_error(pool, ctx):

@@ -274,6 +274,8 @@
   // call argument becomes the 'x' tag (the worker answers UNENCODABLE, a host
   // call throws), and the mirror hands a deeper part over as a handle.
   const MAX_VALUE_DEPTH = 500;
+  // See askUnshared: below this many containers the Map costs less than the worker's check.
+  const UNSHARED_CHECK_AT = 1024;
   // Mirrors protocol.MAX_DECODE_DEPTH: the host refuses deeper values first.
   const MAX_DECODE_DEPTH = MAX_VALUE_DEPTH + 8;
   // Numbers the walk passes as they are: finite, not -0, within ±(2^53 − 1).
@@ -349,6 +351,11 @@
   // meanwhile. Module-level, so that an encode makes no closures.
   let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eTooDeep = false;
   let ePassive = false, eAccessor = null;
+  // The root of the encode in progress, and whether the worker found that no object
+  // is met twice in it (then containers need no entry in eSeen: see askUnshared).
+  // eLimit: as many containers as the worker's text could hold; a walk that opens more
+  // met a value that changed after the check (a getter made it), and stops there.
+  let eRoot = undefined, eUnshared = false, eLimit = 0, eChanged = false;
   // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
   let ePlainArrays;
   // The container encodeItem just met, for the walk to descend into.
@@ -371,8 +378,11 @@
     if (passive) mirrorSnapshot = null;
     const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sTooDeep = eTooDeep;
     const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
+    const sRoot = eRoot, sUnshared = eUnshared, sLimit = eLimit, sChanged = eChanged;
     eSeen = new MapCtor();
     eCounter = 0;
+    eRoot = root;
+    eUnshared = eChanged = false;
     eTagged = eRefs = eTooDeep = eOpen = false;
     ePassive = passive;
     eAccessor = null;
@@ -382,6 +392,7 @@
     } finally {
       eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
       ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
+      eRoot = sRoot; eUnshared = sUnshared; eLimit = sLimit; eChanged = sChanged;
     }
   }
 
@@ -467,6 +478,38 @@
     return { v: result, t: eTagged || eRefs, r: eRefs };
   }
 
+  // Whether no object is met twice in the value being encoded (no shared reference, no
+  // cycle): asked of the worker once an active encode has opened UNSHARED_CHECK_AT
+  // containers. In QuickJS a Map keyed by objects hashes their addresses poorly (a
+  // set or get costs 1-3 us at 200k entries: half of a large value's walk); the
+  // worker answers with two passes of JS_WriteObject, in C (workers/engine.py,
+  // EngineContext._root_unshared). Not asked in a passive encode (the mirror: those
+  // passes read array elements with their getters, which the mirror never runs), nor
+  // when a script gave Array.prototype or Object.prototype an index property (a hole
+  // would be read from there).
+  function askUnshared() {
+    if (ePassive || callPython === undefined || protoIndexes()) return 0;
+    stash.checkRoot = eRoot;
+    let answer;
+    try {
+      hookCalls[0] += 1;
+      try {
+        answer = callPython('unshared');
+      } finally {
+        hookCalls[0] -= 1;
+        stash.checkRoot = undefined;
+      }
+    } catch (err) {
+      return 0;  // no room for the answer: the Map it is
+    }
+    if (answer !== null && typeof answer === 'object' && answer.abort === true) {
+      // A stop arrived while the worker looked (a getter it ran may loop): wait for it
+      // here, where no catch can see it (as a host function does).
+      for (;;) { /* stopped by the engine's interrupt hook */ }
+    }
+    return typeof answer === 'number' && answer > 0 ? answer : 0;
+  }
+
   // An array for encoded items: without a prototype, so that neither filling
   // it nor serializing it (JS_JSONStringify, in the bridge's realm) meets a
   // setter or toJSON a script gave Array.prototype or Object.prototype.
@@ -488,9 +531,12 @@
   }
 
   function refusal() {
-    return { v: { __proto__: null, [TAG]: 'x', m: 'isolate: a value nested more than ' + MAX_VALUE_DEPTH +
-      ' levels deep (arrays, objects, Maps, Sets, Errors) cannot leave JavaScript (protocol.MAX_VALUE_DEPTH)' },
-    t: true, r: false };
+    const m = eChanged
+      ? 'isolate: the value grew while it was read (a getter it ran made objects in it shared or cyclic ' +
+        'after they were checked); read it again'
+      : 'isolate: a value nested more than ' + MAX_VALUE_DEPTH +
+        ' levels deep (arrays, objects, Maps, Sets, Errors) cannot leave JavaScript (protocol.MAX_VALUE_DEPTH)';
+    return { v: { __proto__: null, [TAG]: 'x', m }, t: true, r: false };
   }
 
   // A property as the mirror reads it: a data property's value, or (for an
@@ -535,7 +581,19 @@
       }
       return handleTag('object', v, ArrayIsArray(v) ? 'Array' : className(ObjectGetPrototypeOf(v)), '');
     }
-    mapSetCall(eSeen, v, eCounter++);
+    if (eUnshared) {
+      if (++eCounter > eLimit) {
+        eTooDeep = eChanged = true;
+        return null;
+      }
+    } else {
+      mapSetCall(eSeen, v, eCounter++);
+      if (eCounter === UNSHARED_CHECK_AT) {
+        const size = askUnshared();
+        eUnshared = size > 0;
+        eLimit = size / 2;  // each object takes two bytes of it at least (a tag and a count)
+      }
+    }
     eOpen = true;
     eoKind = kind; eoSrc = src; eoKeys = keys; eoN = n; eoOut = out;
     return out;
@@ -604,7 +662,7 @@
         break;
     }
     if (v === null) return null;
-    const known = mapGetCall(eSeen, v);
+    const known = eUnshared ? undefined : mapGetCall(eSeen, v);
     if (known !== undefined) {
       eRefs = true;
       return { __proto__: null, [TAG]: 'R', i: known };
@@ -1290,7 +1348,7 @@
   // `started`: the token of the latest op entered through the C API whose op began
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
-                  hostHookCalls: undefined, started: 0 };
+                  hostHookCalls: undefined, checkRoot: undefined, started: 0 };
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;

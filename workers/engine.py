@@ -150,24 +150,33 @@ def in_abort_tail(frame) -> bool:
             return not frame.f_locals.get("waiting", False)
         if frame.f_code in DEFERRING_CODES:
             return bool(frame.f_locals.get("defer_stops", True))
-        if frame.f_code is engine_call and _in_host_hook(frame.f_locals.get("ctx")):
+        if frame.f_code is engine_call and _in_host_hook(frame.f_locals):
             return True
         frame = frame.f_back
     return False
 
 
-def _in_host_hook(ctx) -> bool:
-    """Whether the engine on JSContext ``ctx`` is inside dukpy's native ``call_python``.
+def _in_host_hook(engine_call: dict) -> bool:
+    """Whether the engine entry of this ``EngineContext._js`` frame (its locals) is
+    inside dukpy's native ``call_python``.
 
     That function checks for signals itself, just before it calls ``_call_python`` and
     just after it returned, and turns a raise there into a *catchable* "interrupted"
     error while Python's error indicator stays set. The script then runs on with an
     exception pending, and the next signal handler runs with it set (seen in CI as a
     SystemError from the handler, not the timeout). No Python frame shows these two
-    moments: the bridge counts its calls of the hook in memory this side reads.
+    moments: the bridge counts its calls of the hook in memory this side reads, and an
+    entry is in a call of the hook when the count is above what it was as the entry
+    began (an entry made during a host call, e.g. a nested op on the same context, began
+    with the outer call counted).
     """
-    calls = _hook_calls_by_ctx.get(ctx) if ctx is not None else None
-    return calls is not None and calls.value > 0
+    calls = _hook_calls_by_ctx.get(engine_call.get("ctx"))
+    return calls is not None and calls.value > engine_call.get("hooks_at_entry", 0)
+
+
+def _hook_calls(ctx) -> int:
+    calls = _hook_calls_by_ctx.get(ctx)
+    return 0 if calls is None else calls.value
 
 
 # Each engine's count of host hook calls, by its JSContext pointer (an int): added
@@ -248,7 +257,7 @@ class EngineContext:
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
-        return name == b"call"
+        return name == b"call" or name == b"unshared"
 
     def _call_python(self, name: bytes, json_args: bytes) -> bytes:
         # `waiting` (read by in_abort_tail) is true only while the host call can
@@ -259,6 +268,10 @@ class EngineContext:
         # catchable "Unknown Error".
         try:
             waiting = True
+            if name == b"unshared":  # the bridge's own question (bridge.js, askUnshared)
+                answer = self._root_unshared()
+                waiting = False
+                return str(answer).encode()
             function_id, tagged_args, tagged = json.loads(json_args)
             reply = self._on_host_call(function_id, tagged_args, tagged)
             waiting = False
@@ -273,6 +286,18 @@ class EngineContext:
                 raise
             self._on_abort(exc)
             return _ABORTED_REPLY
+
+    def _root_unshared(self) -> int:
+        """For the value the bridge is encoding (its stash's ``checkRoot``): the size of
+        its JS_WriteObject text if no object is met twice in it, else 0 (see
+        QuickJS.unshared). A stop raised inside (a getter the check ran looped) ends the
+        check as it ends a host call (``waiting`` is true)."""
+        api, _, ctx = self._native
+        root = api.get_property_str(ctx, self._stash, b"checkRoot")
+        try:
+            return self._js(api, ctx, api.unshared, ctx, root) if root.tag == Tag.OBJECT else 0
+        finally:
+            api.free_value(ctx, root)
 
     # -- operations --------------------------------------------------------
     def op(self, *request: Any, drain: bool = True) -> dict:
@@ -680,6 +705,7 @@ class EngineContext:
     def _js(api, ctx, fn, *args):
         """Call into QuickJS; if a signal handler raised inside (a timeout or an
         interrupt), drop the uncatchable error QuickJS left pending, and re-raise."""
+        hooks_at_entry = _hook_calls(ctx)  # noqa: F841 (in_abort_tail reads it through the frame)
         try:
             return fn(*args)
         except BaseException:

@@ -62,6 +62,7 @@ class EvalFlag:
 WRITE_OBJ_BYTECODE = 1 << 0
 WRITE_OBJ_STRIP_SOURCE = 1 << 4
 WRITE_OBJ_STRIP_DEBUG = 1 << 5   # no file names, line tables or source: frames show "(<null>:0:1)"
+WRITE_OBJ_REFERENCE = 1 << 3    # an object met again is written as a reference to the first
 READ_OBJ_BYTECODE = 1 << 0
 
 UNDEFINED = JSValue(0, Tag.UNDEFINED)
@@ -197,6 +198,36 @@ class QuickJS:
             return ctypes.string_at(buf, size.value)
         finally:
             self.js_free(ctx, ctypes.cast(buf, ctypes.c_void_p))
+
+    def unshared(self, ctx, value: JSValue) -> int:
+        """The size of JS_WriteObject's text of ``value`` if no object is reachable twice
+        from it (no shared reference, no
+        cycle), along what JS_WriteObject follows: the enumerable properties of objects,
+        array elements (read with their getters), Map and Set entries, a typed array's
+        buffer. Answered in C: written without references, a cycle fails; written with
+        them, the two texts differ exactly where an object was met again; else 0. Zero
+        too for whatever JS_WriteObject refuses (a Proxy, a function, an enumerable
+        accessor property, an Error) or has no memory for. Each object takes at least two
+        bytes of the text. An exception raised by a signal handler inside (a getter it
+        ran looped) propagates."""
+        size, again = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        first = self.write_object(ctx, ctypes.byref(size), value, 0)
+        if not first:
+            self.clear_exception(ctx)
+            return 0
+        try:
+            second = self.write_object(ctx, ctypes.byref(again), value, WRITE_OBJ_REFERENCE)
+            if not second:
+                self.clear_exception(ctx)
+                return 0
+            try:
+                alike = again.value == size.value and ctypes.string_at(first, size.value) == ctypes.string_at(
+                    second, again.value)
+                return size.value if alike else 0
+            finally:
+                self.js_free(ctx, ctypes.cast(second, ctypes.c_void_p))
+        finally:
+            self.js_free(ctx, ctypes.cast(first, ctypes.c_void_p))
 
     def deserialize(self, ctx, data: bytes) -> JSValue:
         return self.read_object(ctx, data, len(data), READ_OBJ_BYTECODE)
