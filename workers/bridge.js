@@ -356,6 +356,9 @@
   // eLimit: as many containers as the worker's text could hold; a walk that opens more
   // met a value that changed after the check (a getter made it), and stops there.
   let eRoot = undefined, eUnshared = false, eLimit = 0, eChanged = false;
+  // eRaw: the root is a tree of plain data that JSON.stringify writes exactly as the
+  // walk would (see plainTree): the walk stops, and the reply holds the root itself.
+  let eRootDepth = 0, eRaw = false;
   // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
   let ePlainArrays;
   // The container encodeItem just met, for the walk to descend into.
@@ -379,20 +382,23 @@
     const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sTooDeep = eTooDeep;
     const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
     const sRoot = eRoot, sUnshared = eUnshared, sLimit = eLimit, sChanged = eChanged;
+    const sRootDepth = eRootDepth, sRaw = eRaw;
     eSeen = new MapCtor();
     eCounter = 0;
     eRoot = root;
-    eUnshared = eChanged = false;
+    eUnshared = eChanged = eRaw = false;
+    eRootDepth = wrapped || passive ? -1 : 0;
     eTagged = eRefs = eTooDeep = eOpen = false;
     ePassive = passive;
     eAccessor = null;
     ePlainArrays = undefined;
     try {
-      return encodeWalk(root, wrapped || passive ? -1 : 0);
+      return encodeWalk(root, eRootDepth);
     } finally {
       eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
       ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
       eRoot = sRoot; eUnshared = sUnshared; eLimit = sLimit; eChanged = sChanged;
+      eRootDepth = sRootDepth; eRaw = sRaw;
     }
   }
 
@@ -510,6 +516,60 @@
     return typeof answer === 'number' && answer > 0 ? answer : 0;
   }
 
+  // Whether JSON.stringify of `root` writes what the walk's copy of it would, running no
+  // code of the script: asked once the worker found that no object is met twice in it
+  // and that it holds no Proxy, function or enumerable accessor of an object (see
+  // askUnshared). Then it is enough that every object is a plain object or an array
+  // (prototypes Object.prototype or null, Array.prototype) with no own TAG or toJSON
+  // key, neither prototype has a toJSON, no array has a hole, and every other value is
+  // a string, a boolean, null or a number JSON writes exactly (finite, not -0, safe).
+  // The reply then holds the script's value, which the reply's JSON.stringify writes.
+  // (An array element's getter, which the check ran, runs again here and there: a
+  // getter that answers differently each time changes only the plain data it gives.)
+  // `limit`: as eLimit (more containers than the check's text could hold: a getter made
+  // the value grow since, and the walk says so).
+  function plainTree(root, rootDepth, limit) {
+    if (ObjectGetOwnPropertyDescriptor(ObjectPrototype, 'toJSON') !== undefined ||
+        ObjectGetOwnPropertyDescriptor(ArrayPrototype, 'toJSON') !== undefined) return false;
+    const stack = newList();
+    stack[0] = root;
+    stack[1] = rootDepth;
+    let sp = 2, containers = 1;
+    while (sp > 0) {
+      const depth = stack[sp - 1] + 1, v = stack[sp - 2];
+      sp -= 2;
+      if (depth > MAX_VALUE_DEPTH) return false;
+      let keys = null, n;
+      if (ArrayIsArray(v)) {
+        if (ObjectGetPrototypeOf(v) !== ArrayPrototype) return false;
+        n = v.length;
+      } else {
+        const proto = ObjectGetPrototypeOf(v);
+        if ((proto !== ObjectPrototype && proto !== null) ||
+            ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined ||
+            ObjectGetOwnPropertyDescriptor(v, 'toJSON') !== undefined) return false;
+        keys = ObjectKeys(v);
+        n = keys.length;
+      }
+      for (let i = 0; i < n; i++) {
+        const x = keys === null ? v[i] : v[keys[i]];
+        const t = typeof x;
+        if (t === 'string' || t === 'boolean') continue;
+        if (t === 'number') {
+          if (x - x === 0 && (x !== 0 ? x <= MAX_SAFE && x >= -MAX_SAFE : 1 / x > 0)) continue;
+          return false;
+        }
+        if (t !== 'object') return false;  // undefined (a hole too), a bigint, a symbol
+        if (x === null) continue;
+        if (++containers > limit) return false;
+        stack[sp] = x;
+        stack[sp + 1] = depth;
+        sp += 2;
+      }
+    }
+    return true;
+  }
+
   // An array for encoded items: without a prototype, so that neither filling
   // it nor serializing it (JS_JSONStringify, in the bridge's realm) meets a
   // setter or toJSON a script gave Array.prototype or Object.prototype.
@@ -531,6 +591,7 @@
   }
 
   function refusal() {
+    if (eRaw) return { v: eRoot, t: false, r: false };  // not a refusal: the walk ended early
     const m = eChanged
       ? 'isolate: the value grew while it was read (a getter it ran made objects in it shared or cyclic ' +
         'after they were checked); read it again'
@@ -592,6 +653,10 @@
         const size = askUnshared();
         eUnshared = size > 0;
         eLimit = size / 2;  // each object takes two bytes of it at least (a tag and a count)
+        if (eUnshared && plainTree(eRoot, eRootDepth, eLimit)) {
+          eTooDeep = eRaw = true;  // ends the walk: see refusal
+          return null;
+        }
       }
     }
     eOpen = true;
