@@ -53,12 +53,13 @@ def plain_json(root: Any, max_depth: int, stand_ins: dict | None = None) -> byte
     if type(root) not in _CONTAINERS:
         return None
     if _orjson is not None:
-        # orjson checks the keys itself (it refuses any but str); it also refuses lone
+        # orjson checks the keys itself (it refuses any but str) and, with
+        # OPT_STRICT_INTEGER, that ints are within ±(2^53 - 1); it also refuses lone
         # surrogates and nesting past 254 levels: those go the standard way below.
         if not _is_plain(root, max_depth, stand_ins, False):
             return None
         try:
-            return _orjson.dumps(root)
+            return _orjson.dumps(root, option=_orjson.OPT_STRICT_INTEGER)
         except TypeError:  # orjson.JSONEncodeError
             pass
     if not _is_plain(root, max_depth, stand_ins, True):
@@ -66,7 +67,9 @@ def plain_json(root: Any, max_depth: int, stand_ins: dict | None = None) -> byte
     return _dumps(root).encode("ascii")
 
 
-def _is_plain(root: Any, max_depth: int, stand_ins: dict | None, check_keys: bool) -> bool:
+def _is_plain(root: Any, max_depth: int, stand_ins: dict | None, exact: bool) -> bool:
+    """The checks of plain_json that its encoder does not make: with ``exact`` false,
+    the keys' types and the ints' range are left to orjson."""
     level: list = [root]
     seen: set[int] = set()
     depth = 0
@@ -78,7 +81,7 @@ def _is_plain(root: Any, max_depth: int, stand_ins: dict | None, check_keys: boo
         seen.update(map(id, level))
         if len(seen) != before + len(level):
             return False  # a container met twice: shared or cyclic
-        if check_keys:
+        if exact:
             dicts = compress(level, map(is_, map(type, level), repeat(dict)))
             if not _STR_ONLY.issuperset(map(type, chain.from_iterable(dicts))):
                 return False  # a key that is not exactly a str
@@ -88,12 +91,16 @@ def _is_plain(root: Any, max_depth: int, stand_ins: dict | None, check_keys: boo
         kinds = set(item_types)
         if not _ALLOWED.issuperset(kinds):
             return False
-        if int in kinds:
+        if exact and int in kinds:
             ints = list(compress(items, map(is_, item_types, repeat(int))))
             if min(ints) < -MAX_SAFE_INTEGER or max(ints) > MAX_SAFE_INTEGER:
                 return False
-        if float in kinds and not all(map(math.isfinite, compress(items, map(is_, item_types, repeat(float))))):
-            return False
+        if float in kinds:
+            floats = list(compress(items, map(is_, item_types, repeat(float))))
+            # A NaN or an infinity makes the sum NaN or infinite; finite floats can too
+            # (by overflowing), and only then are they checked one by one.
+            if not math.isfinite(sum(floats)) and not all(map(math.isfinite, floats)):
+                return False
         level = list(compress(items, map(_CONTAINERS.__contains__, item_types)))
     return not (stand_ins and not seen.isdisjoint(stand_ins))
 

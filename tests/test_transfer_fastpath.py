@@ -133,6 +133,10 @@ def _is_json_ext(encoded) -> bool:
 def test_plain_values_take_the_fast_path_and_nothing_else_does():
     assert _is_json_ext(encode_value({"a": [1, 2.5, "x", True, None, (3,)]}, for_js=True))
     assert _is_json_ext(encode_value([2**53 - 1, -(2**53 - 1), -0.0], for_js=True))
+    assert _is_json_ext(encode_value([1e308, 1e308, -1e308], for_js=True))  # finite, their sum is not
+    for floats in ([1e308, 1e308, math.inf], [-math.inf, math.inf], [1.0, math.nan], [1e308, 1e308, math.nan]):
+        assert not _is_json_ext(encode_value(floats, for_js=True)), floats
+    assert not _is_json_ext(encode_value([{"a": [1.5] * 100}, [0] * 100 + [2**53]], for_js=True))
     assert not _is_json_ext(encode_value({"a": [1]}))  # only where asked (a `set`)
     shared = [1]
     cyclic: list = []
