@@ -59,7 +59,10 @@
   // The host hook: handed over by the worker through the stash before the first op,
   // with `hookCalls`, a counter of its calls in progress over memory the worker reads
   // (workers/engine.py, _in_host_hook: stop signals wait while it is not zero).
-  let callPython, hookCalls;
+  // `quickjsWorker`: the worker is workers/engine.py's, which hands the counter over,
+  // answers askUnshared and reads split replies (see encodeReply); the V8 worker
+  // (workers/v8engine.py) does none of that, and its counter is the bridge's own.
+  let callPython, hookCalls = new Int32ArrayCtor(1), quickjsWorker = false;
   const TAG = '\u0000';
   delete G.performance;
 
@@ -359,6 +362,8 @@
   // eRaw: the root is a tree of plain data that JSON.stringify writes exactly as the
   // walk would (see plainTree): the walk stops, and the reply holds the root itself.
   let eRootDepth = 0, eRaw = false;
+  // How many containers the latest encode opened (see encodeReply).
+  let eLastCount = 0;
   // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
   let ePlainArrays;
   // The container encodeItem just met, for the walk to descend into.
@@ -393,7 +398,9 @@
     eAccessor = null;
     ePlainArrays = undefined;
     try {
-      return encodeWalk(root, eRootDepth);
+      const out = encodeWalk(root, eRootDepth);
+      eLastCount = eCounter;
+      return out;
     } finally {
       eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
       ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
@@ -437,6 +444,30 @@
             continue;
           }
           out[i - 1] = encodeItem(v, depth);
+          if (eTooDeep) return refusal();
+          if (eOpen) break;
+        }
+      } else if ((kind === E_OBJECT || kind === E_ARRAY) && passive) {
+        // The mirror's reads, as readPassive makes them, in a loop of their own.
+        const isArray = kind === E_ARRAY;
+        while (i < n) {
+          const key = isArray ? i : keys[i];
+          i++;
+          const d = ObjectGetOwnPropertyDescriptor(src, key);
+          let v;
+          if (d !== undefined) {
+            if (hasOwnCall(d, 'value')) {
+              v = d.value;
+              const t = typeof v;
+              if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
+                out[key] = v;
+                continue;
+              }
+            } else {
+              eAccessor = d;
+            }
+          }
+          out[key] = encodeItem(v, depth);
           if (eTooDeep) return refusal();
           if (eOpen) break;
         }
@@ -494,7 +525,7 @@
   // when a script gave Array.prototype or Object.prototype an index property (a hole
   // would be read from there).
   function askUnshared() {
-    if (ePassive || callPython === undefined || protoIndexes()) return 0;
+    if (ePassive || !quickjsWorker || protoIndexes()) return 0;
     stash.checkRoot = eRoot;
     let answer;
     try {
@@ -1377,15 +1408,30 @@
             out = failure(err, true);
           }
         }
+        const valueCount = eLastCount;
         if (mirror) {
           try {
             const g = encode(globalsSnapshot());
             out.g = g.v;
             out.gt = g.t;
+            if (quickjsWorker && valueCount + eLastCount >= SPLIT_AT) {
+              // Large: the worker writes the value and the globals as two texts (see
+              // EngineContext._stringify), so that a plain one passes on unparsed.
+              if (threw === false && out.ok) {
+                stash.splitV = out.v;
+                out.v = undefined;
+                out.vs = true;
+              }
+              stash.splitG = out.g;
+              out.g = undefined;
+              out.gs = true;
+            }
           } catch (err) { /* an unreadable global: skip the mirror */ }
         }
         return out;
   }
+  // See encodeReply: from this many containers in a mirrored reply's value and globals.
+  const SPLIT_AT = 256;
   // `enc`: the op succeeded but its value could not be encoded (e.g. for lack of
   // memory: the worker may then collect garbage and serialize the reply again).
   function failure(err, enc) {
@@ -1413,7 +1459,8 @@
   // `started`: the token of the latest op entered through the C API whose op began
   // (see enter), so the worker knows whether a failed entry ran anything.
   const stash = { __proto__: null, thrown: false, value: undefined, enter: undefined, callPython: undefined,
-                  hostHookCalls: undefined, checkRoot: undefined, started: 0 };
+                  hostHookCalls: undefined, checkRoot: undefined, splitV: undefined, splitG: undefined,
+                  started: 0 };
   function takeStash() {
     const value = stash.value;
     stash.thrown = false;
@@ -1687,7 +1734,10 @@
     const request = JSONParse(requestText);
     if (stash.callPython !== undefined) {  // handed over by the worker before the first op
       callPython = stash.callPython;
-      hookCalls = new Int32ArrayCtor(stash.hostHookCalls);
+      if (stash.hostHookCalls !== undefined) {
+        hookCalls = new Int32ArrayCtor(stash.hostHookCalls);
+        quickjsWorker = true;
+      }
       stash.callPython = stash.hostHookCalls = undefined;
     }
     const saved = current;  // a nested op (from a host call) must not leak its file into ours

@@ -26,13 +26,13 @@ from typing import Any, Callable
 import dukpy
 from dukpy import _dukpy
 
-from ..protocol.values import ErrorValue, undefined
+from ..protocol.values import ErrorValue, JSONText, undefined
 
 from .quickjs import (
     FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue,
     Tag, quickjs,
 )
-from .fastjson import raw_reply, request_text
+from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
 
@@ -115,6 +115,12 @@ def _utf8(api, ctx, value: JSValue) -> bytes | None:
         return ctypes.string_at(ptr, size.value)
     finally:
         api.free_cstring(ctx, ptr)
+
+
+def _reply_loads(raw: bytes) -> Any:
+    """The value of JSON text the bridge wrote, as the standard decoder reads it (an
+    integral number past 2^64 stays an int: the encoder decides what it becomes)."""
+    return json.loads(raw.decode("utf-8", "surrogatepass"))
 
 
 def _oom_reply() -> dict:
@@ -438,7 +444,38 @@ class EngineContext:
             self._out_of_memory(api, rt)
             return None
         # A large plain value goes on as the text JSON.stringify wrote (workers/fastjson.py).
-        return raw_reply(raw) or json.loads(raw.decode("utf-8", "surrogatepass"))
+        parsed = raw_reply(raw) or _reply_loads(raw)
+        # A large mirrored reply leaves its value and globals in the stash (bridge.js,
+        # encodeReply): each is written apart, and a large plain one goes on unparsed.
+        for flag, slot, key, tagged in (("vs", b"splitV", "v", "t"), ("gs", b"splitG", "g", "gt")):
+            if parsed.pop(flag, False):
+                text = self._stash_text(api, rt, ctx, slot)
+                if text is None:
+                    return None
+                parsed[key] = JSONText(text) if not parsed.get(tagged, True) and len(
+                    text) >= RAW_REPLY_MIN_BYTES else _reply_loads(text)
+        return parsed
+
+    def _stash_text(self, api, rt, ctx, slot: bytes) -> bytes | None:
+        """The JSON text of a value the bridge left in its stash (taken out of it), or
+        None when memory ran out (memory was made since)."""
+        value = api.get_property_str(ctx, self._stash, slot)
+        api.set_property_str(ctx, self._stash, slot, UNDEFINED)
+        try:
+            out = self._js(api, ctx, api.json_stringify, self._realm, value, UNDEFINED, UNDEFINED)
+        finally:
+            api.free_value(ctx, value)
+        if out.tag == Tag.EXCEPTION:
+            if not self._failed_for_memory(api, rt, ctx):
+                raise EngineError(self._exception_text(api, ctx))
+            return None
+        try:
+            raw = _utf8(api, ctx, out)
+        finally:
+            api.free_value(ctx, out)
+        if raw is None:
+            self._out_of_memory(api, rt)
+        return raw
 
     def _drain(self, api, rt, ctx) -> None:
         self._draining = True
