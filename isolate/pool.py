@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-import psutil
 
 from .protocol import MAX_NESTING
 
@@ -417,6 +416,8 @@ class Pool:
     def _watch_memory(self) -> None:
         """Sample worker RSS: kill a worker over worker_memory_limit, mark one over
         max_worker_rss for recycling (drained between calls, never killed mid-call)."""
+        import psutil  # here, not at import: it costs a cold start ~20 ms
+
         while not self._watchdog_stop.wait(self.limits.rss_check_interval_s):
             with self._lock:
                 workers_ = [w for w in self._workers if w.state is WorkerState.READY]
@@ -552,6 +553,8 @@ class Pool:
         main = self._main_context
         total_used = total_alloc = 0
         current = {"jsMemoryEstimate": 0, "jsMemoryRange": [0, 0]}
+        import psutil  # here, not at import: it costs a cold start ~20 ms
+
         other = []
         worker_reports = []
         for worker in workers_:

@@ -27,7 +27,6 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from importlib import metadata
 from pathlib import Path
 
 __all__ = ["ScriptSource", "make_cached_data", "open_cached_data", "KnownScripts"]
@@ -96,6 +95,8 @@ _signing_lock = threading.Lock()
 
 def _engine_tag() -> bytes:
     """Bytecode fits only the engine build that wrote it: name the dukpy release."""
+    from importlib import metadata  # here, not at import: it costs a cold start ~16 ms
+
     try:
         version = metadata.version("dukpy")
     except metadata.PackageNotFoundError:  # pragma: no cover - dukpy is a dependency

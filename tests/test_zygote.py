@@ -128,6 +128,18 @@ def test_zygote_is_ready_with_its_engine_probed(zygote):
     assert info["engine"]["memory_api_ok"] is True, info["engine"]
 
 
+def test_the_zygote_loads_dukpys_extension_without_dukpys_installer(zygote, session):
+    """dukpy's package __init__ imports its npm installer (urllib, http.client, ssl,
+    tarfile): ~24 ms of every pool's start. The zygote loads only the extension, so the
+    C modules those bring (_ssl, _hashlib) are in no worker's or the zygote's memory."""
+    for pid in (zygote.pid, session.worker.pid):
+        with open(f"/proc/{pid}/maps") as maps:
+            mapped = maps.read()
+        assert "_dukpy." in mapped, pid
+        for module in ("/_ssl.", "/_hashlib."):
+            assert module not in mapped, (pid, module)
+
+
 # -- nothing of the host -------------------------------------------------------------------
 
 def _readable_regions(pid: int):

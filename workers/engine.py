@@ -23,8 +23,6 @@ import struct
 from pathlib import Path
 from typing import Any, Callable
 
-import dukpy
-from dukpy import _dukpy
 
 from ..protocol.values import ErrorValue, JSONText, undefined
 
@@ -33,12 +31,16 @@ from .quickjs import (
     Tag, quickjs,
 )
 from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text
+from .quickjs import dukpy_extension
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
 
 __all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail", "engine_running"]
 
-ENGINE_NAME = f"QuickJS-ng via dukpy {getattr(dukpy, '__version__', '0.6')}"
+# dukpy's package has no __version__ (it is >= 0.6, the first on QuickJS-ng); its
+# package is not imported here either (see quickjs.dukpy_extension).
+ENGINE_NAME = "QuickJS-ng via dukpy 0.6"
+_dukpy = dukpy_extension()
 _BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_bytes()
 
 # The reply of a host function: {"ok": bool, "v"/"e": tagged value}.

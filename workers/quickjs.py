@@ -22,11 +22,25 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 
-from dukpy import _dukpy
+__all__ = ["JSValue", "QuickJS", "quickjs", "DISABLE_ENV", "CAPSULE_NAME", "Tag", "EvalFlag", "dukpy_extension"]
 
-__all__ = ["JSValue", "QuickJS", "quickjs", "DISABLE_ENV", "CAPSULE_NAME", "Tag", "EvalFlag"]
+
+def dukpy_extension():
+    """dukpy's C extension module (``dukpy._dukpy``): the one already loaded (the
+    zygote loads it without dukpy's package: workers/zygote.py, _preload_dukpy), else
+    imported the usual way."""
+    module = sys.modules.get(_EXTENSION)
+    if module is not None:
+        return module
+    from dukpy import _dukpy
+    return _dukpy
+
+
+_EXTENSION = "dukpy._dukpy"
+_dukpy = dukpy_extension()
 
 DISABLE_ENV = "ISOLATE_DISABLE_QUICKJS_CTYPES"
 CAPSULE_NAME = b"DUKPY_CONTEXT_CAPSULE"

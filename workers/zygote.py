@@ -271,11 +271,40 @@ def _prepare_engine(name: str = "quickjs") -> dict:
     return info
 
 
+def _preload_dukpy() -> None:
+    """Load dukpy's C extension without running dukpy's package ``__init__``, which
+    imports dukpy's npm installer (urllib, http.client, ssl, tarfile, email): ~24 ms of
+    every pool's start, for nothing a worker uses (workers/quickjs.py, dukpy_extension,
+    takes the module from sys.modules). Here only, where no other code runs: an
+    ``import dukpy`` afterwards would leave the package without its ``_dukpy``
+    attribute (the import system sets it on a module's first load). When it cannot,
+    the usual import happens later."""
+    import importlib.machinery
+    import importlib.util
+
+    name = "dukpy._dukpy"
+    try:
+        package = importlib.util.find_spec("dukpy")  # a top-level package: found, not run
+        for directory in (package.submodule_search_locations or []) if package else []:
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                path = os.path.join(directory, "_dukpy" + suffix)
+                if os.path.exists(path):
+                    loader = importlib.machinery.ExtensionFileLoader(name, path)
+                    module = importlib.util.module_from_spec(
+                        importlib.util.spec_from_file_location(name, path, loader=loader))
+                    loader.exec_module(module)
+                    sys.modules[name] = module
+                    return
+    except (ImportError, OSError):
+        pass
+
+
 def _bootstrap() -> None:
     """Entry point as a script: load our packages from where the host found them, then run."""
     import importlib.util
 
     config = json.loads(os.environ[CONFIG_ENV])  # removed in main(), once the process is renamed
+    _preload_dukpy()
     for path in config.get("paths", []):
         if path not in sys.path:
             sys.path.append(path)  # after the stdlib and site-packages: never shadows them
