@@ -454,6 +454,21 @@ def test_large_mirrored_replies_come_out_whole(pool):
     assert big == big_records(1_000)
 
 
+def test_a_large_plain_value_leaves_within_a_tight_memory_limit(pool):
+    """Written by JSON.stringify from the value itself, a large plain result needs no
+    copy in the engine: 20,000 rows leave an 8 MB context (they ran out of memory in the
+    copying walk). Below what the check's passes need, the Map-keeping walk is taken,
+    and a context out of memory answers typed and serves on."""
+    code = "const rows = []; for (let i = 0; i < 20000; i++) rows.push({i, s: 'x' + i}); rows"
+    ctx = pool.create_context(memory_limit=8 * 2**20)
+    got = pool.run_in_context(code, ctx)
+    assert len(got) == 20000 and got[-1] == {"i": 19999, "s": "x19999"}
+    tight = pool.create_context(memory_limit=4 * 2**20)
+    with pytest.raises(isolate.JSMemoryError):
+        pool.run_in_context(code, tight)
+    assert pool.run_in_context("1 + 1", tight) == 2
+
+
 LOOPING_GETTER = with_rows(
     "const a = [1, 2]; Object.defineProperty(a, 1, {get() { for (;;) {} }, enumerable: true}); "
     "rows.push(a); return rows")
