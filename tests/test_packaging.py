@@ -48,3 +48,15 @@ def test_the_installed_package_runs_scripts(wheel, tmp_path):
     import isolate
 
     assert version == isolate.__version__
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    """The README says its test command is exactly what .ci/run runs: keep them one."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        ci_lines = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    command = ci_lines[-1]
+    assert command.startswith("python3 -m venv .venv && "), command
+    section = readme.split("Run the tests (this is exactly what `.ci/run` runs):", 1)[1]
+    assert section.split("```sh\n", 1)[1].split("\n", 1)[0] == command
