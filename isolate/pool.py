@@ -430,14 +430,18 @@ class Pool:
                     worker.kill_for_memory(rss)
                 elif self.max_worker_rss and rss > self.max_worker_rss and not worker.draining:
                     self._drain(worker, f"its RSS reached {rss} bytes, over max_worker_rss")
-                    self._retire_if_idle(worker)
+                    self._replace_draining(worker)
+            if self._retired:
+                self._close_idle_retired()
 
     def _after_call(self, worker: WorkerHandle) -> None:
         """Recycling check between calls (never mid-call)."""
         if self.max_tasks_per_worker and worker.tasks >= self.max_tasks_per_worker and not worker.draining:
             self._drain(worker, f"it served {worker.tasks} calls (max_tasks_per_worker)")
         if worker.draining:
-            self._retire_if_idle(worker)
+            self._replace_draining(worker)
+        if self._retired:
+            self._close_idle_retired()
 
     @staticmethod
     def _drain(worker: WorkerHandle, reason: str) -> None:
@@ -450,17 +454,19 @@ class Pool:
     def _idle(worker: WorkerHandle) -> bool:
         return worker.live_contexts <= 0 and worker.running is None and not worker.queue and not worker.nested
 
-    def _retire_if_idle(self, worker: WorkerHandle) -> None:
-        """Replace a draining worker once it hosts no live context and runs no call.
+    def _replace_draining(self, worker: WorkerHandle) -> None:
+        """Give a draining worker's slot to its replacement now: a spare at once, else a
+        fresh worker started off the caller's path.
 
-        A worker with live contexts is drained, not killed: it keeps serving
-        them and gets no new ones. Its replacement takes its slot first (a
-        spare at once, else a fresh worker started off the caller's path);
-        the old worker is closed only once idle (see _close_idle_retired).
+        The old worker is drained, not killed: it finishes what it already has (the
+        call it runs, the calls queued on it, its live contexts) and gets nothing
+        new once its replacement serves, then it is closed (see _close_idle_retired).
+        Waiting for it to be idle first kept a busy worker forever: with calls
+        always queued (a `map`, a burst of `submit`) it never was, and took every
+        new call while no other worker accepted them.
         """
         with self._lock:
-            if (self._closed or worker not in self._workers or not self._idle(worker)
-                    or worker in self._replacing):
+            if self._closed or worker not in self._workers or worker in self._replacing:
                 return
             if self._spares:
                 spare = self._spares.pop(0)
@@ -481,7 +487,6 @@ class Pool:
         else:
             target, args = self._replace_retiring, (worker,)
         start_daemon(target, args=args, name=f"isolate-recycle-{worker.pid}")
-        self._close_idle_retired()
 
     def _replace_retiring(self, worker: WorkerHandle) -> None:
         try:
@@ -489,7 +494,10 @@ class Pool:
         except IsolateError:
             with self._lock:
                 self._replacing.discard(worker)
-            return  # keep the draining worker: better than no worker
+            # Keep the draining worker (better than no worker): the calls that waited
+            # for its replacement go to it.
+            self._scheduler.on_worker_ready(worker)
+            return
         with self._lock:
             self._replacing.discard(worker)
             if self._closed or worker not in self._workers:

@@ -156,6 +156,10 @@ class Scheduler:
         self._anywhere: list[Call] = []   # ordered by seq
         self._seq = itertools.count()
         self.closed = False
+        # Workers that reached max_tasks_per_worker on an answer, marked draining under
+        # the lock before the next call could go to them, whose replacement the
+        # answer's reader thread is about to start (see on_response).
+        self._recycling: set[WorkerHandle] = set()
 
     # -- submitting ------------------------------------------------------------------
     def request(self, target: WorkerHandle | None, method: str, params, *, decode=None,
@@ -291,8 +295,12 @@ class Scheduler:
         return None
 
     def _accepting_workers(self) -> bool:
-        """Whether some live worker takes new contexts (else draining ones must)."""
-        return any(w.state is WorkerState.READY and not w.draining for w in self.pool._workers)
+        """Whether some live worker takes new contexts, or one is starting in place of
+        a draining worker (else draining ones must). While a replacement starts, new
+        calls wait for it (a few ms), so that max_tasks_per_worker holds: a draining
+        worker that took them would serve a burst's calls until it was up."""
+        return bool(self._recycling or self.pool._replacing) or any(
+            w.state is WorkerState.READY and not w.draining for w in self.pool._workers)
 
     def _next_locked(self, worker: WorkerHandle) -> Call | None:
         """Start the next call for an idle worker: its own queue or the pool's, oldest first."""
@@ -371,6 +379,14 @@ class Scheduler:
                 worker.running = None
                 if call.group is None:
                     worker.tasks += 1
+                limit = self.pool.max_tasks_per_worker
+                if limit and worker.tasks >= limit and not worker.draining:
+                    # Drained here, before the next call is chosen: marked later (by
+                    # the caller's _after_call), the worker had already taken the
+                    # next queued call, and a burst's calls after it.
+                    worker.draining = True  # logged below, out of the lock
+                    worker.drain_reason = f"it served {worker.tasks} calls (max_tasks_per_worker)"
+                    self._recycling.add(worker)
                 following = self._next_locked(worker)
             else:
                 call = worker.nested.pop(response.msgid, None)
@@ -387,6 +403,14 @@ class Scheduler:
         # answer's caller can wait the moment it takes.
         if following is not None:
             self._send(following)
+        if worker in self._recycling:
+            try:
+                self.pool._drain(worker, worker.drain_reason)  # its log line
+                self.pool._replace_draining(worker)  # a spare at once, else one starting
+            finally:
+                with self.lock:
+                    self._recycling.discard(worker)
+                self.on_worker_ready(worker)  # nothing to replace it with: it serves on
         # Once the pool closed, every call still in flight ends with PoolClosedError.
         call.inbox.put(_Dead(PoolClosedError("the pool was closed during the call")) if closed else response)
 

@@ -1,6 +1,7 @@
 """Memory guarantees on real workers: engine limits, accounting, the OS cap, recycling."""
 
 import asyncio
+import collections
 
 import psutil
 import pytest
@@ -116,6 +117,51 @@ def test_max_tasks_per_worker_recycles_between_calls():
             assert pool.run_in_new_context("1") == 1
             seen.update(pool.worker_pids())
         assert len(seen) >= 3
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["map", "submit", "run_batch"])
+def test_max_tasks_per_worker_recycles_a_worker_that_is_never_idle(how):
+    """With calls always queued (a map's stream, a burst of submits, a batch) the one
+    worker is never idle between calls: its replacement must take its slot anyway.
+    Before, it waited for an idle moment that never came, and the worker served every
+    call of the burst (1 replacement in 40 calls instead of 7)."""
+    import logging
+
+    replaced = []
+
+    class Replacements(logging.Handler):
+        def emit(self, record):
+            if getattr(record, "event", None) == "replaced":
+                replaced.append(record.worker_pid)
+
+    handler = Replacements()
+    logger = logging.getLogger("isolate")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
+            inputs = [{"x": i} for i in range(40)]
+            if how == "map":
+                got = list(pool.map("x", inputs))
+            elif how == "submit":
+                got = [f.result() for f in [pool.submit("x", sandbox) for sandbox in inputs]]
+            else:
+                records = list(pool.run_batch(({"id": i, "context": sandbox} for i, sandbox in enumerate(inputs)),
+                                              script="x", ordered=True))
+                got = [r["value"] for r in records]
+                served = collections.Counter(r["pid"] for r in records)
+                assert max(served.values()) <= 9, served  # a group started below 5 runs whole
+            assert got == list(range(40))
+            assert pool.run_in_new_context("1") == 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    # Single calls are counted exactly: 40 calls, 5 each, 7 replacements. A group of jobs
+    # (map, run_batch) runs whole, so a worker serves at most 9: 4 replacements at least.
+    assert len(replaced) >= (7 if how == "submit" else 4), replaced
+    assert len(set(replaced)) == len(replaced)     # each worker is replaced once
 
 
 def test_recycling_drains_a_worker_with_live_contexts():
