@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-
 from .protocol import MAX_NESTING
 
 from . import defaults

@@ -410,7 +410,9 @@ class Scheduler:
             finally:
                 with self.lock:
                     self._recycling.discard(worker)
-                self.on_worker_ready(worker)  # nothing to replace it with: it serves on
+                # The calls that waited go on: to the replacement (a spare that took
+                # the slot), or to this worker if nothing could replace it.
+                self.on_worker_ready(worker)
         # Once the pool closed, every call still in flight ends with PoolClosedError.
         call.inbox.put(_Dead(PoolClosedError("the pool was closed during the call")) if closed else response)
 

@@ -352,7 +352,7 @@
   // The state of the encode in progress. encode saves and restores it: a
   // getter it runs may call a host function, whose arguments are encoded
   // meanwhile. Module-level, so that an encode makes no closures.
-  let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eTooDeep = false;
+  let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eStopped = false;
   let ePassive = false, eAccessor = null;
   // The root of the encode in progress, and whether the worker found that no object
   // is met twice in it (then containers need no entry in eSeen: see askUnshared).
@@ -372,6 +372,7 @@
   // `wrapped`: the root is a container of values (a host call's argument
   // list, the mirror) that does not count as a level of depth.
   function encode(root, wrapped) {
+    eLastCount = 0;  // a primitive opens no container
     switch (typeof root) {
       case 'string': case 'boolean': return { v: root, t: false, r: false };
       case 'number':
@@ -384,7 +385,7 @@
     }
     const passive = root === mirrorSnapshot;
     if (passive) mirrorSnapshot = null;
-    const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sTooDeep = eTooDeep;
+    const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sStopped = eStopped;
     const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
     const sRoot = eRoot, sUnshared = eUnshared, sLimit = eLimit, sChanged = eChanged;
     const sRootDepth = eRootDepth, sRaw = eRaw;
@@ -393,7 +394,7 @@
     eRoot = root;
     eUnshared = eChanged = eRaw = false;
     eRootDepth = wrapped || passive ? -1 : 0;
-    eTagged = eRefs = eTooDeep = eOpen = false;
+    eTagged = eRefs = eStopped = eOpen = false;
     ePassive = passive;
     eAccessor = null;
     ePlainArrays = undefined;
@@ -402,7 +403,7 @@
       eLastCount = eCounter;
       return out;
     } finally {
-      eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eTooDeep = sTooDeep;
+      eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eStopped = sStopped;
       ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
       eRoot = sRoot; eUnshared = sUnshared; eLimit = sLimit; eChanged = sChanged;
       eRootDepth = sRootDepth; eRaw = sRaw;
@@ -411,7 +412,7 @@
 
   function encodeWalk(root, rootDepth) {
     const result = encodeItem(root, rootDepth);
-    if (eTooDeep) return refusal();
+    if (eStopped) return stoppedEarly();
     if (!eOpen) return { v: result, t: eTagged || eRefs, r: eRefs };
     // The stack holds 7 slots per frame: kind, source, keys, next index, length, output, depth.
     const stack = newList();
@@ -432,7 +433,7 @@
             continue;
           }
           out[key] = encodeItem(v, depth);
-          if (eTooDeep) return refusal();
+          if (eStopped) return stoppedEarly();
           if (eOpen) break;
         }
       } else if (kind === E_ARRAY && !passive && !holesHooked) {
@@ -444,7 +445,7 @@
             continue;
           }
           out[i - 1] = encodeItem(v, depth);
-          if (eTooDeep) return refusal();
+          if (eStopped) return stoppedEarly();
           if (eOpen) break;
         }
       } else if ((kind === E_OBJECT || kind === E_ARRAY) && passive) {
@@ -468,7 +469,7 @@
             }
           }
           out[key] = encodeItem(v, depth);
-          if (eTooDeep) return refusal();
+          if (eStopped) return stoppedEarly();
           if (eOpen) break;
         }
       } else {
@@ -491,7 +492,7 @@
           }
           i++;
           const r = encodeItem(v, depth);
-          if (eTooDeep) return refusal();
+          if (eStopped) return stoppedEarly();
           if (kind === E_ARRAY) out[i - 1] = r;
           else if (kind === E_LIST) out[i] = r;   // after the Map's or Set's head
           else if (kind === E_OBJECT) out[key] = r;
@@ -621,8 +622,10 @@
     return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
   }
 
-  function refusal() {
-    if (eRaw) return { v: eRoot, t: false, r: false };  // not a refusal: the walk ended early
+  // What an encode that stopped early gives: the root itself (eRaw: plainTree found it
+  // plain, JSON.stringify writes it), else a refusal (too deep, or grown since checked).
+  function stoppedEarly() {
+    if (eRaw) return { v: eRoot, t: false, r: false };
     const m = eChanged
       ? 'isolate: the value grew while it was read (a getter it ran made objects in it shared or cyclic ' +
         'after they were checked); read it again'
@@ -668,14 +671,14 @@
   function openContainer(v, depth, kind, src, keys, n, out) {
     if (depth >= MAX_VALUE_DEPTH) {
       if (!ePassive) {
-        eTooDeep = true;
+        eStopped = true;
         return null;
       }
       return handleTag('object', v, ArrayIsArray(v) ? 'Array' : className(ObjectGetPrototypeOf(v)), '');
     }
     if (eUnshared) {
       if (++eCounter > eLimit) {
-        eTooDeep = eChanged = true;
+        eStopped = eChanged = true;
         return null;
       }
     } else {
@@ -685,7 +688,7 @@
         eUnshared = size > 0;
         eLimit = size / 2;  // each object takes two bytes of it at least (a tag and a count)
         if (eUnshared && plainTree(eRoot, eRootDepth, eLimit)) {
-          eTooDeep = eRaw = true;  // ends the walk: see refusal
+          eStopped = eRaw = true;  // ends the walk: see stoppedEarly
           return null;
         }
       }

@@ -23,7 +23,6 @@ import struct
 from pathlib import Path
 from typing import Any, Callable
 
-
 from ..protocol.values import ErrorValue, JSONText, undefined
 
 from .quickjs import (

@@ -215,12 +215,12 @@ class QuickJS:
 
     def unshared(self, ctx, value: JSValue) -> int:
         """The size of JS_WriteObject's text of ``value`` if no object is reachable twice
-        from it (no shared reference, no
-        cycle), along what JS_WriteObject follows: the enumerable properties of objects,
+        from it (no shared reference, no cycle), else 0.
+
+        Reachable along what JS_WriteObject follows: the enumerable properties of objects,
         array elements (read with their getters), Map and Set entries, a typed array's
         buffer. Answered in C: written without references, a cycle fails; written with
-        them, the two texts differ exactly where an object was met again; else 0. Zero
-        too for whatever JS_WriteObject refuses (a Proxy, a function, an enumerable
+        them, the two texts differ exactly where an object was met again. Zero too for whatever JS_WriteObject refuses (a Proxy, a function, an enumerable
         accessor property, an Error) or has no memory for. Each object takes at least two
         bytes of the text. An exception raised by a signal handler inside (a getter it
         ran looped) propagates."""
