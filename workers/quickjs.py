@@ -220,10 +220,11 @@ class QuickJS:
         Reachable along what JS_WriteObject follows: the enumerable properties of objects,
         array elements (read with their getters), Map and Set entries, a typed array's
         buffer. Answered in C: written without references, a cycle fails; written with
-        them, the two texts differ exactly where an object was met again. Zero too for whatever JS_WriteObject refuses (a Proxy, a function, an enumerable
-        accessor property, an Error) or has no memory for. Each object takes at least two
-        bytes of the text. An exception raised by a signal handler inside (a getter it
-        ran looped) propagates."""
+        them, the two texts differ exactly where an object was met again. Zero too for
+        whatever JS_WriteObject refuses (a Proxy, a function, an enumerable accessor
+        property, an Error) or has no memory for. Each object takes at least two bytes
+        of the text. An exception raised by a signal handler inside (a getter it ran
+        looped) propagates."""
         size, again = ctypes.c_size_t(0), ctypes.c_size_t(0)
         first = self.write_object(ctx, ctypes.byref(size), value, 0)
         if not first:
