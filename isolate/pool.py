@@ -428,26 +428,24 @@ class Pool:
                 if self.worker_memory_limit and rss > self.worker_memory_limit:
                     worker.kill_for_memory(rss)
                 elif self.max_worker_rss and rss > self.max_worker_rss and not worker.draining:
-                    self._drain(worker, f"its RSS reached {rss} bytes, over max_worker_rss")
-                    self._replace_draining(worker)
+                    self._scheduler.recycle(worker, f"its RSS reached {rss} bytes, over max_worker_rss")
             if self._retired:
                 self._close_idle_retired()
 
     def _after_call(self, worker: WorkerHandle) -> None:
         """Recycling check between calls (never mid-call)."""
         if self.max_tasks_per_worker and worker.tasks >= self.max_tasks_per_worker and not worker.draining:
-            self._drain(worker, f"it served {worker.tasks} calls (max_tasks_per_worker)")
-        if worker.draining:
-            self._replace_draining(worker)
+            # (Reached mid-group: a group's jobs count as they answer.)
+            self._scheduler.recycle(worker, f"it served {worker.tasks} calls (max_tasks_per_worker)")
+        elif worker.draining:
+            self._replace_draining(worker)  # again, if no replacement could start before
         if self._retired:
             self._close_idle_retired()
 
     @staticmethod
-    def _drain(worker: WorkerHandle, reason: str) -> None:
-        worker.draining = True
-        worker.drain_reason = reason
-        _log(logging.INFO, "recycled", worker.pid, reason, "worker %d recycled: %s; it takes no new "
-             "contexts and is replaced once idle", worker.pid, reason)
+    def _log_recycled(worker: WorkerHandle) -> None:
+        _log(logging.INFO, "recycled", worker.pid, worker.drain_reason, "worker %d recycled: %s; it takes "
+             "no new calls and is closed once idle", worker.pid, worker.drain_reason)
 
     @staticmethod
     def _idle(worker: WorkerHandle) -> bool:
@@ -498,13 +496,16 @@ class Pool:
             self._scheduler.on_worker_ready(worker)
             return
         with self._lock:
-            self._replacing.discard(worker)
             if self._closed or worker not in self._workers:
                 stale = fresh
             else:
+                # The slot first: the scheduler reads these without this lock, and a
+                # moment with neither the replacement pending nor in the slot would
+                # let the draining worker take a new call.
                 self._workers[self._workers.index(worker)] = fresh
                 self._retired.append(worker)
                 stale = None
+            self._replacing.discard(worker)
         if stale is not None:
             self._scheduler.close([stale], pool=False)
             stale.begin_close()

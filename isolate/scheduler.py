@@ -361,6 +361,7 @@ class Scheduler:
     # -- events from workers (reader threads) -----------------------------------------
     def on_response(self, worker: WorkerHandle, response: Response) -> None:
         following = None
+        recycle = False
         call = worker.running
         if (call is not None and call.group is not None and response.msgid != call.msgid
                 and call.group.owns(response.msgid)):
@@ -384,9 +385,8 @@ class Scheduler:
                     # Drained here, before the next call is chosen: marked later (by
                     # the caller's _after_call), the worker had already taken the
                     # next queued call, and a burst's calls after it.
-                    worker.draining = True  # logged below, out of the lock
-                    worker.drain_reason = f"it served {worker.tasks} calls (max_tasks_per_worker)"
-                    self._recycling.add(worker)
+                    self._mark_recycling_locked(worker, f"it served {worker.tasks} calls (max_tasks_per_worker)")
+                    recycle = True
                 following = self._next_locked(worker)
             else:
                 call = worker.nested.pop(response.msgid, None)
@@ -403,18 +403,41 @@ class Scheduler:
         # answer's caller can wait the moment it takes.
         if following is not None:
             self._send(following)
-        if worker in self._recycling:
-            try:
-                self.pool._drain(worker, worker.drain_reason)  # its log line
-                self.pool._replace_draining(worker)  # a spare at once, else one starting
-            finally:
-                with self.lock:
-                    self._recycling.discard(worker)
-                # The calls that waited go on: to the replacement (a spare that took
-                # the slot), or to this worker if nothing could replace it.
-                self.on_worker_ready(worker)
+        if recycle:
+            self._replace_recycled(worker)
         # Once the pool closed, every call still in flight ends with PoolClosedError.
         call.inbox.put(_Dead(PoolClosedError("the pool was closed during the call")) if closed else response)
+
+    # -- recycling ----------------------------------------------------------------------
+    def recycle(self, worker: WorkerHandle, reason: str) -> None:
+        """Drain ``worker`` (it takes no new calls) and give its slot to a replacement.
+
+        Marked under the lock, with its replacement pending in the same step: a
+        worker seen draining while nothing else accepted calls would take the
+        next one itself (see _accepting_workers), so a mark set apart from the
+        replacement let a draining worker take a whole group more.
+        """
+        with self.lock:
+            if worker.draining:
+                return
+            self._mark_recycling_locked(worker, reason)
+        self._replace_recycled(worker)
+
+    def _mark_recycling_locked(self, worker: WorkerHandle, reason: str) -> None:
+        worker.draining = True
+        worker.drain_reason = reason
+        self._recycling.add(worker)
+
+    def _replace_recycled(self, worker: WorkerHandle) -> None:
+        try:
+            self.pool._log_recycled(worker)
+            self.pool._replace_draining(worker)  # a spare at once, else one starting
+        finally:
+            with self.lock:
+                self._recycling.discard(worker)
+            # The calls that waited go on: to the replacement (a spare that took
+            # the slot), or to this worker if nothing could replace it.
+            self.on_worker_ready(worker)
 
     def on_host_request(self, worker: WorkerHandle, request: Request) -> None:
         parent = request.params[0] if request.params else None

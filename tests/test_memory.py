@@ -2,6 +2,7 @@
 
 import asyncio
 import collections
+import time
 
 import psutil
 import pytest
@@ -162,6 +163,39 @@ def test_max_tasks_per_worker_recycles_a_worker_that_is_never_idle(how):
     # (map, run_batch) runs whole, so a worker serves at most 9: 4 replacements at least.
     assert len(replaced) >= (7 if how == "submit" else 4), replaced
     assert len(set(replaced)) == len(replaced)     # each worker is replaced once
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_marked_mid_group_takes_no_group_more_while_its_recycling_is_logged():
+    """A group's jobs count as they answer, so the caller reading a job's result can
+    find the limit reached while the group still runs. The mark and the pending
+    replacement are one step: when they were two (the log line between them), a
+    group that ended in between went to the draining worker, as no other worker
+    accepted calls, and it served a whole group more (10 of 5: a CI failure). A
+    slow log handler holds that moment open; it holds no one's turn."""
+    import logging
+
+    class SlowOnRecycled(logging.Handler):
+        def emit(self, record):
+            if getattr(record, "event", None) == "recycled":
+                time.sleep(0.05)  # widens the moment; nothing waits for it
+
+    handler = SlowOnRecycled()
+    logger = logging.getLogger("isolate")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
+            for _ in range(3):
+                records = list(pool.run_batch(({"id": i, "context": {"x": i}} for i in range(40)),
+                                              script="x", ordered=True))
+                assert [r["value"] for r in records] == list(range(40))
+                served = collections.Counter(r["pid"] for r in records)
+                assert max(served.values()) <= 9, served  # a group started below 5 runs whole
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def test_recycling_drains_a_worker_with_live_contexts():
