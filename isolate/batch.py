@@ -471,8 +471,10 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
     # finished in a queue their futures' callbacks fill (O(1) per result, where
     # concurrent.futures.wait over the window would be O(window)).
     window: collections.deque[_Entry] = collections.deque()
-    running: set[_Entry] = set()
-    finished: queue.SimpleQueue = queue.SimpleQueue()
+    running: dict[concurrent.futures.Future, _Entry] = {}
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # of futures: a callback that held its
+    # entry would make a cycle (future -> callback -> entry -> future), each result then
+    # waiting for the cyclic garbage collector
     pending: list[Job] = []
     exhausted = False
 
@@ -494,8 +496,8 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
             if ordered:
                 window.append(entry)
             else:
-                running.add(entry)
-                entry.future.add_done_callback(lambda _, entry=entry: finished.put(entry))
+                running[entry.future] = entry
+                entry.future.add_done_callback(finished.put)
             if entry.job is not None:
                 pending.append(entry.job)
                 if len(pending) >= size:
@@ -509,14 +511,13 @@ def grouped_stream(pool, make: Callable[[Any], _Entry], items: Iterator[Any], *,
             if ordered:
                 entry = window.popleft()
             else:
-                entry = finished.get()
-                running.discard(entry)
+                entry = running.pop(finished.get())
             if (len(window) if ordered else len(running)) <= max_in_flight - size:
                 pool._check_open()
                 refill()
             yield entry.finish(entry.future)  # (ordered: waits for it there)
     finally:
-        for entry in list(window) + list(running):
+        for entry in list(window) + list(running.values()):
             entry.future.cancel()
 
 

@@ -67,8 +67,20 @@ class JSError(IsolateError):
         self.name = name
         self.message = message
         self.stack = stack or (f"{name}: {message}" if message else name)
-        self.value = self if value is _NO_VALUE else value
+        self.value = value
         self.props = dict(props or {})
+
+    @property
+    def value(self) -> Any:
+        # The error itself unless a non-Error was thrown. Not stored as itself: a
+        # self-reference would leave every error to the cyclic garbage collector.
+        # (A flag, not a sentinel object: it must survive pickling, as by Dask.)
+        return self if self._value_is_self else self._value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self._value_is_self = value is _NO_VALUE or value is self
+        self._value = None if self._value_is_self else value
 
     def _set_props(self, props: dict) -> None:
         self.props = dict(props)

@@ -69,6 +69,19 @@ class Future(concurrent.futures.Future[T]):
 
         return asyncio.wrap_future(self).__await__()
 
+    # Once the outcome is in, nothing is left to stop. The stopper refers to the
+    # call or job whose outcome this future holds, so kept it would make a
+    # reference cycle: each finished job, with its whole reply, would then wait
+    # for the cyclic garbage collector (measured: 700 objects per job of a
+    # 50 KB transform; a full collection every ~75 jobs, ~1 ms of host CPU per job).
+    def set_result(self, result: T) -> None:
+        self._stop_running = None
+        super().set_result(result)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        self._stop_running = None
+        super().set_exception(exception)
+
     def cancel(self) -> bool:
         if super().cancel():
             return True
@@ -78,7 +91,7 @@ class Future(concurrent.futures.Future[T]):
         with self._condition:  # type: ignore[attr-defined]
             if self._state != "RUNNING":  # type: ignore[attr-defined]
                 return self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED")  # type: ignore[attr-defined]
-            stop = self._stop_running
+            stop, self._stop_running = self._stop_running, None
             self._state = "CANCELLED_AND_NOTIFIED"
             self._condition.notify_all()  # type: ignore[attr-defined]
         if stop is not None:
@@ -114,9 +127,11 @@ class AsyncFuture(Future[T], Coroutine[Any, Any, T]):
             task = asyncio.current_task()
         except RuntimeError:   # no running loop: driven by hand
             task = None
+        # The task by weak reference: it holds this coroutine, so a strong one would be a
+        # cycle (each awaited call then freed by the cyclic garbage collector only).
         if self._driver is None:
-            self._driver, self._driven_by = self.__await__(), task
-        elif task is not self._driven_by:
+            self._driver, self._driven_by = self.__await__(), (None if task is None else weakref.ref(task))
+        elif task is not (None if self._driven_by is None else self._driven_by()):
             raise RuntimeError("this isolate.AsyncFuture is already driven by another task: await that "
                                "task, or await the future itself")
         return self._driver

@@ -192,6 +192,13 @@ def run_group(pool, jobs: list[Job], timeout_ms, queue_timeout_ms) -> None:
     except BaseException as exc:  # a bug here must not leave a future unresolved
         _fail([j for j in jobs if not j.future.done()], exc)
         raise
+    finally:
+        # Every job is answered: its group is of no more use to it. A job and its
+        # group refer to each other, so left linked each job (its context, its
+        # reply) would wait for the cyclic garbage collector instead of going
+        # when the caller drops it.
+        for job in jobs:
+            job.group = None
 
 
 def _run_group(pool, jobs: list[Job], timeout_ms, queue_timeout_ms) -> None:

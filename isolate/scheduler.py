@@ -763,7 +763,14 @@ class Scheduler:
             # The worker's answer does not decode: that call fails, typed; the worker goes on.
             raise ProtocolViolationError(f"malformed answer to {call.method!r} from worker "
                                          f"{call.worker.pid}: {type(exc).__name__}: {exc}") from None
-        raise error
+        # The error's traceback holds this frame and its callers', which hold it (the
+        # decoded data holds it too, finished in place): let go of it, or each error
+        # would wait for the cyclic garbage collector with everything it refers to.
+        response.error = response.result = None
+        try:
+            raise error
+        finally:
+            del error, data
 
     # -- host calls ---------------------------------------------------------------------------
     def _serve(self, call: Call, request: Request) -> None:

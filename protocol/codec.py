@@ -445,6 +445,45 @@ class _Parsed:
         self.value = value
 
 
+class ParsedOnly:
+    """An :class:`ExtDecoder`'s ``needs_finish`` when its only placeholders are
+    JSON_FROM_JS values (a large mirrored reply's text, parsed on arrival): these
+    are put in place (:func:`put_parsed_in_place`) without the finishing walk,
+    which would go through every container of the rest of the reply. A marker
+    met as well makes ``needs_finish`` plain True: the walk places them."""
+
+    __slots__ = ("count",)
+
+    def __init__(self):
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def put_parsed_in_place(root: Any, count: int) -> Any:
+    """``root`` with its JSON_FROM_JS placeholders replaced by their values, found
+    breadth-first (they sit near the top of a reply) and no further once ``count``
+    are found. Nothing else in ``root`` needs finishing (see :class:`ParsedOnly`),
+    and a placeholder's value is final as parsed: it is not searched."""
+    if type(root) is _Parsed:
+        return root.value
+    level = [root]
+    while level and count:
+        below = []
+        for container in level:
+            items = enumerate(container) if type(container) is list else container.items()
+            for key, item in items:
+                t = type(item)
+                if t is _Parsed:
+                    container[key] = item.value  # an existing key: the dict keeps its size
+                    count -= 1
+                elif t is list or t is dict:
+                    below.append(item)
+        level = below
+    return root
+
+
 class _Ref:
     """Placeholder for REF(n) until the graph is resolved."""
 
@@ -528,7 +567,10 @@ class ExtDecoder:
                 value = _json_loads(data)
             except RecursionError:
                 raise ProtocolError("JSON_FROM_JS nested too deeply") from None
-            self.needs_finish = True
+            if self.needs_finish is False:
+                self.needs_finish = ParsedOnly()
+            if type(self.needs_finish) is ParsedOnly:
+                self.needs_finish.count += 1
             return _Parsed(value)
         if kind in (ExtType.MAP, ExtType.SET, ExtType.ERROR, ExtType.GRAPH):
             if data:

@@ -16,7 +16,7 @@ from typing import Any, Union
 
 import msgpack
 
-from .codec import ExtDecoder, decode_value
+from .codec import ExtDecoder, ParsedOnly, decode_value, put_parsed_in_place
 from .errors import ProtocolError
 
 __all__ = [
@@ -41,12 +41,17 @@ class MessageKind(enum.IntEnum):
     NOTIFICATION = 2
 
 
+# What a message's values need once unpacked: nothing, the finishing walk, or
+# only their JSON_FROM_JS values put in place (see codec.ParsedOnly).
+Finish = Union[bool, ParsedOnly]
+
+
 @dataclass
 class Request:
     msgid: int
     method: str
     params: list
-    needs_finish: bool = False
+    needs_finish: Finish = False
 
 
 @dataclass
@@ -54,14 +59,14 @@ class Response:
     msgid: int
     error: Any  # None or [code, message, data]
     result: Any
-    needs_finish: bool = False
+    needs_finish: Finish = False
 
 
 @dataclass
 class Notification:
     method: str
     params: list
-    needs_finish: bool = False
+    needs_finish: Finish = False
 
 
 Message = Union[Request, Response, Notification]
@@ -138,6 +143,10 @@ def _check_field(ok: bool, field: str, expected: str, value: Any, doc) -> None:
                             f"in {_describe(doc)}")
 
 
-def finish_values(value: Any, needs_finish: bool, **hooks) -> Any:
+def finish_values(value: Any, needs_finish: Finish, **hooks) -> Any:
     """Finish a value unpacked from a message (see ``codec.decode_value``), if it needs it."""
-    return decode_value(value, **hooks) if needs_finish else value
+    if not needs_finish:
+        return value
+    if type(needs_finish) is ParsedOnly:
+        return put_parsed_in_place(value, needs_finish.count)
+    return decode_value(value, **hooks)

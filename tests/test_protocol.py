@@ -20,6 +20,7 @@ import msgpack
 import pytest
 from _values import same
 
+import isolate
 from isolate import protocol
 import isolate.protocol.stream as stream_mod
 from isolate.protocol import (
@@ -1303,3 +1304,38 @@ class TestMergeableKeys:
         assert TypedKey(BigInt(1)) != TypedKey(1)
         with pytest.raises(AttributeError):
             TypedKey(True).value = False
+
+
+class TestParsedOnlyReplies:
+    """A reply whose only ext values are JSON_FROM_JS texts (a large mirrored reply) is
+    put together without the finishing walk; with a marker as well, the walk places them."""
+
+    @staticmethod
+    def _reply(result) -> protocol.Response:
+        decoder = ExtDecoder()
+        doc = decoder.unpack(protocol.pack_message(protocol.Response(7, None, result)))
+        return unpack_message(doc, decoder)
+
+    def test_texts_alone_are_put_in_place_without_the_walk(self):
+        text = msgpack.ExtType(17, b'{"doc":{"items":[1,2,{"a":null}]}}')
+        rows = [{"id": i, "tags": ["a", "b"]} for i in range(300)]
+        response = self._reply({"v": rows, "g": text, "x": [text, {"deep": [[text]]}]})
+        assert type(response.needs_finish).__name__ == "ParsedOnly" and response.needs_finish
+        value = protocol.finish_values(response.result, response.needs_finish)
+        doc = {"doc": {"items": [1, 2, {"a": None}]}}
+        assert value == {"v": rows, "g": doc, "x": [doc, {"deep": [[doc]]}]}
+
+    def test_a_text_at_the_root_is_the_value(self):
+        response = self._reply(msgpack.ExtType(17, b"[1,[2]]"))
+        assert protocol.finish_values(response.result, response.needs_finish) == [1, [2]]
+
+    def test_a_marker_as_well_makes_the_walk_place_them(self):
+        text = msgpack.ExtType(17, b'{"a":[1]}')
+        response = self._reply({"g": text, "m": [msgpack.ExtType(5, b""), "k", 1]})
+        assert response.needs_finish is True
+        value = protocol.finish_values(response.result, response.needs_finish)
+        assert value["g"] == {"a": [1]} and value["m"] == isolate.JSMap({"k": 1})
+
+    def test_no_ext_value_needs_nothing(self):
+        response = self._reply({"v": [1, {"a": 2}]})
+        assert response.needs_finish is False
