@@ -47,6 +47,7 @@ import concurrent.futures
 import enum
 import itertools
 import queue
+import select
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -261,13 +262,23 @@ class Scheduler:
         worker = call.worker
         try:
             params = call.params(worker) if callable(call.params) else call.params
-            worker.write(Request(call.msgid, call.method, [call.parent, *params]))
+            if worker.write(Request(call.msgid, call.method, [call.parent, *params])) > select.PIPE_BUF:
+                # A large request took a while to write: its timeout (and the kill
+                # ladder after it) counts from when the worker can read it whole.
+                call.started_at = time.monotonic()
         except (OSError, ValueError):
             # The worker's input is closed: it is gone (or the pool is closing
             # it). Take it out of rotation now rather than when its reader
             # notices, so this call, which it never read, moves on at once.
             self.on_worker_exiting(worker)
-        except BaseException as exc:  # building the request failed: it was never sent
+        except BaseException as exc:
+            if getattr(exc, "isolate_frame_sent", False):
+                # Ctrl-C came while the request went out, held until it was whole
+                # (WorkerHandle.write): the worker has it, so the call runs. Nobody
+                # will wait for it now: stop it, as for any caller who gave up.
+                self.abandon(call)
+                raise
+            # Building the request failed: it was never sent.
             with self.lock:
                 ended = call.state is CallState.RUNNING and (worker.running is call or call.parent)
                 if ended:

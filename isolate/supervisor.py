@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import queue
+import select
 import signal
 import struct
 import threading
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from .protocol import (
     PROTOCOL_VERSION, MessageStream, Notification, ProtocolError, Request, Response, StreamClosed,
+    pack_message,
 )
 
 from .errors import IsolateError, ProtocolViolationError, WorkerCrashedError, WorkerMemoryError, describe_exit
@@ -217,11 +219,30 @@ class WorkerHandle:
         self.last_msgid = next(self._msgids)
         return self.last_msgid
 
-    def write(self, message) -> None:
-        """Write one message (queued releases first). Raises OSError if the worker is gone."""
+    def write(self, message) -> int:
+        """Write one message (queued releases first); its size in bytes. Raises OSError if
+        the worker is gone.
+
+        A frame is never left torn by Ctrl-C: see :func:`_write_holding_sigint`. An
+        interrupt that came while the frame went out is raised once it is whole,
+        marked ``isolate_frame_sent`` (the worker has the request: the caller's
+        bookkeeping must say so); if the worker takes nothing more for the grace,
+        the frame cannot be finished: the worker is killed and the interrupt raised.
+        """
+        data = pack_message(message)
         with self._write_lock:
             self._flush_releases()
-            self._stream.write(message)
+            if len(data) <= select.PIPE_BUF or threading.current_thread() is not threading.main_thread():
+                # One write(2) of at most PIPE_BUF bytes is whole or nothing, and
+                # Python runs signal handlers in the main thread only.
+                self._stream.write_bytes(data)
+                return len(data)
+            try:
+                _write_holding_sigint(self._stream.write_fd, data, self.limits.kill_grace_s)
+            except _FrameTorn as torn:
+                self.kill()  # its input is half a message: nothing it reads next would make sense
+                raise torn.interrupt from None
+        return len(data)
 
     def write_quietly(self, message) -> None:
         """Write if the worker is still there; a worker gone is reported by its reader."""
@@ -333,3 +354,73 @@ def _log_end(level: int, pid: int, event: str, reason: str, exitcode: int | None
     log.log(level, "worker %d %s (%s): %s", pid, event, describe_exit(exitcode), reason,
             extra={"worker_pid": pid, "event": event, "reason": reason, "exitcode": exitcode,
                    "signal": signal_name})
+
+
+class _FrameTorn(Exception):
+    def __init__(self, interrupt: BaseException):
+        super().__init__("a frame was left unfinished")
+        self.interrupt = interrupt
+
+
+def _write_holding_sigint(fd: int, data: bytes, grace_s: float) -> None:
+    """Write ``data`` whole from the main thread, holding a SIGINT until it is.
+
+    Python runs a signal handler between any two bytecodes of the main thread,
+    so Ctrl-C during a large write (more than one write(2)) used to leave half
+    a message on the pipe: the worker then read the next message as the rest
+    of it, and was killed for not starting the call, with all its contexts.
+    Here the handler only notes the signal; the write goes on (non-blocking,
+    polled, so that it can be given up), and the original handler runs once
+    the frame is whole. If the worker reads nothing for ``grace_s`` after the
+    signal (stopped, wedged) and the original handler raises, the frame is
+    given up: :class:`_FrameTorn` carries what it raised.
+    """
+    caught: list = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    delivered = False
+    try:
+        os.set_blocking(fd, False)
+        try:
+            view = memoryview(data)
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            give_up_at = None
+            while view:
+                try:
+                    view = view[os.write(fd, view):]
+                    continue
+                except BlockingIOError:
+                    pass
+                if caught and not delivered:
+                    now = time.monotonic()
+                    if give_up_at is None:
+                        give_up_at = now + grace_s
+                    elif now >= give_up_at:
+                        delivered = True
+                        interrupt = _interrupt_of(previous, caught[0])
+                        if interrupt is not None:
+                            raise _FrameTorn(interrupt)
+                poller.poll(50)  # in slices: a signal noted meanwhile starts the grace
+        finally:
+            os.set_blocking(fd, True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and not delivered:
+        interrupt = _interrupt_of(previous, caught[0])
+        if interrupt is not None:
+            interrupt.isolate_frame_sent = True  # type: ignore[attr-defined]
+            raise interrupt
+
+
+def _interrupt_of(handler: Any, frame: Any) -> BaseException | None:
+    """Run the SIGINT handler that was held back; what it raised, if anything."""
+    if handler is signal.SIG_IGN:
+        return None
+    if not callable(handler):  # SIG_DFL, or a handler not set from Python: let it act now
+        signal.raise_signal(signal.SIGINT)
+        return None
+    try:
+        handler(signal.SIGINT, frame)
+    except BaseException as exc:
+        return exc
+    return None

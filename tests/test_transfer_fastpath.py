@@ -537,7 +537,10 @@ def test_a_large_value_past_the_memory_limit_fails_typed_and_the_context_serves(
 
 
 def test_a_large_write_is_bounded_by_the_access_timeout():
-    with isolate.Pool(size=1, limits=isolate.Limits(access_timeout_s=0.001)) as pool:
+    # The grace is long enough for the engine's JSON.parse (C, not interruptible:
+    # ~80 ms for these 4 MB here, more on a slow machine) so that the worker's own
+    # stop answers, not the kill ladder, which would end the context with it.
+    with isolate.Pool(size=1, limits=isolate.Limits(access_timeout_s=0.001, kill_grace_s=10)) as pool:
         context = pool.create_context()
         with pytest.raises(isolate.ScriptTimeoutError):
             context["data"] = big_records(60_000)
