@@ -2,6 +2,8 @@
 
 import asyncio
 import collections
+import contextlib
+import logging
 import time
 
 import psutil
@@ -111,6 +113,20 @@ def test_worker_memory_limit_contains_a_blow_up():
         assert psutil.Process().memory_info().rss < 2 * 1024**3  # the host is untouched
 
 
+@contextlib.contextmanager
+def _isolate_log_handler(handler):
+    """``handler`` on the "isolate" logger at INFO for the block (as it was after)."""
+    logger = logging.getLogger("isolate")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def test_max_tasks_per_worker_recycles_between_calls():
     with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
         seen = set()
@@ -127,8 +143,6 @@ def test_max_tasks_per_worker_recycles_a_worker_that_is_never_idle(how):
     worker is never idle between calls: its replacement must take its slot anyway.
     Before, it waited for an idle moment that never came, and the worker served every
     call of the burst (1 replacement in 40 calls instead of 7)."""
-    import logging
-
     replaced = []
 
     class Replacements(logging.Handler):
@@ -136,12 +150,7 @@ def test_max_tasks_per_worker_recycles_a_worker_that_is_never_idle(how):
             if getattr(record, "event", None) == "replaced":
                 replaced.append(record.worker_pid)
 
-    handler = Replacements()
-    logger = logging.getLogger("isolate")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
+    with _isolate_log_handler(Replacements()):
         with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
             inputs = [{"x": i} for i in range(40)]
             if how == "map":
@@ -156,9 +165,6 @@ def test_max_tasks_per_worker_recycles_a_worker_that_is_never_idle(how):
                 assert max(served.values()) <= 9, served  # a group started below 5 runs whole
             assert got == list(range(40))
             assert pool.run_in_new_context("1") == 1
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     # Single calls are counted exactly: 40 calls, 5 each, 7 replacements. A group of jobs
     # (map, run_batch) runs whole, so a worker serves at most 9: 4 replacements at least.
     assert len(replaced) >= (7 if how == "submit" else 4), replaced
@@ -173,19 +179,12 @@ def test_a_worker_marked_mid_group_takes_no_group_more_while_its_recycling_is_lo
     group that ended in between went to the draining worker, as no other worker
     accepted calls, and it served a whole group more (10 of 5: a CI failure). A
     slow log handler holds that moment open; it holds no one's turn."""
-    import logging
-
     class SlowOnRecycled(logging.Handler):
         def emit(self, record):
             if getattr(record, "event", None) == "recycled":
                 time.sleep(0.05)  # widens the moment; nothing waits for it
 
-    handler = SlowOnRecycled()
-    logger = logging.getLogger("isolate")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    try:
+    with _isolate_log_handler(SlowOnRecycled()):
         with isolate.Pool(size=1, max_tasks_per_worker=5) as pool:
             for _ in range(3):
                 records = list(pool.run_batch(({"id": i, "context": {"x": i}} for i in range(40)),
@@ -193,9 +192,6 @@ def test_a_worker_marked_mid_group_takes_no_group_more_while_its_recycling_is_lo
                 assert [r["value"] for r in records] == list(range(40))
                 served = collections.Counter(r["pid"] for r in records)
                 assert max(served.values()) <= 9, served  # a group started below 5 runs whole
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def test_recycling_drains_a_worker_with_live_contexts():
