@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import struct
+import subprocess
 import sys
 import time
 
@@ -817,6 +818,52 @@ class TestInterrupts:
                 outcomes["caught: " + caught] += 1
             assert ctx.op("run", "1 + 1", "t.js", False, 0, 0, True)["v"] == 2
         assert outcomes == {"timeout": 200}, dict(outcomes)
+
+
+    @pytest.mark.timeout(120)
+    def test_a_redelivery_that_lands_while_an_abort_is_handled_is_not_lost(self):
+        """A stop raised in a host call is caught there and handed back as an abort; the
+        bridge then waits for the stop's re-delivery (50 us later). If that alarm came
+        while the catching ``except`` still ran, the handler saw a stop unwinding and
+        returned without arming the timer again: nothing stopped the script, ever (a
+        CI run hung on the test above). Here the abort handler itself takes 2 ms. In a
+        child process with a deadline: the old behaviour hangs there, not the suite."""
+        result = subprocess.run([sys.executable, "-c", _REDELIVERY_SCENARIO], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0 and result.stdout.split() == ["stopped"] * 5, result.stderr[-2000:]
+
+
+_REDELIVERY_SCENARIO = """
+import time
+from isolate.workers.engine import EngineContext
+from isolate.workers.tagged import to_tagged
+from isolate.workers.worker import Deadlines, ScriptTimeout
+from isolate.protocol import HostFunctionRef
+
+deadlines = Deadlines()
+
+def slow_abort(exc):
+    deadlines.redeliver_soon()
+    until = time.monotonic() + 0.002
+    while time.monotonic() < until:
+        pass  # still inside the except that caught the stop
+
+def slow_host(fid, args, tagged):
+    until = time.monotonic() + 0.005
+    while time.monotonic() < until:
+        pass  # the deadline passes in here: the stop lands in the host call
+    return {"ok": True, "v": 1}
+
+for _ in range(5):
+    ctx = EngineContext(slow_host, on_abort=slow_abort)
+    ctx.op("set", 0, "answer", to_tagged(HostFunctionRef(1, "answer")))
+    try:
+        with deadlines.deadline(2):
+            ctx.op("run", "for (;;) { answer() }", "t.js", False, 0, 0, True)
+    except ScriptTimeout:
+        print("stopped", flush=True)
+    assert ctx.op("run", "1 + 1", "t.js", False, 0, 0, True)["v"] == 2
+"""
 
 
 # -- syntax checks: nothing of the body runs ----------------------------------------------------

@@ -161,7 +161,13 @@ class Deadlines:
 
     def _alarm(self, frame) -> None:
         if _stopping():
-            return  # a stop is already unwinding (we are in its except/finally): one is enough
+            # A stop is already unwinding (we are in its except/finally): raise no
+            # second one, but keep the timer going. That stop may be one a host call
+            # caught to hand back as an abort, with the bridge now waiting for this
+            # very re-delivery: dropped here, nothing raised the stop again and the
+            # script spun on forever (seen in CI as a hung engine test).
+            self.redeliver_soon()
+            return
         # A stop is only ever raised while an engine op runs. dukpy checks
         # signals around each host callback and turns a raise there into a
         # *catchable* InternalError("interrupted"); the bridge answers that by
