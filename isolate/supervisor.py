@@ -391,7 +391,9 @@ def _write_holding_sigint(fd: int, data: bytes, grace_s: float) -> None:
                     continue
                 except BlockingIOError:
                     pass
-                if caught and not delivered:
+                # (Given up only for a handler set from Python: SIG_DFL's action, a
+                # signal raised again, would reach the noting handler still in place.)
+                if caught and not delivered and callable(previous):
                     now = time.monotonic()
                     if give_up_at is None:
                         give_up_at = now + grace_s
