@@ -296,7 +296,7 @@ POOL_KEYWORDS = {
     "default_loader_root": COMMON_WRONG_TYPES[:-1] + [
         _v("int", lambda: 5), _v("missing-dir", lambda: "/nonexistent/isolate-attack"),
         _v("a-file", lambda: __file__), _v("nul", lambda: "/tmp/\0x"), _v("True", lambda: True),
-        _v("hostile-str", lambda: HostileStr("/nonexistent"))],
+        _v("hostile-str", lambda: HostileStr("/nonexistent/isolate-attack"))],
     "limits": COMMON_WRONG_TYPES + [
         _v("str", lambda: "x"), _v("int", lambda: 5), _v("dict-of-limits", lambda: {"kill_grace_s": 1}),
         _v("True", lambda: True), _v("limits-class", lambda: isolate.Limits)],

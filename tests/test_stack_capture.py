@@ -28,7 +28,9 @@ pytestmark = pytest.mark.timeout(120)
 
 import isolate.workers.engine
 
-_BRIDGE = Path(isolate.workers.engine.__file__).with_name("bridge.js").read_text()
+# The bridge and its parts (workers/bridgesource.py).
+_BRIDGE = "\n".join(path.read_text() for path in sorted(
+    Path(isolate.workers.engine.__file__).parent.glob("bridge*.js")))
 # Every name a function of the bridge can carry: declarations, methods, named function expressions.
 BRIDGE_NAMES = (set(re.findall(r"\bfunction\s+([A-Za-z_$][\w$]*)", _BRIDGE))
                 | set(re.findall(r"^\s+([A-Za-z_$][\w$]*)\([^)]*\)\s*\{\s*$", _BRIDGE, re.M))
@@ -103,7 +105,7 @@ def check_sites(pool, ctx, expect_user: str):
 def test_bridge_names_are_known():
     # The audit's list is the bridge's: a rename there must not empty it.
     assert {"encodeWalk", "encodeItem", "decodeItem", "hostFunction", "className", "errorHead",
-            "handOver", "enter", "finish", "call", "screened"} <= BRIDGE_NAMES
+            "handOver", "enter", "finish", "call", "screened", "cleanStack", "stackTools"} <= BRIDGE_NAMES
 
 
 # Each path: (code run in the context, or a Python step; the user frame name it must record).

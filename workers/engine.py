@@ -20,7 +20,6 @@ import ctypes
 import json
 import math
 import struct
-from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.values import ErrorValue, JSONText, undefined
@@ -29,6 +28,7 @@ from .quickjs import (
     FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue,
     Tag, quickjs,
 )
+from .bridgesource import BRIDGE_PARTS, bridge_source, part_source
 from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text
 from .quickjs import dukpy_extension
 from .quickjs import reset_for_new_process as _reset_quickjs
@@ -40,7 +40,7 @@ __all__ = ["EngineContext", "EngineError", "ENGINE_NAME", "in_abort_tail", "engi
 # package is not imported here either (see quickjs.dukpy_extension).
 ENGINE_NAME = "QuickJS-ng via dukpy 0.6"
 _dukpy = dukpy_extension()
-_BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_bytes()
+_BRIDGE_SOURCE = bridge_source().encode("utf-8")
 
 # The reply of a host function: {"ok": bool, "v"/"e": tagged value}.
 HostCall = Callable[[int, Any, bool], dict]
@@ -264,7 +264,7 @@ class EngineContext:
 
     # -- hooks dukpy calls -------------------------------------------------
     def _check_exported_function_exists(self, name: bytes) -> bool:
-        return name == b"call" or name == b"unshared"
+        return name == b"call" or name == b"unshared" or name == b"part"
 
     def _call_python(self, name: bytes, json_args: bytes) -> bytes:
         # `waiting` (read by in_abort_tail) is true only while the host call can
@@ -279,6 +279,10 @@ class EngineContext:
                 answer = self._root_unshared()
                 waiting = False
                 return str(answer).encode()
+            if name == b"part":  # the bridge asks for one of its parts (bridge.js, bridgePart)
+                loaded = self._load_part(json.loads(json_args))
+                waiting = False
+                return b"true" if loaded else b"false"
             function_id, tagged_args, tagged = json.loads(json_args)
             reply = self._on_host_call(function_id, tagged_args, tagged)
             waiting = False
@@ -305,6 +309,29 @@ class EngineContext:
             return self._js(api, ctx, api.unshared, ctx, root) if root.tag == Tag.OBJECT else 0
         finally:
             api.free_value(ctx, root)
+
+    def _load_part(self, args) -> bool:
+        """Read a part of the bridge (``args``: ``[name]``) into this context and leave its
+        function in the stash's ``part``; False with what reading it threw left there
+        instead (workers/bridgesource.py). Reading makes the part's function and runs
+        nothing else. Out of memory, memory is made and the read tried once more."""
+        api, rt, ctx = self._native
+        name = args[0] if isinstance(args, list) and args else None
+        bytecode = _get_bridge_bytecode().parts.get(name) if isinstance(name, str) else None
+        if bytecode is None:
+            api.set_property_str(ctx, self._stash, b"part", UNDEFINED)
+            return False
+        for attempt in (1, 2):
+            fn = self._js(api, ctx, api.deserialize, ctx, bytecode)
+            made = fn if fn.tag == Tag.EXCEPTION else self._js(api, ctx, api.eval_function, ctx, fn)  # consumes fn
+            if made.tag != Tag.EXCEPTION:
+                api.set_property_str(ctx, self._stash, b"part", made)  # consumes it
+                return True
+            if attempt == 1 and self._failed_for_memory(api, rt, ctx):
+                continue
+            break
+        api.set_property_str(ctx, self._stash, b"part", api.take_exception(ctx))
+        return False
 
     # -- operations --------------------------------------------------------
     def op(self, *request: Any, drain: bool = True) -> dict:
@@ -1150,6 +1177,7 @@ class _BridgeBytecode:
         self.available = False
         self.reason = "not probed"
         self.bytecode: bytes = b""
+        self.parts: dict[str, bytes] = {}  # the bridge's parts, by name (workers/bridgesource.py)
 
     def load(self) -> "_BridgeBytecode":
         api = quickjs()
@@ -1162,6 +1190,8 @@ class _BridgeBytecode:
             # Compiled once per process tree: a forked worker keeps what its zygote compiled
             # (the same library, so the same build), and probes it below as its own.
             self.bytecode = _compiled_bridge or self._compile(api, _BRIDGE_SOURCE)
+            self.parts = _compiled_parts or {name: self._compile(api, part_source(name).encode("utf-8"))
+                                             for name in BRIDGE_PARTS}
             probe = EngineContext.__new__(EngineContext)
             probe._init_raw(lambda *a: {"ok": True, "v": None}, None)
             probe._installed = self.install(probe)
@@ -1172,7 +1202,7 @@ class _BridgeBytecode:
             self.available = False
             self.reason = f"the bridge could not be loaded from bytecode: {type(exc).__name__}: {exc}"
             return self
-        _keep_compiled(self.bytecode)
+        _keep_compiled(self.bytecode, self.parts)
         self.available = True
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
         return self
@@ -1211,11 +1241,12 @@ _bridge_bytecode: _BridgeBytecode | None = None
 _bridge_lock = threading.Lock()
 # The bytecode a probe of this process (or of the zygote it was forked from) accepted.
 _compiled_bridge: bytes | None = None
+_compiled_parts: dict[str, bytes] | None = None
 
 
-def _keep_compiled(bytecode: bytes) -> None:
-    global _compiled_bridge
-    _compiled_bridge = bytecode
+def _keep_compiled(bytecode: bytes, parts: dict[str, bytes]) -> None:
+    global _compiled_bridge, _compiled_parts
+    _compiled_bridge, _compiled_parts = bytecode, parts
 
 
 def _get_bridge_bytecode() -> _BridgeBytecode:

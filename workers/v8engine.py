@@ -50,17 +50,18 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 from ..protocol.values import ErrorValue
 
+from .bridgesource import bridge_with_parts
 from .engine_api import EngineKind, HostCall
 from .fastjson import request_text
 
 __all__ = ["V8Context", "EngineError", "KIND", "start", "available"]
 
-_BRIDGE_SOURCE = (Path(__file__).with_name("bridge.js")).read_text("utf-8")
+# The bridge with its parts handed over at installation (V8 compiles from source).
+_BRIDGE_SOURCE = bridge_with_parts()
 _OWN_FILE = "<isolate-bridge>"   # bridge.js leaves frames of this file out of stacks
 _STOP_SIGNALS = {signal.SIGALRM, signal.SIGUSR1}
 # How often a context under memory_limit has its growth sampled while it runs (s).

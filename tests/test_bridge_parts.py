@@ -1,0 +1,155 @@
+"""The bridge's parts are read late, and reading them late changes nothing (issue 14).
+
+Most contexts never format an error stack, so the stack tools are a part of the bridge
+(workers/bridge_stack.js, workers/bridgesource.py) that a QuickJS context reads only
+when its first error crosses. By then the script may have replaced every built-in
+and filled its memory: the part must take only the intrinsics the bridge captured at
+installation, must give the same stacks as before, and running out of memory while
+reading it must give a typed error and leave the context usable.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import isolate
+from isolate.workers.bridgesource import BRIDGE_PARTS, bridge_with_parts, part_source
+from isolate.workers.engine import EngineContext
+from isolate.workers.tagged import from_tagged
+
+pytestmark = pytest.mark.timeout(60)
+
+MiB = 1024 * 1024
+
+THROW = "function f() { throw new Error('boom') }\nf()"
+STACK = "Error: boom\n    at f (t.js:1:25)\n    at t.js:2:1"  # QuickJS columns (Node says 1:22)
+
+# Every built-in the stack part (or the bridge around it) could be tempted to use,
+# replaced by a function that counts its calls and throws.
+POLLUTE = r"""
+var CALLS = 0;
+const DEF = Object.defineProperty;
+const bad = () => function () { CALLS++; throw new TypeError('polluted'); };
+for (const [owner, keys] of [
+    [String.prototype, ['indexOf', 'lastIndexOf', 'slice', 'substring', 'charCodeAt', 'split', 'replace',
+                        'startsWith', 'trim', 'concat']],
+    [Array.prototype, ['push', 'join', 'map', 'slice', 'splice', 'indexOf']],
+    [Object, ['defineProperty', 'getPrototypeOf', 'keys', 'create']],
+    [Reflect, ['apply', 'defineProperty', 'getPrototypeOf']],
+    [Function.prototype, ['call', 'apply', 'bind']]]) {
+  for (const key of keys) DEF(owner, key, { value: bad(), writable: true, configurable: true });
+}
+DEF(Error.prototype, 'stack', { get: bad(), set: bad(), configurable: true });
+1
+"""
+
+
+class Counted:
+    """An in-process EngineContext that counts the parts its bridge reads."""
+
+    def __init__(self):
+        self.ctx = EngineContext(lambda *a: None)
+        self.parts: list = []
+        load = self.ctx._load_part
+
+        def counted(args):
+            loaded = load(args)
+            self.parts.append((args, loaded))
+            return loaded
+
+        self.ctx._load_part = counted
+
+    def reply(self, code):
+        return self.ctx.op("run", code, "t.js", False, 0, 0, True)
+
+    def run(self, code):
+        reply = self.reply(code)
+        assert reply["ok"], reply
+        return from_tagged(reply["v"], reply.get("t", True))
+
+    def thrown(self, code):
+        reply = self.reply(code)
+        assert not reply["ok"], reply
+        return from_tagged(reply["e"], reply.get("t", True))
+
+
+def seen(error):
+    """An error as comparable fields (ErrorValue compares by identity)."""
+    return (error.name, error.message, error.stack, error.props)
+
+
+BOOM = ("Error", "boom", STACK, {})
+OUT_OF_MEMORY = ("InternalError", "out of memory", "InternalError: out of memory", {})
+
+
+def test_every_part_is_a_function_expression_of_the_intrinsics():
+    assert BRIDGE_PARTS == ("stack",)
+    for name in BRIDGE_PARTS:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", part_source(name), flags=re.S).strip()
+        assert text.startswith("(function ") and text.endswith("})"), name
+    with pytest.raises(ValueError):
+        part_source("../bridge")
+    # The source for engines without bytecode (V8) hands every part to the installation.
+    assert bridge_with_parts().rstrip().endswith("});") and "stack: (" in bridge_with_parts()
+
+
+def test_a_context_that_formats_no_stack_reads_no_part():
+    engine = Counted()
+    assert engine.run("[1, 'a', {b: 2n}].length") == 3
+    assert engine.run("try { null.x } catch (e) { e.stack.length > 0 }") is True
+    assert engine.parts == []
+
+
+def test_the_part_is_read_once_at_the_first_stack_after_pollution():
+    engine = Counted()
+    engine.run(POLLUTE)
+    assert engine.parts == []  # the pollution is in place before the part is read
+    assert seen(engine.thrown(THROW)) == BOOM
+    assert engine.parts == [(["stack"], True)]
+    error = engine.thrown("null.x")
+    assert error.name == "TypeError" and error.stack.endswith("\n    at t.js:1:1")
+    assert engine.parts == [(["stack"], True)]  # read once per context
+    assert engine.run("CALLS") == 0  # nothing the script replaced was called
+
+
+def test_the_same_stacks_as_a_clean_context():
+    clean, polluted = Counted(), Counted()
+    polluted.run(POLLUTE)
+    for code in (THROW, "null.x", "function g() { g() }\ng()", "eval('(')",
+                 "class E extends RangeError {}\nthrow Object.assign(new E('m'), {code: 'X'})"):
+        assert seen(polluted.thrown(code)) == seen(clean.thrown(code)), code
+    assert polluted.run("CALLS") == 0
+
+
+def test_reading_the_part_out_of_memory_is_a_typed_error_and_the_context_recovers():
+    engine = Counted()
+    engine.ctx.set_memory_limit(32 * MiB)
+    # Fill the limit without formatting a stack (the error is caught in the script).
+    engine.reply("globalThis.keep = []; try { for (;;) keep.push('x'.repeat(1000) + keep.length) } catch (e) {}; 0")
+    for _ in range(3):
+        # Either the part was read (the engine makes memory and tries again) or
+        # the script's own Error could not be made: never anything else.
+        assert seen(engine.thrown(THROW)) in (BOOM, OUT_OF_MEMORY)
+    assert all(loaded for _, loaded in engine.parts) and len(engine.parts) <= 1
+    assert engine.run("keep = null; 1") == 1
+    assert seen(engine.thrown(THROW)) == BOOM
+
+
+def test_in_the_pool_a_polluted_fresh_context_at_its_limit_still_gets_its_error():
+    with isolate.Pool(size=1, spare_workers=0) as pool:
+        code = POLLUTE + ";\nvar keep = [], hit = false;\n" \
+            "try { for (;;) keep.push('x'.repeat(1000) + keep.length) } catch (e) { hit = true }\n" \
+            "keep = null;\nfunction f() { throw new Error('boom ' + hit) }\nf()"
+        for _ in range(3):
+            with pytest.raises(isolate.JSError) as info:
+                pool.run_in_new_context(code, filename="t.js", memory_limit=32 * MiB, timeout=10_000)
+            assert info.value.name == "Error" and info.value.message == "boom true"
+            assert "\n    at f (t.js:" in info.value.stack
+            # Still at the limit when the error crosses: the error or out of memory, typed.
+            with pytest.raises(isolate.JSError) as info:
+                pool.run_in_new_context(code.replace("keep = null;", ""), filename="t.js",
+                                        memory_limit=32 * MiB, timeout=10_000)
+            assert (info.value.name, info.value.message) in (("Error", "boom true"), ("InternalError", "out of memory"))
+        assert pool.run_in_new_context("1 + 1") == 2
