@@ -1,8 +1,10 @@
 """The bridge's parts are read late, and reading them late changes nothing (issue 14).
 
-Most contexts never format an error stack, so the stack tools are a part of the bridge
-(workers/bridge_stack.js, workers/bridgesource.py) that a QuickJS context reads only
-when its first error crosses. By then the script may have replaced every built-in
+Most contexts never format an error stack and are only set up, run and read, so the
+stack tools and the other ops (get, set, construct, compile_function, ...) are parts
+of the bridge (workers/bridge_stack.js, workers/bridge_ops.js, workers/bridgesource.py)
+that a QuickJS context reads only when its first error crosses or a request first
+names such an op. By then the script may have replaced every built-in
 and filled its memory: the part must take only the intrinsics the bridge captured at
 installation, must give the same stacks as before, and running out of memory while
 reading it must give a typed error and leave the context usable.
@@ -62,7 +64,9 @@ class Counted:
         self.ctx._load_part = counted
 
     def reply(self, code):
-        return self.ctx.op("run", code, "t.js", False, 0, 0, True)
+        # As the worker runs a script: compiled through the C API, run, then the bridge's finish.
+        bytecode, failure = self.ctx.compile_script(code, "t.js")
+        return failure if bytecode is None else self.ctx.run_compiled(bytecode, False)
 
     def run(self, code):
         reply = self.reply(code)
@@ -85,7 +89,7 @@ OUT_OF_MEMORY = ("InternalError", "out of memory", "InternalError: out of memory
 
 
 def test_every_part_is_a_function_expression_of_the_intrinsics():
-    assert BRIDGE_PARTS == ("stack",)
+    assert BRIDGE_PARTS == ("stack", "ops")
     for name in BRIDGE_PARTS:
         text = re.sub(r"//[^\n]*|/\*.*?\*/", "", part_source(name), flags=re.S).strip()
         assert text.startswith("(function ") and text.endswith("})"), name
@@ -97,9 +101,24 @@ def test_every_part_is_a_function_expression_of_the_intrinsics():
 
 def test_a_context_that_formats_no_stack_reads_no_part():
     engine = Counted()
-    assert engine.run("[1, 'a', {b: 2n}].length") == 3
+    assert engine.ctx.op("set_globals", [{"x": 41}])["ok"]
+    assert engine.run("[1, 'a', {b: 2n}].length + x") == 44
     assert engine.run("try { null.x } catch (e) { e.stack.length > 0 }") is True
     assert engine.parts == []
+
+
+def test_the_ops_part_is_read_once_at_the_first_request_for_one_after_pollution():
+    engine = Counted()
+    engine.run(POLLUTE + "; var obj = { a: [1, 2] }; class K { constructor(v) { this.v = v } }; 1")
+    assert engine.parts == []
+    assert engine.ctx.op("get", 0, "obj") == {"ok": True, "v": {"a": [1, 2]}, "t": False}
+    assert engine.parts == [(["ops"], True)]
+    assert engine.ctx.op("set", 0, "y", [5, False])["ok"] and engine.run("y") == 5
+    assert engine.ctx.op("keys", 0)["ok"] and engine.ctx.op("has", 0, "y") == {"ok": True, "v": True, "t": False}
+    reply = engine.ctx.op("get", 0, "missing")
+    assert not reply["ok"] and from_tagged(reply["e"], reply["t"]).name == "ReferenceError"
+    assert engine.parts == [(["ops"], True), (["stack"], True)]  # read once each
+    assert engine.run("CALLS") == 0  # nothing the script replaced was called
 
 
 def test_the_part_is_read_once_at_the_first_stack_after_pollution():
@@ -135,6 +154,20 @@ def test_reading_the_part_out_of_memory_is_a_typed_error_and_the_context_recover
     assert all(loaded for _, loaded in engine.parts) and len(engine.parts) <= 1
     assert engine.run("keep = null; 1") == 1
     assert seen(engine.thrown(THROW)) == BOOM
+
+
+def test_reading_the_ops_part_out_of_memory_is_a_typed_error_and_the_context_recovers():
+    engine = Counted()
+    engine.ctx.set_memory_limit(32 * MiB)
+    engine.reply("globalThis.small = 7; globalThis.keep = [];"
+                 "try { for (;;) keep.push('x'.repeat(1000) + keep.length) } catch (e) {}; 0")
+    for _ in range(3):
+        reply = engine.ctx.op("get", 0, "small")
+        assert reply == {"ok": True, "v": 7, "t": False} or \
+            seen(from_tagged(reply["e"], reply["t"])) == OUT_OF_MEMORY, reply
+    assert engine.run("keep = null; 1") == 1
+    assert engine.ctx.op("get", 0, "small") == {"ok": True, "v": 7, "t": False}
+    assert [args for args, _ in engine.parts if _] == [["ops"]]
 
 
 def test_in_the_pool_a_polluted_fresh_context_at_its_limit_still_gets_its_error():

@@ -26,7 +26,8 @@ def test_the_wheel_has_one_top_level_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"isolate"}, tops
-    for needed in ("isolate/py.typed", "isolate/workers/bridge.js", "isolate/workers/bridge_stack.js",
+    for needed in ("isolate/py.typed", "isolate/workers/bridge.js",
+                   "isolate/workers/bridge_stack.js", "isolate/workers/bridge_ops.js",
                    "isolate/protocol/SPEC.md",
                    "isolate/workers/zygote.py", "isolate/protocol/codec.py"):
         assert needed in names, needed

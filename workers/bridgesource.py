@@ -19,7 +19,7 @@ __all__ = ["BRIDGE_PARTS", "bridge_source", "part_source", "bridge_with_parts"]
 _HERE = Path(__file__).parent
 
 # The parts, by the name bridge.js asks for.
-BRIDGE_PARTS = ("stack",)
+BRIDGE_PARTS = ("stack", "ops")
 
 # How bridge.js ends: the installation, called with the global (and no parts).
 _INSTALL_CALL = "})(globalThis);"
