@@ -353,176 +353,8 @@
 
     // The snapshot globalsSnapshot made last: encoding it is passive.
     let mirrorSnapshot = null;
-
-    // Frame kinds of encode's stack.
-    const E_ARRAY = 0, E_OBJECT = 1, E_PAIRS = 2, E_LIST = 3, E_ERROR = 4;
-
-    // The state of the encode in progress. encode saves and restores it: a
-    // getter it runs may call a host function, whose arguments are encoded
-    // meanwhile. Module-level, so that an encode makes no closures.
-    let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eStopped = false;
-    let ePassive = false, eAccessor = null;
-    // The root of the encode in progress, and whether the worker found that no object
-    // is met twice in it (then containers need no entry in eSeen: see askUnshared).
-    // eLimit: as many containers as the worker's text could hold; a walk that opens more
-    // met a value that changed after the check (a getter made it), and stops there.
-    let eRoot = undefined, eUnshared = false, eLimit = 0, eChanged = false;
-    // eRaw: the root is a tree of plain data that JSON.stringify writes exactly as the
-    // walk would (see plainTree): the walk stops, and the reply holds the root itself.
-    let eRootDepth = 0, eRaw = false;
     // How many containers the latest encode opened (see encodeReply).
     let eLastCount = 0;
-    // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
-    let ePlainArrays;
-    // The container encodeItem just met, for the walk to descend into.
-    let eOpen = false, eoKind = 0, eoSrc = null, eoKeys = null, eoN = 0, eoOut = null;
-
-    // `wrapped`: the root is a container of values (a host call's argument
-    // list, the mirror) that does not count as a level of depth.
-    function encode(root, wrapped) {
-      eLastCount = 0;  // a primitive opens no container
-      switch (typeof root) {
-        case 'string': case 'boolean': return { v: root, t: false, r: false };
-        case 'number':
-          if (root === root && root !== Infinity && root !== -Infinity && (root !== 0 || 1 / root > 0)) {
-            return { v: root, t: false, r: false };
-          }
-          break;
-        default:
-          if (root === null) return { v: null, t: false, r: false };
-      }
-      const passive = root === mirrorSnapshot;
-      if (passive) mirrorSnapshot = null;
-      const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sStopped = eStopped;
-      const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
-      const sRoot = eRoot, sUnshared = eUnshared, sLimit = eLimit, sChanged = eChanged;
-      const sRootDepth = eRootDepth, sRaw = eRaw;
-      eSeen = new MapCtor();
-      eCounter = 0;
-      eRoot = root;
-      eUnshared = eChanged = eRaw = false;
-      eRootDepth = wrapped || passive ? -1 : 0;
-      eTagged = eRefs = eStopped = eOpen = false;
-      ePassive = passive;
-      eAccessor = null;
-      ePlainArrays = undefined;
-      try {
-        const out = encodeWalk(root, eRootDepth);
-        eLastCount = eCounter;
-        return out;
-      } finally {
-        eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eStopped = sStopped;
-        ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
-        eRoot = sRoot; eUnshared = sUnshared; eLimit = sLimit; eChanged = sChanged;
-        eRootDepth = sRootDepth; eRaw = sRaw;
-      }
-    }
-
-    function encodeWalk(root, rootDepth) {
-      const result = encodeItem(root, rootDepth);
-      if (eStopped) return stoppedEarly();
-      if (!eOpen) return { v: result, t: eTagged || eRefs, r: eRefs };
-      // The stack holds 7 slots per frame: kind, source, keys, next index, length, output, depth.
-      const stack = newList();
-      let sp = 0;
-      let kind = eoKind, src = eoSrc, keys = eoKeys, i = 0, n = eoN, out = eoOut, depth = rootDepth + 1;
-      const passive = ePassive;
-      const holesHooked = protoIndexes();
-      eOpen = false;
-      for (;;) {
-        if (kind === E_OBJECT && !passive) {
-          // The common case, in a loop of its own.
-          while (i < n) {
-            const key = keys[i++];
-            const v = src[key];
-            const t = typeof v;
-            if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
-              out[key] = v;
-              continue;
-            }
-            out[key] = encodeItem(v, depth);
-            if (eStopped) return stoppedEarly();
-            if (eOpen) break;
-          }
-        } else if (kind === E_ARRAY && !passive && !holesHooked) {
-          while (i < n) {
-            const v = src[i++];
-            const t = typeof v;
-            if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
-              out[i - 1] = v;
-              continue;
-            }
-            out[i - 1] = encodeItem(v, depth);
-            if (eStopped) return stoppedEarly();
-            if (eOpen) break;
-          }
-        } else if ((kind === E_OBJECT || kind === E_ARRAY) && passive) {
-          // The mirror's reads, as readPassive makes them, in a loop of their own.
-          const isArray = kind === E_ARRAY;
-          while (i < n) {
-            const key = isArray ? i : keys[i];
-            i++;
-            const d = ObjectGetOwnPropertyDescriptor(src, key);
-            let v;
-            if (d !== undefined) {
-              if (hasOwnCall(d, 'value')) {
-                v = d.value;
-                const t = typeof v;
-                if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
-                  out[key] = v;
-                  continue;
-                }
-              } else {
-                eAccessor = d;
-              }
-            }
-            out[key] = encodeItem(v, depth);
-            if (eStopped) return stoppedEarly();
-            if (eOpen) break;
-          }
-        } else {
-          while (i < n) {
-            let v, key;
-            if (kind === E_ARRAY) {
-              v = passive ? readPassive(src, i) : hasOwnCall(src, i) ? src[i] : undefined;
-            } else if (kind === E_LIST) {
-              v = src[i];
-            } else {
-              key = keys[i];
-              if (kind === E_ERROR) {
-                if (key === 'stack' || key === 'message') { i++; continue; }
-                try {
-                  v = passive ? readPassive(src, key) : src[key];
-                } catch (e) { i++; continue; }  // an unreadable prop is left out
-              } else {
-                v = passive ? readPassive(src, key) : src[key];
-              }
-            }
-            i++;
-            const r = encodeItem(v, depth);
-            if (eStopped) return stoppedEarly();
-            if (kind === E_ARRAY) out[i - 1] = r;
-            else if (kind === E_LIST) out[i] = r;   // after the Map's or Set's head
-            else if (kind === E_OBJECT) out[key] = r;
-            else { const at = out.length; out[at] = key; out[at + 1] = r; }
-            if (eOpen) break;
-          }
-        }
-        if (eOpen) {
-          stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = keys; stack[sp + 3] = i; stack[sp + 4] = n;
-          stack[sp + 5] = out; stack[sp + 6] = depth;
-          sp += 7;
-          kind = eoKind; src = eoSrc; keys = eoKeys; i = 0; n = eoN; out = eoOut; depth++;
-          eOpen = false;
-          continue;
-        }
-        if (sp === 0) break;
-        sp -= 7;
-        kind = stack[sp]; src = stack[sp + 1]; keys = stack[sp + 2]; i = stack[sp + 3]; n = stack[sp + 4];
-        out = stack[sp + 5]; depth = stack[sp + 6];
-      }
-      return { v: result, t: eTagged || eRefs, r: eRefs };
-    }
 
     // ---- parts of the bridge ----------------------------------------------------
     // Code most contexts never run is kept out of the bridge's bytecode, which every
@@ -551,530 +383,712 @@
       return made;
     }
 
-    // Whether no object is met twice in the value being encoded (no shared reference, no
-    // cycle): asked of the worker once an active encode has opened UNSHARED_CHECK_AT
-    // containers. In QuickJS a Map keyed by objects hashes their addresses poorly (a
-    // set or get costs 1-3 us at 200k entries: half of a large value's walk); the
-    // worker answers with two passes of JS_WriteObject, in C (workers/engine.py,
-    // EngineContext._root_unshared). Not asked in a passive encode (the mirror: those
-    // passes read array elements with their getters, which the mirror never runs), nor
-    // when a script gave Array.prototype or Object.prototype an index property (a hole
-    // would be read from there).
-    function askUnshared() {
-      if (ePassive || !quickjsWorker || protoIndexes()) return 0;
-      stash.checkRoot = eRoot;
-      let answer;
-      try {
-        hookCalls[0] += 1;
+    // The encoder (JS value -> tagged JSON) and, below, the decoder are functions of
+    // their own, called once, here: their closures find the state they share in
+    // their own small frames (see bridgeBody on QuickJS's search of a frame's
+    // variables).
+    const encoder = (function encoderMade() {
+      // Frame kinds of encode's stack.
+      const E_ARRAY = 0, E_OBJECT = 1, E_PAIRS = 2, E_LIST = 3, E_ERROR = 4;
+
+      // The state of the encode in progress. encode saves and restores it: a
+      // getter it runs may call a host function, whose arguments are encoded
+      // meanwhile. Module-level, so that an encode makes no closures.
+      let eSeen = null, eCounter = 0, eTagged = false, eRefs = false, eStopped = false;
+      let ePassive = false, eAccessor = null;
+      // The root of the encode in progress, and whether the worker found that no object
+      // is met twice in it (then containers need no entry in eSeen: see askUnshared).
+      // eLimit: as many containers as the worker's text could hold; a walk that opens more
+      // met a value that changed after the check (a getter made it), and stops there.
+      let eRoot = undefined, eUnshared = false, eLimit = 0, eChanged = false;
+      // eRaw: the root is a tree of plain data that JSON.stringify writes exactly as the
+      // walk would (see plainTree): the walk stops, and the reply holds the root itself.
+      let eRootDepth = 0, eRaw = false;
+      // Whether output arrays may be plain arrays (see outputArray): undefined until asked.
+      let ePlainArrays;
+      // The container encodeItem just met, for the walk to descend into.
+      let eOpen = false, eoKind = 0, eoSrc = null, eoKeys = null, eoN = 0, eoOut = null;
+
+      // `wrapped`: the root is a container of values (a host call's argument
+      // list, the mirror) that does not count as a level of depth.
+      function encode(root, wrapped) {
+        eLastCount = 0;  // a primitive opens no container
+        switch (typeof root) {
+          case 'string': case 'boolean': return { v: root, t: false, r: false };
+          case 'number':
+            if (root === root && root !== Infinity && root !== -Infinity && (root !== 0 || 1 / root > 0)) {
+              return { v: root, t: false, r: false };
+            }
+            break;
+          default:
+            if (root === null) return { v: null, t: false, r: false };
+        }
+        const passive = root === mirrorSnapshot;
+        if (passive) mirrorSnapshot = null;
+        const sSeen = eSeen, sCounter = eCounter, sTagged = eTagged, sRefs = eRefs, sStopped = eStopped;
+        const sPassive = ePassive, sAccessor = eAccessor, sOpen = eOpen, sPlainArrays = ePlainArrays;
+        const sRoot = eRoot, sUnshared = eUnshared, sLimit = eLimit, sChanged = eChanged;
+        const sRootDepth = eRootDepth, sRaw = eRaw;
+        eSeen = new MapCtor();
+        eCounter = 0;
+        eRoot = root;
+        eUnshared = eChanged = eRaw = false;
+        eRootDepth = wrapped || passive ? -1 : 0;
+        eTagged = eRefs = eStopped = eOpen = false;
+        ePassive = passive;
+        eAccessor = null;
+        ePlainArrays = undefined;
         try {
-          answer = callPython('unshared');
+          const out = encodeWalk(root, eRootDepth);
+          eLastCount = eCounter;
+          return out;
         } finally {
-          hookCalls[0] -= 1;
-          stash.checkRoot = undefined;
+          eSeen = sSeen; eCounter = sCounter; eTagged = sTagged; eRefs = sRefs; eStopped = sStopped;
+          ePassive = sPassive; eAccessor = sAccessor; eOpen = sOpen; ePlainArrays = sPlainArrays;
+          eRoot = sRoot; eUnshared = sUnshared; eLimit = sLimit; eChanged = sChanged;
+          eRootDepth = sRootDepth; eRaw = sRaw;
         }
-      } catch (err) {
-        return 0;  // no room for the answer: the Map it is
       }
-      if (answer !== null && typeof answer === 'object' && answer.abort === true) {
-        // A stop arrived while the worker looked (a getter it ran may loop): wait for it
-        // here, where no catch can see it (as a host function does).
-        for (;;) { /* stopped by the engine's interrupt hook */ }
-      }
-      return typeof answer === 'number' && answer > 0 ? answer : 0;
-    }
 
-    // Whether JSON.stringify of `root` writes what the walk's copy of it would, running no
-    // code of the script: asked once the worker found that no object is met twice in it
-    // and that it holds no Proxy, function or enumerable accessor of an object (see
-    // askUnshared). Then it is enough that every object is a plain object or an array
-    // (prototypes Object.prototype or null, Array.prototype) with no own TAG or toJSON
-    // key, neither prototype has a toJSON, no array has a hole, and every other value is
-    // a string, a boolean, null or a number JSON writes exactly (finite, not -0, safe).
-    // The reply then holds the script's value, which the reply's JSON.stringify writes.
-    // (An array element's getter, which the check ran, runs again here and there: a
-    // getter that answers differently each time changes only the plain data it gives.)
-    // `limit`: as eLimit (more containers than the check's text could hold: a getter made
-    // the value grow since, and the walk says so).
-    function plainTree(root, rootDepth, limit) {
-      if (ObjectGetOwnPropertyDescriptor(ObjectPrototype, 'toJSON') !== undefined ||
-          ObjectGetOwnPropertyDescriptor(ArrayPrototype, 'toJSON') !== undefined) return false;
-      const stack = newList();
-      stack[0] = root;
-      stack[1] = rootDepth;
-      let sp = 2, containers = 1;
-      while (sp > 0) {
-        const depth = stack[sp - 1] + 1, v = stack[sp - 2];
-        sp -= 2;
-        if (depth > MAX_VALUE_DEPTH) return false;
-        let keys = null, n;
-        if (ArrayIsArray(v)) {
-          if (ObjectGetPrototypeOf(v) !== ArrayPrototype) return false;
-          n = v.length;
-        } else {
-          const proto = ObjectGetPrototypeOf(v);
-          if ((proto !== ObjectPrototype && proto !== null) ||
-              ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined ||
-              ObjectGetOwnPropertyDescriptor(v, 'toJSON') !== undefined) return false;
-          keys = ObjectKeys(v);
-          n = keys.length;
-        }
-        for (let i = 0; i < n; i++) {
-          const x = keys === null ? v[i] : v[keys[i]];
-          const t = typeof x;
-          if (t === 'string' || t === 'boolean') continue;
-          if (t === 'number') {
-            if (x - x === 0 && (x !== 0 ? x <= MAX_SAFE && x >= -MAX_SAFE : 1 / x > 0)) continue;
-            return false;
+      function encodeWalk(root, rootDepth) {
+        const result = encodeItem(root, rootDepth);
+        if (eStopped) return stoppedEarly();
+        if (!eOpen) return { v: result, t: eTagged || eRefs, r: eRefs };
+        // The stack holds 7 slots per frame: kind, source, keys, next index, length, output, depth.
+        const stack = newList();
+        let sp = 0;
+        let kind = eoKind, src = eoSrc, keys = eoKeys, i = 0, n = eoN, out = eoOut, depth = rootDepth + 1;
+        const passive = ePassive;
+        const holesHooked = protoIndexes();
+        eOpen = false;
+        for (;;) {
+          if (kind === E_OBJECT && !passive) {
+            // The common case, in a loop of its own.
+            while (i < n) {
+              const key = keys[i++];
+              const v = src[key];
+              const t = typeof v;
+              if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
+                out[key] = v;
+                continue;
+              }
+              out[key] = encodeItem(v, depth);
+              if (eStopped) return stoppedEarly();
+              if (eOpen) break;
+            }
+          } else if (kind === E_ARRAY && !passive && !holesHooked) {
+            while (i < n) {
+              const v = src[i++];
+              const t = typeof v;
+              if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
+                out[i - 1] = v;
+                continue;
+              }
+              out[i - 1] = encodeItem(v, depth);
+              if (eStopped) return stoppedEarly();
+              if (eOpen) break;
+            }
+          } else if ((kind === E_OBJECT || kind === E_ARRAY) && passive) {
+            // The mirror's reads, as readPassive makes them, in a loop of their own.
+            const isArray = kind === E_ARRAY;
+            while (i < n) {
+              const key = isArray ? i : keys[i];
+              i++;
+              const d = ObjectGetOwnPropertyDescriptor(src, key);
+              let v;
+              if (d !== undefined) {
+                if (hasOwnCall(d, 'value')) {
+                  v = d.value;
+                  const t = typeof v;
+                  if (t === 'string' || t === 'boolean' || (t === 'number' && v - v === 0 && v !== 0 && v <= MAX_SAFE && v >= -MAX_SAFE)) {
+                    out[key] = v;
+                    continue;
+                  }
+                } else {
+                  eAccessor = d;
+                }
+              }
+              out[key] = encodeItem(v, depth);
+              if (eStopped) return stoppedEarly();
+              if (eOpen) break;
+            }
+          } else {
+            while (i < n) {
+              let v, key;
+              if (kind === E_ARRAY) {
+                v = passive ? readPassive(src, i) : hasOwnCall(src, i) ? src[i] : undefined;
+              } else if (kind === E_LIST) {
+                v = src[i];
+              } else {
+                key = keys[i];
+                if (kind === E_ERROR) {
+                  if (key === 'stack' || key === 'message') { i++; continue; }
+                  try {
+                    v = passive ? readPassive(src, key) : src[key];
+                  } catch (e) { i++; continue; }  // an unreadable prop is left out
+                } else {
+                  v = passive ? readPassive(src, key) : src[key];
+                }
+              }
+              i++;
+              const r = encodeItem(v, depth);
+              if (eStopped) return stoppedEarly();
+              if (kind === E_ARRAY) out[i - 1] = r;
+              else if (kind === E_LIST) out[i] = r;   // after the Map's or Set's head
+              else if (kind === E_OBJECT) out[key] = r;
+              else { const at = out.length; out[at] = key; out[at + 1] = r; }
+              if (eOpen) break;
+            }
           }
-          if (t !== 'object') return false;  // undefined (a hole too), a bigint, a symbol
-          if (x === null) continue;
-          if (++containers > limit) return false;
-          stack[sp] = x;
-          stack[sp + 1] = depth;
-          sp += 2;
+          if (eOpen) {
+            stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = keys; stack[sp + 3] = i; stack[sp + 4] = n;
+            stack[sp + 5] = out; stack[sp + 6] = depth;
+            sp += 7;
+            kind = eoKind; src = eoSrc; keys = eoKeys; i = 0; n = eoN; out = eoOut; depth++;
+            eOpen = false;
+            continue;
+          }
+          if (sp === 0) break;
+          sp -= 7;
+          kind = stack[sp]; src = stack[sp + 1]; keys = stack[sp + 2]; i = stack[sp + 3]; n = stack[sp + 4];
+          out = stack[sp + 5]; depth = stack[sp + 6];
         }
+        return { v: result, t: eTagged || eRefs, r: eRefs };
       }
-      return true;
-    }
 
-    // An array for encoded items: without a prototype, so that neither filling
-    // it nor serializing it (JS_JSONStringify, in the bridge's realm) meets a
-    // setter or toJSON a script gave Array.prototype or Object.prototype.
-    function outputArray() {
-      return newList();
-    }
-    // Whether reading an array's hole would find an index property a script gave
-    // Array.prototype or Object.prototype (own keys list indices first): then
-    // arrays are read own property by own property. Asked once per encode.
-    function protoIndexes() {
-      if (ePlainArrays === undefined) {
-        const a = ReflectOwnKeys(ArrayPrototype)[0], o = ReflectOwnKeys(ObjectPrototype)[0];
-        ePlainArrays = !isIndexKey(a) && !isIndexKey(o);
-      }
-      return !ePlainArrays;
-    }
-    function isIndexKey(key) {
-      return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
-    }
-
-    // What an encode that stopped early gives: the root itself (eRaw: plainTree found it
-    // plain, JSON.stringify writes it), else a refusal (too deep, or grown since checked).
-    function stoppedEarly() {
-      if (eRaw) return { v: eRoot, t: false, r: false };
-      const m = eChanged
-        ? 'isolate: the value grew while it was read (a getter it ran made objects in it shared or cyclic ' +
-          'after they were checked); read it again'
-        : 'isolate: a value nested more than ' + MAX_VALUE_DEPTH +
-          ' levels deep (arrays, objects, Maps, Sets, Errors) cannot leave JavaScript (protocol.MAX_VALUE_DEPTH)';
-      return { v: { __proto__: null, [TAG]: 'x', m }, t: true, r: false };
-    }
-
-    // A property as the mirror reads it: a data property's value, or (for an
-    // accessor) undefined with eAccessor set, which encodeItem reports.
-    function readPassive(obj, key) {
-      const d = ObjectGetOwnPropertyDescriptor(obj, key);
-      if (d === undefined) return undefined;
-      if (hasOwnCall(d, 'value')) return d.value;
-      eAccessor = d;
-      return undefined;
-    }
-    // A data property found along the prototype chain, without calling accessors.
-    function readInherited(obj, key) {
-      for (let o = obj, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
-        const d = ObjectGetOwnPropertyDescriptor(o, key);
-        if (d !== undefined) return hasOwnCall(d, 'value') ? d.value : undefined;
-      }
-      return undefined;
-    }
-    function className(proto) {
-      let cls = 'Object';
-      try {
-        const ctor = ePassive ? (proto === null ? undefined : readInherited(proto, 'constructor'))
-          : proto && proto.constructor;
-        const name = typeof ctor !== 'function' ? undefined : ePassive ? readInherited(ctor, 'name') : ctor.name;
-        if (typeof name === 'string' && name) cls = name;
-      } catch (e) { /* a getter threw: keep 'Object' */ }
-      return cls;
-    }
-    function handleTag(kind, v, cls, name) {
-      eTagged = true;
-      return { __proto__: null, [TAG]: 'h', k: kind, i: newHandle(v), c: cls, n: name };
-    }
-    // A container: numbered, and opened for the walk to fill `out`. Past the
-    // depth limit the mirror hands the container over by reference, anything
-    // else refuses the whole value.
-    function openContainer(v, depth, kind, src, keys, n, out) {
-      if (depth >= MAX_VALUE_DEPTH) {
-        if (!ePassive) {
-          eStopped = true;
-          return null;
+      // Whether no object is met twice in the value being encoded (no shared reference, no
+      // cycle): asked of the worker once an active encode has opened UNSHARED_CHECK_AT
+      // containers. In QuickJS a Map keyed by objects hashes their addresses poorly (a
+      // set or get costs 1-3 us at 200k entries: half of a large value's walk); the
+      // worker answers with two passes of JS_WriteObject, in C (workers/engine.py,
+      // EngineContext._root_unshared). Not asked in a passive encode (the mirror: those
+      // passes read array elements with their getters, which the mirror never runs), nor
+      // when a script gave Array.prototype or Object.prototype an index property (a hole
+      // would be read from there).
+      function askUnshared() {
+        if (ePassive || !quickjsWorker || protoIndexes()) return 0;
+        stash.checkRoot = eRoot;
+        let answer;
+        try {
+          hookCalls[0] += 1;
+          try {
+            answer = callPython('unshared');
+          } finally {
+            hookCalls[0] -= 1;
+            stash.checkRoot = undefined;
+          }
+        } catch (err) {
+          return 0;  // no room for the answer: the Map it is
         }
-        return handleTag('object', v, ArrayIsArray(v) ? 'Array' : className(ObjectGetPrototypeOf(v)), '');
-      }
-      if (eUnshared) {
-        if (++eCounter > eLimit) {
-          eStopped = eChanged = true;
-          return null;
+        if (answer !== null && typeof answer === 'object' && answer.abort === true) {
+          // A stop arrived while the worker looked (a getter it ran may loop): wait for it
+          // here, where no catch can see it (as a host function does).
+          for (;;) { /* stopped by the engine's interrupt hook */ }
         }
-      } else {
-        mapSetCall(eSeen, v, eCounter++);
-        if (eCounter === UNSHARED_CHECK_AT) {
-          const size = askUnshared();
-          eUnshared = size > 0;
-          eLimit = size / 2;  // each object takes two bytes of it at least (a tag and a count)
-          if (eUnshared && plainTree(eRoot, eRootDepth, eLimit)) {
-            eStopped = eRaw = true;  // ends the walk: see stoppedEarly
+        return typeof answer === 'number' && answer > 0 ? answer : 0;
+      }
+
+      // Whether JSON.stringify of `root` writes what the walk's copy of it would, running no
+      // code of the script: asked once the worker found that no object is met twice in it
+      // and that it holds no Proxy, function or enumerable accessor of an object (see
+      // askUnshared). Then it is enough that every object is a plain object or an array
+      // (prototypes Object.prototype or null, Array.prototype) with no own TAG or toJSON
+      // key, neither prototype has a toJSON, no array has a hole, and every other value is
+      // a string, a boolean, null or a number JSON writes exactly (finite, not -0, safe).
+      // The reply then holds the script's value, which the reply's JSON.stringify writes.
+      // (An array element's getter, which the check ran, runs again here and there: a
+      // getter that answers differently each time changes only the plain data it gives.)
+      // `limit`: as eLimit (more containers than the check's text could hold: a getter made
+      // the value grow since, and the walk says so).
+      function plainTree(root, rootDepth, limit) {
+        if (ObjectGetOwnPropertyDescriptor(ObjectPrototype, 'toJSON') !== undefined ||
+            ObjectGetOwnPropertyDescriptor(ArrayPrototype, 'toJSON') !== undefined) return false;
+        const stack = newList();
+        stack[0] = root;
+        stack[1] = rootDepth;
+        let sp = 2, containers = 1;
+        while (sp > 0) {
+          const depth = stack[sp - 1] + 1, v = stack[sp - 2];
+          sp -= 2;
+          if (depth > MAX_VALUE_DEPTH) return false;
+          let keys = null, n;
+          if (ArrayIsArray(v)) {
+            if (ObjectGetPrototypeOf(v) !== ArrayPrototype) return false;
+            n = v.length;
+          } else {
+            const proto = ObjectGetPrototypeOf(v);
+            if ((proto !== ObjectPrototype && proto !== null) ||
+                ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined ||
+                ObjectGetOwnPropertyDescriptor(v, 'toJSON') !== undefined) return false;
+            keys = ObjectKeys(v);
+            n = keys.length;
+          }
+          for (let i = 0; i < n; i++) {
+            const x = keys === null ? v[i] : v[keys[i]];
+            const t = typeof x;
+            if (t === 'string' || t === 'boolean') continue;
+            if (t === 'number') {
+              if (x - x === 0 && (x !== 0 ? x <= MAX_SAFE && x >= -MAX_SAFE : 1 / x > 0)) continue;
+              return false;
+            }
+            if (t !== 'object') return false;  // undefined (a hole too), a bigint, a symbol
+            if (x === null) continue;
+            if (++containers > limit) return false;
+            stack[sp] = x;
+            stack[sp + 1] = depth;
+            sp += 2;
+          }
+        }
+        return true;
+      }
+
+      // An array for encoded items: without a prototype, so that neither filling
+      // it nor serializing it (JS_JSONStringify, in the bridge's realm) meets a
+      // setter or toJSON a script gave Array.prototype or Object.prototype.
+      function outputArray() {
+        return newList();
+      }
+      // Whether reading an array's hole would find an index property a script gave
+      // Array.prototype or Object.prototype (own keys list indices first): then
+      // arrays are read own property by own property. Asked once per encode.
+      function protoIndexes() {
+        if (ePlainArrays === undefined) {
+          const a = ReflectOwnKeys(ArrayPrototype)[0], o = ReflectOwnKeys(ObjectPrototype)[0];
+          ePlainArrays = !isIndexKey(a) && !isIndexKey(o);
+        }
+        return !ePlainArrays;
+      }
+      function isIndexKey(key) {
+        return typeof key === 'string' && key !== '' && +key >>> 0 === +key && StringCtor(+key) === key;
+      }
+
+      // What an encode that stopped early gives: the root itself (eRaw: plainTree found it
+      // plain, JSON.stringify writes it), else a refusal (too deep, or grown since checked).
+      function stoppedEarly() {
+        if (eRaw) return { v: eRoot, t: false, r: false };
+        const m = eChanged
+          ? 'isolate: the value grew while it was read (a getter it ran made objects in it shared or cyclic ' +
+            'after they were checked); read it again'
+          : 'isolate: a value nested more than ' + MAX_VALUE_DEPTH +
+            ' levels deep (arrays, objects, Maps, Sets, Errors) cannot leave JavaScript (protocol.MAX_VALUE_DEPTH)';
+        return { v: { __proto__: null, [TAG]: 'x', m }, t: true, r: false };
+      }
+
+      // A property as the mirror reads it: a data property's value, or (for an
+      // accessor) undefined with eAccessor set, which encodeItem reports.
+      function readPassive(obj, key) {
+        const d = ObjectGetOwnPropertyDescriptor(obj, key);
+        if (d === undefined) return undefined;
+        if (hasOwnCall(d, 'value')) return d.value;
+        eAccessor = d;
+        return undefined;
+      }
+      // A data property found along the prototype chain, without calling accessors.
+      function readInherited(obj, key) {
+        for (let o = obj, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+          const d = ObjectGetOwnPropertyDescriptor(o, key);
+          if (d !== undefined) return hasOwnCall(d, 'value') ? d.value : undefined;
+        }
+        return undefined;
+      }
+      function className(proto) {
+        let cls = 'Object';
+        try {
+          const ctor = ePassive ? (proto === null ? undefined : readInherited(proto, 'constructor'))
+            : proto && proto.constructor;
+          const name = typeof ctor !== 'function' ? undefined : ePassive ? readInherited(ctor, 'name') : ctor.name;
+          if (typeof name === 'string' && name) cls = name;
+        } catch (e) { /* a getter threw: keep 'Object' */ }
+        return cls;
+      }
+      function handleTag(kind, v, cls, name) {
+        eTagged = true;
+        return { __proto__: null, [TAG]: 'h', k: kind, i: newHandle(v), c: cls, n: name };
+      }
+      // A container: numbered, and opened for the walk to fill `out`. Past the
+      // depth limit the mirror hands the container over by reference, anything
+      // else refuses the whole value.
+      function openContainer(v, depth, kind, src, keys, n, out) {
+        if (depth >= MAX_VALUE_DEPTH) {
+          if (!ePassive) {
+            eStopped = true;
             return null;
           }
+          return handleTag('object', v, ArrayIsArray(v) ? 'Array' : className(ObjectGetPrototypeOf(v)), '');
         }
+        if (eUnshared) {
+          if (++eCounter > eLimit) {
+            eStopped = eChanged = true;
+            return null;
+          }
+        } else {
+          mapSetCall(eSeen, v, eCounter++);
+          if (eCounter === UNSHARED_CHECK_AT) {
+            const size = askUnshared();
+            eUnshared = size > 0;
+            eLimit = size / 2;  // each object takes two bytes of it at least (a tag and a count)
+            if (eUnshared && plainTree(eRoot, eRootDepth, eLimit)) {
+              eStopped = eRaw = true;  // ends the walk: see stoppedEarly
+              return null;
+            }
+          }
+        }
+        eOpen = true;
+        eoKind = kind; eoSrc = src; eoKeys = keys; eoN = n; eoOut = out;
+        return out;
       }
-      eOpen = true;
-      eoKind = kind; eoSrc = src; eoKeys = keys; eoN = n; eoOut = out;
-      return out;
-    }
-    function bytesToLatin1(bytes, length) {
-      const CHUNK = 8192;
-      let out = '';
-      for (let i = 0; i < length; i += CHUNK) {
-        const size = MathMin(CHUNK, length - i);
-        const piece = new Uint8ArrayCtor(ReflectApply(taBuffer, bytes, []), ReflectApply(taByteOffset, bytes, []) + i, size);
-        // fromCharCode.apply reads `length`: an own property, not the script's getter.
-        ObjectDefineProperty(piece, 'length', { __proto__: null, value: size });
-        out += ReflectApply(StringFromCharCode, null, piece);
+      function bytesToLatin1(bytes, length) {
+        const CHUNK = 8192;
+        let out = '';
+        for (let i = 0; i < length; i += CHUNK) {
+          const size = MathMin(CHUNK, length - i);
+          const piece = new Uint8ArrayCtor(ReflectApply(taBuffer, bytes, []), ReflectApply(taByteOffset, bytes, []) + i, size);
+          // fromCharCode.apply reads `length`: an own property, not the script's getter.
+          ObjectDefineProperty(piece, 'length', { __proto__: null, value: size });
+          out += ReflectApply(StringFromCharCode, null, piece);
+        }
+        return out;
       }
-      return out;
-    }
 
-    // One value: a tag or a primitive, or a container opened for the walk.
-    function encodeItem(v, depth) {
-      switch (typeof v) {
-        case 'string':
-        case 'boolean':
-          return v;
-        case 'number':
-          if (v !== v) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'NaN' }; }
-          if (v === Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'Infinity' }; }
-          if (v === -Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-Infinity' }; }
-          if (v === 0 && 1 / v < 0) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-0' }; }
-          // JSON writes an integral number up to 1e21 in digits: Python would read an int
-          // past 2^53 that is not the number's value. Marked tagged, the worker reads the
-          // value (no tags in it) and its encoder sends such ints as the float they are.
-          if (v > MAX_SAFE || v < -MAX_SAFE) eTagged = true;
-          return v;
-        case 'undefined':
-          eTagged = true;
-          if (eAccessor !== null) {
-            const d = eAccessor;
-            eAccessor = null;
-            return { __proto__: null, [TAG]: 'a', g: d.get !== undefined, s: d.set !== undefined };
+      // One value: a tag or a primitive, or a container opened for the walk.
+      function encodeItem(v, depth) {
+        switch (typeof v) {
+          case 'string':
+          case 'boolean':
+            return v;
+          case 'number':
+            if (v !== v) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'NaN' }; }
+            if (v === Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: 'Infinity' }; }
+            if (v === -Infinity) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-Infinity' }; }
+            if (v === 0 && 1 / v < 0) { eTagged = true; return { __proto__: null, [TAG]: 'n', v: '-0' }; }
+            // JSON writes an integral number up to 1e21 in digits: Python would read an int
+            // past 2^53 that is not the number's value. Marked tagged, the worker reads the
+            // value (no tags in it) and its encoder sends such ints as the float they are.
+            if (v > MAX_SAFE || v < -MAX_SAFE) eTagged = true;
+            return v;
+          case 'undefined':
+            eTagged = true;
+            if (eAccessor !== null) {
+              const d = eAccessor;
+              eAccessor = null;
+              return { __proto__: null, [TAG]: 'a', g: d.get !== undefined, s: d.set !== undefined };
+            }
+            return { __proto__: null, [TAG]: 'u' };
+          case 'bigint':
+            eTagged = true;
+            return { __proto__: null, [TAG]: 'b', v: ReflectApply(bigintToString, v, [16]) };
+          case 'symbol': {
+            eTagged = true;
+            const key = SymbolKeyFor(v);
+            if (key !== undefined) return { __proto__: null, [TAG]: 'y', v: key, g: true };
+            const description = ReflectApply(symbolDescription, v, []);
+            return { __proto__: null, [TAG]: 'y', v: description === undefined ? null : description };
           }
-          return { __proto__: null, [TAG]: 'u' };
-        case 'bigint':
-          eTagged = true;
-          return { __proto__: null, [TAG]: 'b', v: ReflectApply(bigintToString, v, [16]) };
-        case 'symbol': {
-          eTagged = true;
-          const key = SymbolKeyFor(v);
-          if (key !== undefined) return { __proto__: null, [TAG]: 'y', v: key, g: true };
-          const description = ReflectApply(symbolDescription, v, []);
-          return { __proto__: null, [TAG]: 'y', v: description === undefined ? null : description };
-        }
-        case 'function': {
-          const hostId = ReflectApply(weakMapGet, hostFunctionIds, [v]);
-          if (hostId !== undefined) { eTagged = true; return { __proto__: null, [TAG]: 'H', i: hostId }; }
-          let name = '';
-          try {
-            const n = ePassive ? readInherited(v, 'name') : v.name;
-            if (typeof n === 'string') name = n;
-          } catch (e) { /* getter threw */ }
-          if (!ReflectApply(weakMapHas, functionOrigin, [v]) && current.filename !== undefined) {
-            ReflectApply(weakMapSet, functionOrigin, [v, current]);
+          case 'function': {
+            const hostId = ReflectApply(weakMapGet, hostFunctionIds, [v]);
+            if (hostId !== undefined) { eTagged = true; return { __proto__: null, [TAG]: 'H', i: hostId }; }
+            let name = '';
+            try {
+              const n = ePassive ? readInherited(v, 'name') : v.name;
+              if (typeof n === 'string') name = n;
+            } catch (e) { /* getter threw */ }
+            if (!ReflectApply(weakMapHas, functionOrigin, [v]) && current.filename !== undefined) {
+              ReflectApply(weakMapSet, functionOrigin, [v, current]);
+            }
+            return handleTag('function', v, 'Function', name);
           }
-          return handleTag('function', v, 'Function', name);
+          default:
+            break;
         }
-        default:
-          break;
-      }
-      if (v === null) return null;
-      const known = eUnshared ? undefined : mapGetCall(eSeen, v);
-      if (known !== undefined) {
-        eRefs = true;
-        return { __proto__: null, [TAG]: 'R', i: known };
-      }
-      if (ArrayIsArray(v)) return openContainer(v, depth, E_ARRAY, v, null, v.length, outputArray());
-      const proto = ObjectGetPrototypeOf(v);
-      if (proto === ObjectPrototype || proto === null) {
-        const keys = ObjectKeys(v);
-        if (ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined) {  // own TAG key (one native call)
+        if (v === null) return null;
+        const known = eUnshared ? undefined : mapGetCall(eSeen, v);
+        if (known !== undefined) {
+          eRefs = true;
+          return { __proto__: null, [TAG]: 'R', i: known };
+        }
+        if (ArrayIsArray(v)) return openContainer(v, depth, E_ARRAY, v, null, v.length, outputArray());
+        const proto = ObjectGetPrototypeOf(v);
+        if (proto === ObjectPrototype || proto === null) {
+          const keys = ObjectKeys(v);
+          if (ObjectGetOwnPropertyDescriptor(v, TAG) !== undefined) {  // own TAG key (one native call)
+            eTagged = true;
+            const out = newList();
+            out[0] = OBJECT_HEAD;
+            return openContainer(v, depth, E_PAIRS, v, keys, keys.length, out);
+          }
+          return openContainer(v, depth, E_OBJECT, v, keys, keys.length, { __proto__: null });
+        }
+        if (ArrayBufferIsView(v)) {
+          eTagged = true;
+          const kind = ReflectApply(typedArrayTag, v, []);
+          const bytes = kind === undefined
+            ? new Uint8ArrayCtor(ReflectApply(dvBuffer, v, []), ReflectApply(dvByteOffset, v, []), ReflectApply(dvByteLength, v, []))
+            : new Uint8ArrayCtor(ReflectApply(taBuffer, v, []), ReflectApply(taByteOffset, v, []),
+              ReflectApply(taByteLength, v, []));
+          return { __proto__: null, [TAG]: 't', k: kind === undefined ? 'DataView' : kind, v: bytesToLatin1(bytes, ReflectApply(taByteLength, bytes, [])) };
+        }
+        // What kind of object: the intrinsic prototype it inherits from (as
+        // instanceof, without a script's Symbol.hasInstance), confirmed by the
+        // intrinsic that needs the internal slot (a forged prototype chain
+        // throws there, and the object is handed over as a handle).
+        let base = null;
+        for (let o = proto, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
+          if (o === DatePrototype || o === RegExpPrototype || o === MapPrototype || o === SetPrototype ||
+              o === ArrayBufferPrototype || o === ErrorPrototype || o === PromisePrototype) {
+            base = o;
+            break;
+          }
+        }
+        if (base === ErrorPrototype || (ErrorIsError !== null && ErrorIsError(v))) {
           eTagged = true;
           const out = newList();
-          out[0] = OBJECT_HEAD;
-          return openContainer(v, depth, E_PAIRS, v, keys, keys.length, out);
+          out[0] = errorHead(v, ePassive);
+          const keys = ObjectKeys(v);
+          return openContainer(v, depth, E_ERROR, v, keys, keys.length, out);
         }
-        return openContainer(v, depth, E_OBJECT, v, keys, keys.length, { __proto__: null });
-      }
-      if (ArrayBufferIsView(v)) {
-        eTagged = true;
-        const kind = ReflectApply(typedArrayTag, v, []);
-        const bytes = kind === undefined
-          ? new Uint8ArrayCtor(ReflectApply(dvBuffer, v, []), ReflectApply(dvByteOffset, v, []), ReflectApply(dvByteLength, v, []))
-          : new Uint8ArrayCtor(ReflectApply(taBuffer, v, []), ReflectApply(taByteOffset, v, []),
-            ReflectApply(taByteLength, v, []));
-        return { __proto__: null, [TAG]: 't', k: kind === undefined ? 'DataView' : kind, v: bytesToLatin1(bytes, ReflectApply(taByteLength, bytes, [])) };
-      }
-      // What kind of object: the intrinsic prototype it inherits from (as
-      // instanceof, without a script's Symbol.hasInstance), confirmed by the
-      // intrinsic that needs the internal slot (a forged prototype chain
-      // throws there, and the object is handed over as a handle).
-      let base = null;
-      for (let o = proto, steps = 0; o !== null && steps < 1000; o = ObjectGetPrototypeOf(o), steps++) {
-        if (o === DatePrototype || o === RegExpPrototype || o === MapPrototype || o === SetPrototype ||
-            o === ArrayBufferPrototype || o === ErrorPrototype || o === PromisePrototype) {
-          base = o;
-          break;
-        }
-      }
-      if (base === ErrorPrototype || (ErrorIsError !== null && ErrorIsError(v))) {
-        eTagged = true;
-        const out = newList();
-        out[0] = errorHead(v, ePassive);
-        const keys = ObjectKeys(v);
-        return openContainer(v, depth, E_ERROR, v, keys, keys.length, out);
-      }
-      try {
-        if (base === DatePrototype) {
-          const t = ReflectApply(dateGetTime, v, []);
-          eTagged = true;
-          return { __proto__: null, [TAG]: 'd', v: t === t ? t : null };
-        }
-        if (base === RegExpPrototype && v !== RegExpPrototype) {
-          const s = ReflectApply(regexpSource, v, []);
-          let f = '';
-          for (let i = 0; i < regexpFlagGetters.length; i++) {
-            const flag = regexpFlagGetters[i];
-            if (flag !== undefined && ReflectApply(flag, v, [])) f += REGEXP_FLAGS[i];
+        try {
+          if (base === DatePrototype) {
+            const t = ReflectApply(dateGetTime, v, []);
+            eTagged = true;
+            return { __proto__: null, [TAG]: 'd', v: t === t ? t : null };
           }
-          eTagged = true;
-          return { __proto__: null, [TAG]: 'r', s, f };
+          if (base === RegExpPrototype && v !== RegExpPrototype) {
+            const s = ReflectApply(regexpSource, v, []);
+            let f = '';
+            for (let i = 0; i < regexpFlagGetters.length; i++) {
+              const flag = regexpFlagGetters[i];
+              if (flag !== undefined && ReflectApply(flag, v, [])) f += REGEXP_FLAGS[i];
+            }
+            eTagged = true;
+            return { __proto__: null, [TAG]: 'r', s, f };
+          }
+          if (base === MapPrototype) {
+            ReflectApply(mapSize, v, []);
+            const list = newList();
+            let j = 0;
+            ReflectApply(mapForEach, v, [(value, key) => { list[j++] = key; list[j++] = value; }]);
+            eTagged = true;
+            const out = newList();
+            out[0] = MAP_HEAD;
+            return openContainer(v, depth, E_LIST, list, null, j, out);
+          }
+          if (base === SetPrototype) {
+            ReflectApply(setSize, v, []);
+            const list = newList();
+            let j = 0;
+            ReflectApply(setForEach, v, [(value) => { list[j++] = value; }]);
+            eTagged = true;
+            const out = newList();
+            out[0] = SET_HEAD;
+            return openContainer(v, depth, E_LIST, list, null, j, out);
+          }
+          if (base === ArrayBufferPrototype) {
+            const length = ReflectApply(abByteLength, v, []);
+            eTagged = true;
+            return { __proto__: null, [TAG]: 'A', v: bytesToLatin1(new Uint8ArrayCtor(v), length) };
+          }
+        } catch (e) {
+          // A forged prototype chain (the intrinsic found no internal slot): a handle below.
+          if (e === null || typeof e !== 'object' || ObjectGetPrototypeOf(e) !== TypeErrorPrototype) throw e;
         }
-        if (base === MapPrototype) {
-          ReflectApply(mapSize, v, []);
-          const list = newList();
-          let j = 0;
-          ReflectApply(mapForEach, v, [(value, key) => { list[j++] = key; list[j++] = value; }]);
-          eTagged = true;
-          const out = newList();
-          out[0] = MAP_HEAD;
-          return openContainer(v, depth, E_LIST, list, null, j, out);
+        if (base === PromisePrototype) {
+          if (!ePassive) handOver(v);
+          return handleTag('promise', v, 'Promise', '');
         }
-        if (base === SetPrototype) {
-          ReflectApply(setSize, v, []);
-          const list = newList();
-          let j = 0;
-          ReflectApply(setForEach, v, [(value) => { list[j++] = value; }]);
-          eTagged = true;
-          const out = newList();
-          out[0] = SET_HEAD;
-          return openContainer(v, depth, E_LIST, list, null, j, out);
-        }
-        if (base === ArrayBufferPrototype) {
-          const length = ReflectApply(abByteLength, v, []);
-          eTagged = true;
-          return { __proto__: null, [TAG]: 'A', v: bytesToLatin1(new Uint8ArrayCtor(v), length) };
-        }
-      } catch (e) {
-        // A forged prototype chain (the intrinsic found no internal slot): a handle below.
-        if (e === null || typeof e !== 'object' || ObjectGetPrototypeOf(e) !== TypeErrorPrototype) throw e;
+        return handleTag('object', v, className(proto), '');
       }
-      if (base === PromisePrototype) {
-        if (!ePassive) handOver(v);
-        return handleTag('promise', v, 'Promise', '');
-      }
-      return handleTag('object', v, className(proto), '');
-    }
 
-    // An Error's name, message and (Node-shaped) stack. Passive: data
-    // properties only, accessors count as absent.
-    function errorHead(err, passive) {
-      let name = 'Error', message = '', stack = '';
-      if (passive) {
-        const n = readInherited(err, 'name'), m = readInherited(err, 'message'), s = readInherited(err, 'stack');
-        if (n !== undefined && (typeof n !== 'object' || n === null) && typeof n !== 'function') name = StringCtor(n);
-        if (m !== undefined && (typeof m !== 'object' || m === null) && typeof m !== 'function') message = StringCtor(m);
-        if (typeof s === 'string') stack = s;
-      } else {
-        try { name = StringCtor(err.name); } catch (e) { /* keep default */ }
-        try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
-        try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
+      // An Error's name, message and (Node-shaped) stack. Passive: data
+      // properties only, accessors count as absent.
+      function errorHead(err, passive) {
+        let name = 'Error', message = '', stack = '';
+        if (passive) {
+          const n = readInherited(err, 'name'), m = readInherited(err, 'message'), s = readInherited(err, 'stack');
+          if (n !== undefined && (typeof n !== 'object' || n === null) && typeof n !== 'function') name = StringCtor(n);
+          if (m !== undefined && (typeof m !== 'object' || m === null) && typeof m !== 'function') message = StringCtor(m);
+          if (typeof s === 'string') stack = s;
+        } else {
+          try { name = StringCtor(err.name); } catch (e) { /* keep default */ }
+          try { message = StringCtor(err.message); } catch (e) { /* keep default */ }
+          try { stack = typeof err.stack === 'string' ? err.stack : ''; } catch (e) { /* keep default */ }
+        }
+        const st = stackText();
+        if (!st.displayedStack(stack)) stack = st.nodeStyleStack(name, message, st.cleanStack(stack));
+        return { __proto__: null, [TAG]: 'e', name, message, stack };
       }
-      const st = stackText();
-      if (!st.displayedStack(stack)) stack = st.nodeStyleStack(name, message, st.cleanStack(stack));
-      return { __proto__: null, [TAG]: 'e', name, message, stack };
-    }
 
-    function latin1ToBytes(s) {
-      const bytes = new Uint8ArrayCtor(s.length);
-      for (let i = 0; i < s.length; i++) bytes[i] = charCodeAt(s, i);
-      return bytes;
-    }
+      function latin1ToBytes(s) {
+        const bytes = new Uint8ArrayCtor(s.length);
+        for (let i = 0; i < s.length; i++) bytes[i] = charCodeAt(s, i);
+        return bytes;
+      }
+      return { __proto__: null, encode, readInherited, latin1ToBytes };
+    })();
+    const encode = encoder.encode, readInherited = encoder.readInherited;
+    const latin1ToBytes = encoder.latin1ToBytes;
+
     function defineValue(obj, key, value, enumerable) {
       ObjectDefineProperty(obj, key, { __proto__: null, value, writable: true, enumerable, configurable: true });
     }
 
-    // Frame kinds of decode's stack.
-    const D_ARRAY = 0, D_OBJECT = 1, D_PAIRS = 2, D_MAP = 3, D_SET = 4, D_ERROR = 5;
+    const decoder = (function decoderMade() {
+      // Frame kinds of decode's stack.
+      const D_ARRAY = 0, D_OBJECT = 1, D_PAIRS = 2, D_MAP = 3, D_SET = 4, D_ERROR = 5;
 
-    // The state of the decode in progress, and the container decodeItem just
-    // met. Saved and restored like encode's: an Error constructor may run a
-    // script's Error.prepareStackTrace, which may call a host function.
-    let dTable = null;
-    let dOpen = false, doKind = 0, doSrc = null, doFirst = 0, doN = 0, doOut = null, doKeys = null;
+      // The state of the decode in progress, and the container decodeItem just
+      // met. Saved and restored like encode's: an Error constructor may run a
+      // script's Error.prepareStackTrace, which may call a host function.
+      let dTable = null;
+      let dOpen = false, doKind = 0, doSrc = null, doFirst = 0, doN = 0, doOut = null, doKeys = null;
 
-    // ---- decoding: tagged JSON -> JS value ---------------------------------
-    // The input is JSON the bridge parsed itself; outputs are built without
-    // prototypes (no setter of a script's can intercept the filling) and get
-    // theirs once complete.
-    function decode(root) {
-      if (root === null || typeof root !== 'object') return root;
-      const sTable = dTable, sOpen = dOpen;
-      dTable = newList();
-      dOpen = false;
-      try {
-        return decodeWalk(root);
-      } finally {
-        dTable = sTable;
-        dOpen = sOpen;
+      // ---- decoding: tagged JSON -> JS value ---------------------------------
+      // The input is JSON the bridge parsed itself; outputs are built without
+      // prototypes (no setter of a script's can intercept the filling) and get
+      // theirs once complete.
+      function decode(root) {
+        if (root === null || typeof root !== 'object') return root;
+        const sTable = dTable, sOpen = dOpen;
+        dTable = newList();
+        dOpen = false;
+        try {
+          return decodeWalk(root);
+        } finally {
+          dTable = sTable;
+          dOpen = sOpen;
+        }
       }
-    }
 
-    function decodeWalk(root) {
-      const result = decodeItem(root, 0);
-      if (!dOpen) return result;
-      // The stack holds 8 slots per frame: kind, source, next index, length, output, depth, keys, pending Map key.
-      const stack = newList();
-      let sp = 0;
-      let kind = doKind, src = doSrc, i = doFirst, n = doN, out = doOut, depth = 1, keys = doKeys, pending;
-      dOpen = false;
-      for (;;) {
-        while (i < n) {
-          let key, v;
-          if (kind === D_OBJECT) {
-            key = keys[i];
-            v = src[key];
-            i++;
-          } else if (kind === D_PAIRS || kind === D_ERROR) {
-            key = src[i];
-            v = src[i + 1];
-            i += 2;
-          } else {
-            v = src[i];
-            i++;
+      function decodeWalk(root) {
+        const result = decodeItem(root, 0);
+        if (!dOpen) return result;
+        // The stack holds 8 slots per frame: kind, source, next index, length, output, depth, keys, pending Map key.
+        const stack = newList();
+        let sp = 0;
+        let kind = doKind, src = doSrc, i = doFirst, n = doN, out = doOut, depth = 1, keys = doKeys, pending;
+        dOpen = false;
+        for (;;) {
+          while (i < n) {
+            let key, v;
+            if (kind === D_OBJECT) {
+              key = keys[i];
+              v = src[key];
+              i++;
+            } else if (kind === D_PAIRS || kind === D_ERROR) {
+              key = src[i];
+              v = src[i + 1];
+              i += 2;
+            } else {
+              v = src[i];
+              i++;
+            }
+            const r = v === null || typeof v !== 'object' ? v : decodeItem(v, depth);
+            if (kind === D_ARRAY) out[i - 1] = r;
+            else if (kind === D_OBJECT || kind === D_PAIRS) out[key] = r;
+            else if (kind === D_MAP) {
+              if (i % 2 === 0) pending = r;
+              else mapSetCall(out, pending, r);
+            } else if (kind === D_SET) setAddCall(out, r);
+            else defineValue(out, key, r, true);
+            if (dOpen) {
+              stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = i; stack[sp + 3] = n; stack[sp + 4] = out;
+              stack[sp + 5] = depth; stack[sp + 6] = keys; stack[sp + 7] = pending;
+              sp += 8;
+              kind = doKind; src = doSrc; i = doFirst; n = doN; out = doOut; keys = doKeys; depth++;
+              dOpen = false;
+            }
           }
-          const r = v === null || typeof v !== 'object' ? v : decodeItem(v, depth);
-          if (kind === D_ARRAY) out[i - 1] = r;
-          else if (kind === D_OBJECT || kind === D_PAIRS) out[key] = r;
-          else if (kind === D_MAP) {
-            if (i % 2 === 0) pending = r;
-            else mapSetCall(out, pending, r);
-          } else if (kind === D_SET) setAddCall(out, r);
-          else defineValue(out, key, r, true);
-          if (dOpen) {
-            stack[sp] = kind; stack[sp + 1] = src; stack[sp + 2] = i; stack[sp + 3] = n; stack[sp + 4] = out;
-            stack[sp + 5] = depth; stack[sp + 6] = keys; stack[sp + 7] = pending;
-            sp += 8;
-            kind = doKind; src = doSrc; i = doFirst; n = doN; out = doOut; keys = doKeys; depth++;
-            dOpen = false;
+          // The container is complete: give it its prototype.
+          if (kind === D_ARRAY) ObjectSetPrototypeOf(out, ArrayPrototype);
+          else if (kind === D_OBJECT || kind === D_PAIRS) ObjectSetPrototypeOf(out, ObjectPrototype);
+          if (sp === 0) break;
+          sp -= 8;
+          kind = stack[sp]; src = stack[sp + 1]; i = stack[sp + 2]; n = stack[sp + 3]; out = stack[sp + 4];
+          depth = stack[sp + 5]; keys = stack[sp + 6]; pending = stack[sp + 7];
+        }
+        return result;
+      }
+
+      function openDecoded(kind, src, first, n, out, keys) {
+        dTable[dTable.length] = out;
+        dOpen = true;
+        doKind = kind; doSrc = src; doFirst = first; doN = n; doOut = out; doKeys = keys;
+        return out;
+      }
+
+      function tooDeepToDecode() {
+        return new errorCtors.RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
+      }
+
+      // One tagged value: a primitive, a leaf tag, or a container opened for the walk.
+      function decodeItem(v, depth) {
+        if (ArrayIsArray(v)) {
+          if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
+          const n = v.length;
+          const head = n ? v[0] : null;
+          const t = head !== null && typeof head === 'object' && hasOwnCall(head, TAG) ? head[TAG] : null;
+          if (t === 'm') return openDecoded(D_MAP, v, 1, n, new MapCtor(), null);
+          if (t === 'S') return openDecoded(D_SET, v, 1, n, new SetCtor(), null);
+          if (t === 'O') return openDecoded(D_PAIRS, v, 1, n, { __proto__: null }, null);
+          if (t === 'e') {
+            const name = own(head, 'name'), message = own(head, 'message'), stack = own(head, 'stack');
+            const known = typeof name === 'string' && hasOwnCall(errorCtors, name);
+            const Ctor = known ? errorCtors[name] : ErrorCtor;
+            const err = Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, message) : new Ctor(message);
+            if (!known) defineValue(err, 'name', name, false);
+            if (stack) defineValue(err, 'stack', stack, false);
+            return openDecoded(D_ERROR, v, 1, n, err, null);
           }
+          return openDecoded(D_ARRAY, v, 0, n, newList(), null);
         }
-        // The container is complete: give it its prototype.
-        if (kind === D_ARRAY) ObjectSetPrototypeOf(out, ArrayPrototype);
-        else if (kind === D_OBJECT || kind === D_PAIRS) ObjectSetPrototypeOf(out, ObjectPrototype);
-        if (sp === 0) break;
-        sp -= 8;
-        kind = stack[sp]; src = stack[sp + 1]; i = stack[sp + 2]; n = stack[sp + 3]; out = stack[sp + 4];
-        depth = stack[sp + 5]; keys = stack[sp + 6]; pending = stack[sp + 7];
+        if (ObjectGetOwnPropertyDescriptor(v, TAG) === undefined) {
+          if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
+          const keys = ObjectKeys(v);
+          return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
+        }
+        // Read own properties only: the request was parsed in this realm, and a
+        // field left out must not be looked up on the script's Object.prototype.
+        switch (v[TAG]) {
+          case 'u': return undefined;
+          case 'n': return own(v, 'v') === '-0' ? -0 : +own(v, 'v');
+          case 'b': {
+            const s = StringCtor(own(v, 'v'));
+            return charCodeAt(s, 0) === 45 ? -BigIntCtor('0x' + ReflectApply(StringSlice, s, [1])) : BigIntCtor('0x' + s);
+          }
+          case 'y': {
+            const d = own(v, 'v');
+            return own(v, 'g') ? SymbolFor(d) : SymbolCtor(d === null ? undefined : d);
+          }
+          case 'd': { const t = own(v, 'v'); return new DateCtor(t === null ? NaN : t); }
+          case 'r': return new RegExpCtor(StringCtor(own(v, 's')), StringCtor(own(v, 'f')));
+          case 'R': {
+            const i = own(v, 'i');
+            if (!(i >= 0 && i < dTable.length)) throw new errorCtors.ReferenceError('isolate: bad back-reference');
+            return dTable[i];
+          }
+          case 'A': return ReflectApply(taBuffer, latin1ToBytes(StringCtor(own(v, 'v'))), []);
+          case 't': {
+            const bytes = latin1ToBytes(StringCtor(own(v, 'v'))), k = own(v, 'k');
+            if (k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
+            const Ctor = typeof k === 'string' && hasOwnCall(typedArrayCtors, k) ? typedArrayCtors[k] : undefined;
+            if (!Ctor) throw new errorCtors.TypeError('isolate: unknown typed array');
+            return new Ctor(ReflectApply(taBuffer, bytes, []), 0, ReflectApply(taByteLength, bytes, []) / Ctor.BYTES_PER_ELEMENT);
+          }
+          case 'h': return handleValue(own(v, 'i'));
+          case 'H': return hostFunction(own(v, 'i'), own(v, 'n'));
+          default:
+            throw new errorCtors.TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
+        }
       }
-      return result;
-    }
-
-    function openDecoded(kind, src, first, n, out, keys) {
-      dTable[dTable.length] = out;
-      dOpen = true;
-      doKind = kind; doSrc = src; doFirst = first; doN = n; doOut = out; doKeys = keys;
-      return out;
-    }
-
-    function tooDeepToDecode() {
-      return new errorCtors.RangeError('isolate: value nested more than ' + MAX_DECODE_DEPTH + ' levels deep');
-    }
-
-    // One tagged value: a primitive, a leaf tag, or a container opened for the walk.
-    function decodeItem(v, depth) {
-      if (ArrayIsArray(v)) {
-        if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
-        const n = v.length;
-        const head = n ? v[0] : null;
-        const t = head !== null && typeof head === 'object' && hasOwnCall(head, TAG) ? head[TAG] : null;
-        if (t === 'm') return openDecoded(D_MAP, v, 1, n, new MapCtor(), null);
-        if (t === 'S') return openDecoded(D_SET, v, 1, n, new SetCtor(), null);
-        if (t === 'O') return openDecoded(D_PAIRS, v, 1, n, { __proto__: null }, null);
-        if (t === 'e') {
-          const name = own(head, 'name'), message = own(head, 'message'), stack = own(head, 'stack');
-          const known = typeof name === 'string' && hasOwnCall(errorCtors, name);
-          const Ctor = known ? errorCtors[name] : ErrorCtor;
-          const err = Ctor === AggregateErrorCtor ? new Ctor(NO_ERRORS, message) : new Ctor(message);
-          if (!known) defineValue(err, 'name', name, false);
-          if (stack) defineValue(err, 'stack', stack, false);
-          return openDecoded(D_ERROR, v, 1, n, err, null);
-        }
-        return openDecoded(D_ARRAY, v, 0, n, newList(), null);
+      function own(obj, key) {
+        return hasOwnCall(obj, key) ? obj[key] : undefined;
       }
-      if (ObjectGetOwnPropertyDescriptor(v, TAG) === undefined) {
-        if (depth >= MAX_DECODE_DEPTH) throw tooDeepToDecode();
-        const keys = ObjectKeys(v);
-        return openDecoded(D_OBJECT, v, 0, keys.length, { __proto__: null }, keys);
+      function decodeArg(arg) {
+        // [value, tagged?]: untagged values are plain JSON and need no walk.
+        return arg[1] ? decode(arg[0]) : arg[0];
       }
-      // Read own properties only: the request was parsed in this realm, and a
-      // field left out must not be looked up on the script's Object.prototype.
-      switch (v[TAG]) {
-        case 'u': return undefined;
-        case 'n': return own(v, 'v') === '-0' ? -0 : +own(v, 'v');
-        case 'b': {
-          const s = StringCtor(own(v, 'v'));
-          return charCodeAt(s, 0) === 45 ? -BigIntCtor('0x' + ReflectApply(StringSlice, s, [1])) : BigIntCtor('0x' + s);
-        }
-        case 'y': {
-          const d = own(v, 'v');
-          return own(v, 'g') ? SymbolFor(d) : SymbolCtor(d === null ? undefined : d);
-        }
-        case 'd': { const t = own(v, 'v'); return new DateCtor(t === null ? NaN : t); }
-        case 'r': return new RegExpCtor(StringCtor(own(v, 's')), StringCtor(own(v, 'f')));
-        case 'R': {
-          const i = own(v, 'i');
-          if (!(i >= 0 && i < dTable.length)) throw new errorCtors.ReferenceError('isolate: bad back-reference');
-          return dTable[i];
-        }
-        case 'A': return ReflectApply(taBuffer, latin1ToBytes(StringCtor(own(v, 'v'))), []);
-        case 't': {
-          const bytes = latin1ToBytes(StringCtor(own(v, 'v'))), k = own(v, 'k');
-          if (k === 'DataView') return new DataViewCtor(ReflectApply(taBuffer, bytes, []));
-          const Ctor = typeof k === 'string' && hasOwnCall(typedArrayCtors, k) ? typedArrayCtors[k] : undefined;
-          if (!Ctor) throw new errorCtors.TypeError('isolate: unknown typed array');
-          return new Ctor(ReflectApply(taBuffer, bytes, []), 0, ReflectApply(taByteLength, bytes, []) / Ctor.BYTES_PER_ELEMENT);
-        }
-        case 'h': return handleValue(own(v, 'i'));
-        case 'H': return hostFunction(own(v, 'i'), own(v, 'n'));
-        default:
-          throw new errorCtors.TypeError('isolate: unknown value tag ' + StringCtor(v[TAG]));
-      }
-    }
-    function own(obj, key) {
-      return hasOwnCall(obj, key) ? obj[key] : undefined;
-    }
-    function decodeArg(arg) {
-      // [value, tagged?]: untagged values are plain JSON and need no walk.
-      return arg[1] ? decode(arg[0]) : arg[0];
-    }
+      return { __proto__: null, decode, decodeArg };
+    })();
+    const decode = decoder.decode, decodeArg = decoder.decodeArg;
 
     // ---- running user code --------------------------------------------------
     // A promise handed to the host is the host's to handle: mark it handled
