@@ -13,6 +13,8 @@ reading it must give a typed error and leave the context usable.
 from __future__ import annotations
 
 import re
+import signal
+import time
 
 import pytest
 
@@ -20,6 +22,7 @@ import isolate
 from isolate.workers.bridgesource import BRIDGE_PARTS, bridge_with_parts, part_source
 from isolate.workers.engine import EngineContext
 from isolate.workers.tagged import from_tagged
+from isolate.workers.worker import Deadlines, ScriptTimeout
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,8 +54,8 @@ DEF(Error.prototype, 'stack', { get: bad(), set: bad(), configurable: true });
 class Counted:
     """An in-process EngineContext that counts the parts its bridge reads."""
 
-    def __init__(self):
-        self.ctx = EngineContext(lambda *a: None)
+    def __init__(self, on_abort=None):
+        self.ctx = EngineContext(lambda *a: None, on_abort=on_abort)
         self.parts: list = []
         load = self.ctx._load_part
 
@@ -168,6 +171,43 @@ def test_reading_the_ops_part_out_of_memory_is_a_typed_error_and_the_context_rec
     assert engine.run("keep = null; 1") == 1
     assert engine.ctx.op("get", 0, "small") == {"ok": True, "v": 7, "t": False}
     assert [args for args, _ in engine.parts if _] == [["ops"]]
+
+
+@pytest.fixture
+def alarm():
+    """Leaves SIGALRM as it found it (handler and timer)."""
+    previous = signal.getsignal(signal.SIGALRM)
+    yield
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.timeout(30, method="thread")  # the test owns SIGALRM
+def test_a_deadline_that_lands_while_a_part_is_read_stops_the_call(alarm):
+    """The part is asked for through the engine's hook: a stop that lands there must
+    end the call as a timeout (the bridge waits for it where no catch can see it),
+    and the context must read the part afresh at its next error."""
+    deadlines = Deadlines()
+    engine = Counted(on_abort=lambda exc: deadlines.redeliver_soon())
+    load, landed = engine.ctx._load_part, []
+
+    def slow_load(args):
+        landed.append(args)
+        load(args)
+        give_up = time.monotonic() + 5  # bounded: the deadline (50 ms) ends this
+        while time.monotonic() < give_up:
+            pass
+        return True
+
+    engine.ctx._load_part = slow_load
+    started = time.monotonic()
+    with pytest.raises(ScriptTimeout):
+        with deadlines.deadline(50):
+            engine.reply("var caught = 'no';\n" + THROW)
+    assert time.monotonic() - started < 4 and landed == [["stack"]]
+    engine.ctx._load_part = load
+    assert seen(engine.thrown(THROW)) == BOOM  # the part is read again, whole
+    assert engine.run("caught") == "no"
 
 
 def test_in_the_pool_a_polluted_fresh_context_at_its_limit_still_gets_its_error():
