@@ -20,7 +20,8 @@ import pytest
 
 import isolate
 from isolate.workers.bridgesource import BRIDGE_PARTS, bridge_with_parts, part_source
-from isolate.workers.engine import EngineContext
+from isolate.workers import engine as engine_module
+from isolate.workers.engine import EngineContext, EngineError
 from isolate.workers.tagged import from_tagged
 from isolate.workers.worker import Deadlines, ScriptTimeout
 
@@ -171,6 +172,25 @@ def test_reading_the_ops_part_out_of_memory_is_a_typed_error_and_the_context_rec
     assert engine.run("keep = null; 1") == 1
     assert engine.ctx.op("get", 0, "small") == {"ok": True, "v": 7, "t": False}
     assert [args for args, _ in engine.parts if _] == [["ops"]]
+
+
+@pytest.mark.parametrize("breakage", ["truncated", "not a function"])
+def test_a_part_that_cannot_be_read_refuses_every_context_with_the_reason(monkeypatch, breakage):
+    """The bytecode probe reads each part as a context would: a broken part fails
+    loudly when the process starts, not at some script's first error."""
+    good = engine_module._get_bridge_bytecode()
+    assert good.available
+    parts = dict(good.parts)
+    if breakage == "truncated":
+        parts["stack"] = parts["stack"][: len(parts["stack"]) // 2]
+    else:
+        parts["stack"] = good._compile(engine_module.quickjs(), b"1 + 1")
+    monkeypatch.setattr(engine_module, "_bridge_bytecode", None)
+    monkeypatch.setattr(engine_module, "_compiled_bridge", good.bytecode)
+    monkeypatch.setattr(engine_module, "_compiled_parts", parts)
+    with pytest.raises(EngineError, match="the bridge's stack part"):
+        EngineContext(lambda *a: None)
+    assert engine_module.bridge_install_status()[0] is False
 
 
 @pytest.fixture

@@ -1199,6 +1199,7 @@ class _BridgeBytecode:
             # An op of the bridge's own (the others are a part, which asks for this object).
             if probe.op("release", []).get("ok") is not True:
                 raise RuntimeError("the bridge loaded from bytecode does not answer")
+            self._probe_parts(api, probe)
         except Exception as exc:  # never crash here: contexts are refused with the reason
             self.available = False
             self.reason = f"the bridge could not be loaded from bytecode: {type(exc).__name__}: {exc}"
@@ -1207,6 +1208,19 @@ class _BridgeBytecode:
         self.available = True
         self.reason = f"bridge loaded from {len(self.bytecode)} bytes of bytecode"
         return self
+
+    def _probe_parts(self, api, probe: "EngineContext") -> None:
+        """Read each part into the probe's context as a context would (see
+        EngineContext._load_part): each must make a function."""
+        _, _, ctx = probe._native
+        for name, bytecode in self.parts.items():
+            fn = self._check(api, ctx, api.deserialize(ctx, bytecode), f"loading the bridge's {name} part")
+            made = self._check(api, ctx, api.eval_function(ctx, fn), f"making the bridge's {name} part")  # consumes fn
+            try:
+                if made.tag != Tag.OBJECT:
+                    raise RuntimeError(f"the bridge's {name} part made no function")
+            finally:
+                api.free_value(ctx, made)
 
     @staticmethod
     def _check(api, ctx, value, what: str):
