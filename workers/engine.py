@@ -22,14 +22,16 @@ import math
 import struct
 from typing import Any, Callable
 
+from ..protocol.plainjson import loads as _json_loads
 from ..protocol.values import ErrorValue, JSONText, undefined
 
 from .quickjs import (
-    FALSE, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSValue,
-    Tag, quickjs,
+    FALSE, PROP_C_W_E, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag,
+    JSValue, Tag, quickjs,
 )
 from .bridgesource import BRIDGE_PARTS, bridge_source, part_source
-from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text
+from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text, value_text
+from .tagged import TAG
 from .quickjs import dukpy_extension
 from .quickjs import reset_for_new_process as _reset_quickjs
 from .quickjs import status as quickjs_status
@@ -67,6 +69,10 @@ _UNLIMITED = 1 << 62
 # positions (`lastRun`) already as a `finish` leaves them.
 _NOT_PRIMITIVE = object()
 _POSITION_OPS = frozenset(("finish", "run"))   # the bridge ops that set its `lastRun`
+# A sandbox's JSON text up to this size is set through the C API (EngineContext.
+# _set_plain_globals), which reads it in Python for its keys; a larger one goes to the
+# bridge's op, which splices it into its request unread.
+_GLOBALS_TEXT_MAX = 16 * 1024
 _float_tag: int | None = None   # QuickJS-ng's tag of a double: 7 before 0.10, 8 since (probed)
 
 
@@ -346,7 +352,67 @@ class EngineContext:
             raise EngineError("the context is unusable after an interrupted promise job", unusable=True)
         if request[0] in _POSITION_OPS:
             self._positions_reset = request[0] == "finish"
+        if request[0] == "set_globals" and len(request) == 2 and not self._entries:
+            reply = self._set_plain_globals(request[1], drain)
+            if reply is not None:
+                return reply
         return self._op_native(request, drain)
+
+    def _set_plain_globals(self, entries, drain: bool) -> dict | None:
+        """The bridge's set_globals for untagged values (most sandboxes), through the C
+        API: their JSON text parsed in the script's realm (JSON.parse's parser: own data
+        properties, as the bridge's request parse makes them), each key defined on the
+        global as the bridge's Object.defineProperty defines it (enumerable, writable,
+        configurable; no setter runs). One bridge entry less per fresh context (~25 us).
+
+        The entries are a dict, or the host's whole sandbox as one JSON text (read here
+        for its keys). None, with nothing done, for what the bridge must do itself: tagged
+        values, JSON text to splice inside them, a sandbox text over _GLOBALS_TEXT_MAX
+        bytes, a key the C API cannot name (not ASCII, or holding a NUL), no memory to
+        parse. A key the global refuses (a non-configurable global such as
+        ``undefined``) or that fails otherwise goes to the bridge's op with the keys
+        after it: it assigns there, or throws what it throws, with the same keys defined
+        in the end as the op alone would have (it defines index keys first)."""
+        if not (isinstance(entries, (list, tuple)) and len(entries) == 2 and entries[1] is False):
+            return None
+        values = entries[0]
+        if type(values) is JSONText:  # the host's sandbox as one JSON text (isolate/context.py)
+            text = values.data
+            if len(text) > _GLOBALS_TEXT_MAX:
+                return None  # large: the bridge parses it, with no Python copy of it
+            try:
+                values = _json_loads(text)  # for its keys (and the rest, should a key be refused)
+            except ValueError:
+                return None
+        else:
+            text = value_text(values) if type(values) is dict else None
+        if type(values) is not dict or text is None:
+            return None
+        if not all(type(key) is str and key.isascii() and "\x00" not in key for key in values):
+            return None
+        api, rt, ctx = self._native_ready()
+        api.update_stack_top(rt)
+        parsed = self._js(api, ctx, api.parse_json, ctx, text, len(text), b"<globals>")
+        if parsed.tag == Tag.EXCEPTION:
+            api.clear_exception(ctx)
+            return None
+        glob = api.get_global_object(ctx)
+        try:
+            keys = list(values)
+            for i, key in enumerate(keys):
+                name = key.encode("ascii")
+                value = api.get_property_str(ctx, parsed, name)  # plain data: no getter
+                defined = -1 if value.tag == Tag.EXCEPTION else \
+                    api.define_property_value_str(ctx, glob, name, value, PROP_C_W_E)  # consumes value
+                if defined != 1:
+                    if defined < 0:
+                        api.clear_exception(ctx)
+                    rest = {k: values[k] for k in keys[i:]}
+                    return self._op_native(("set_globals", [rest, False]), drain)
+        finally:
+            api.free_value(ctx, glob)
+            api.free_value(ctx, parsed)
+        return {"ok": True, "v": {TAG: "u"}, "t": True}
 
     def _op_native(self, request: tuple, drain: bool = True) -> dict:
         """An op without dukpy's eval: call the bridge's entry, drain the jobs,

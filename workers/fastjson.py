@@ -21,7 +21,7 @@ from typing import Any
 
 from ..protocol.values import JSONText
 
-__all__ = ["request_text", "raw_reply", "RAW_REPLY_MIN_BYTES"]
+__all__ = ["request_text", "value_text", "raw_reply", "RAW_REPLY_MIN_BYTES"]
 
 # Replies at least this long carry their value unparsed: below it, parsing here
 # and packing again costs less than the ext's own overhead on the host.
@@ -65,6 +65,15 @@ def request_text(request: tuple | list) -> bytes:
         else:
             parts.append(_dumps(item).encode("utf-8", "surrogatepass"))
     return b"[" + b",".join(parts) + b"]"
+
+
+def value_text(value: Any) -> bytes | None:
+    """One untagged value as UTF-8 JSON text, as :func:`request_text` would write it
+    in a request; None when it holds JSON text to splice (the request path does that)."""
+    try:
+        return _dumps(value).encode("utf-8", "surrogatepass")
+    except _Splice:
+        return None
 
 
 def raw_reply(raw: bytes) -> dict | None:

@@ -74,6 +74,7 @@ class EvalFlag:
 
 
 WRITE_OBJ_BYTECODE = 1 << 0
+PROP_C_W_E = 1 | 2 | 4  # JS_PROP_CONFIGURABLE | JS_PROP_WRITABLE | JS_PROP_ENUMERABLE
 WRITE_OBJ_STRIP_SOURCE = 1 << 4
 WRITE_OBJ_STRIP_DEBUG = 1 << 5   # no file names, line tables or source: frames show "(<null>:0:1)"
 WRITE_OBJ_REFERENCE = 1 << 3    # an object met again is written as a reference to the first
@@ -144,6 +145,12 @@ class QuickJS:
         self.new_context_raw = bind("JS_NewContextRaw", [vp], vp)
         self.free_context = bind("JS_FreeContext", [vp], None)
         self.get_global_object = bind("JS_GetGlobalObject", [vp], JSValue)
+        # JSON.parse's own parser (own data properties only; "__proto__" stays a key).
+        self.parse_json = bind("JS_ParseJSON", [vp, cp, sz, cp], JSValue)
+        # An own data property, as Object.defineProperty makes it (no setter runs); frees
+        # the value whatever happens. 1 defined, 0 refused (a non-configurable property,
+        # without PROP_THROW), -1 an exception is pending.
+        self.define_property_value_str = bind("JS_DefinePropertyValueStr", [vp, JSValue, cp, JSValue, ci], ci)
         self.set_memory_limit = bind("JS_SetMemoryLimit", [vp, sz], None)
         self.run_gc = bind("JS_RunGC", [vp], None)
         self.throw = bind("JS_Throw", [vp, JSValue], JSValue)
