@@ -165,3 +165,55 @@ def test_an_accessor_a_script_left_on_the_global_behaves_as_with_the_bridge():
     assert observe(fast) == observe(slow)
     logs = [from_tagged(e.op("run", "log", "l.js", False, 0, 0, True)["v"], False) for e in (fast, slow)]
     assert logs[0] == logs[1] == ["set 2"]
+
+
+# -- the mirror read back through the C API ----------------------------------------
+
+MIRRORS = {
+    "a number": ({"x": 1}, "x + 1"),
+    "primitives and index keys": ({"a": "s", "b": None, "c": True, "1": 2, "0": 1}, "var y; var z = 'é ☃'; a"),
+    "undefined result": ({"x": 1}, "void 0"),
+    "a lone surrogate": ({"a": "x"}, "var s = '\\ud800'; s + a"),
+    "numbers": ({}, "var big = 2 ** 53 + 2, huge = 1e21, frac = 0.1 + 0.2, neg = -7; huge"),
+    "minus zero result": ({"x": 1}, "-0"),
+    "NaN global": ({}, "var n = NaN; 1"),
+    "an accessor global": ({}, "Object.defineProperty(globalThis, 'acc', { get() { throw new Error('ran'); },"
+                               " enumerable: true }); 1"),
+    "a function declaration": ({"x": 1}, "function f() {} x"),
+    "an object global": ({}, "var o = { a: [1] }; 1"),
+    "a key not ASCII": ({"é": 1}, "1"),
+    "a deleted global": ({"x": 1, "y": 2}, "delete globalThis.x; y"),
+    "many globals": ({f"k{i}": i for i in range(100)}, "k5"),
+    "a BigInt": ({}, "var b = 10n; 1"),
+}
+
+
+def mirrored_run(globals_: dict, code: str, through_bridge: bool):
+    engine = EngineContext(lambda *a: None)  # as the worker makes it: no op has run
+    assert engine.op("set_globals", to_tagged(globals_))["ok"]
+    if through_bridge:
+        engine._primitive_globals = lambda api, ctx: None
+    entered = []
+    native = engine._op_native
+    engine._op_native = lambda request, drain=True: (entered.append(request[0]), native(request, drain))[1]
+    bytecode, failure = engine.compile_script(code, "m.js")
+    assert failure is None
+    reply = engine.run_compiled(bytecode, True)
+    assert reply["ok"], reply
+    return from_tagged(reply["v"], reply["t"]), from_tagged(reply["g"], reply["gt"]), entered
+
+
+@pytest.mark.parametrize("name", MIRRORS)
+def test_the_mirror_read_through_the_c_api_is_the_bridges(name):
+    from _values import same
+
+    globals_, code = MIRRORS[name]
+    value, seen, entered = mirrored_run(globals_, code, through_bridge=False)
+    want_value, want_seen, _ = mirrored_run(globals_, code, through_bridge=True)
+    assert same(value, want_value) and same(seen, want_seen), (value, seen, want_value, want_seen)
+    assert list(seen) == list(want_seen)  # the global's key order
+    if name in ("a number", "primitives and index keys", "undefined result", "a lone surrogate", "numbers",
+                "a deleted global"):
+        assert entered == []  # no bridge entry for the whole job
+    else:
+        assert entered == ["finish"]

@@ -26,11 +26,13 @@
   }
   function spaces(count) { let out = ''; for (let i = 0; i < count; i++) out += ' '; return out; }
   function atLeast(x, min) { return x > min ? x : min; }
-  // V8's stack starts with "Name: message"; QuickJS's holds the frames only.
+  // V8's stack starts with "Name: message"; QuickJS's holds the frames only. With no
+  // frames (an error made where no script code was running, such as running out of
+  // memory while compiling), V8's is the head alone.
   function nodeStyleStack(name, message, stack) {
     const head = message ? name + ': ' + message : name;
     if (StringSliceCall(stack, 0, head.length) === head) return stack;
-    return head + '\n' + stack;
+    return stack === '' ? head : head + '\n' + stack;
   }
   // A stack rewritten for displayErrors already: "file:line", the source line, then a caret line.
   function displayedStack(stack) {

@@ -26,8 +26,9 @@ from ..protocol.plainjson import loads as _json_loads
 from ..protocol.values import ErrorValue, JSONText, undefined
 
 from .quickjs import (
-    FALSE, PROP_C_W_E, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE, WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag,
-    JSValue, Tag, quickjs,
+    FALSE, GPN_ENUM_ONLY, GPN_STRING_MASK, PROP_C_W_E, PROP_GETSET, TRUE, UNDEFINED, WRITE_OBJ_BYTECODE,
+    WRITE_OBJ_STRIP_DEBUG, WRITE_OBJ_STRIP_SOURCE, EvalFlag, JSPropertyDescriptor, JSPropertyEnum, JSValue, Tag,
+    quickjs,
 )
 from .bridgesource import BRIDGE_PARTS, bridge_source, part_source
 from .fastjson import RAW_REPLY_MIN_BYTES, raw_reply, request_text, value_text
@@ -73,6 +74,9 @@ _POSITION_OPS = frozenset(("finish", "run"))   # the bridge ops that set its `la
 # _set_plain_globals), which reads it in Python for its keys; a larger one goes to the
 # bridge's op, which splices it into its request unread.
 _GLOBALS_TEXT_MAX = 16 * 1024
+# A mirror with up to this many globals is read through the C API when all are
+# primitives (EngineContext._primitive_globals): past it, the bridge's encode is faster.
+_MIRROR_C_API_MAX_KEYS = 64
 _float_tag: int | None = None   # QuickJS-ng's tag of a double: 7 before 0.10, 8 since (probed)
 
 
@@ -255,7 +259,9 @@ class EngineContext:
         self._enter = None      # the bridge's entry function (a JSValue we own), with the stash
         self._realm = None      # the bridge's own bare realm (JSContext*, borrowed: see _native_ready)
         self._draining = False
-        self._positions_reset = False  # the bridge's lastRun is as `finish` leaves it (see _primitive)
+        # The bridge's lastRun is as `finish` leaves it (see _primitive): so it starts
+        # (bridge.js: `let current = ...; let lastRun = current;`, what finish sets).
+        self._positions_reset = True
         # Memory (see "At the memory limit" below).
         self._limit = 0           # the cap set with set_memory_limit (0: dukpy's own default)
         self._reserve_base = 0    # while the reserve is lent: the cap to return to
@@ -734,11 +740,16 @@ class EngineContext:
                     api.set_property_str(ctx, self._stash, b"value", thrown)  # consumes it
                     api.set_property_str(ctx, self._stash, b"thrown", TRUE)
                 else:
-                    if not mirror and self._positions_reset and not api.is_job_pending(rt):
+                    if self._positions_reset and not api.is_job_pending(rt):
                         value = _primitive(api, ctx, result)
                         if value is not _NOT_PRIMITIVE:
-                            api.free_value(ctx, result)
-                            return {"ok": True, "v": value, "t": False}
+                            if not mirror:
+                                api.free_value(ctx, result)
+                                return {"ok": True, "v": value, "t": False}
+                            globals_ = self._primitive_globals(api, ctx)
+                            if globals_ is not None:
+                                api.free_value(ctx, result)
+                                return {"ok": True, "v": value, "t": False, "g": globals_, "gt": False}
                     api.set_property_str(ctx, self._stash, b"value", result)  # consumes result
             finally:
                 _running_ops -= 1
@@ -747,6 +758,57 @@ class EngineContext:
             self._entries -= 1
             if self._reserve_base and not self._entries:
                 self._settle_reserve(api, rt)
+
+    def _primitive_globals(self, api, ctx) -> dict | None:
+        """The mirror's globals as the bridge's finish encodes them (its globalsSnapshot:
+        the global's own enumerable string keys, in order), read through the C API when
+        each is a data property holding a primitive :func:`_primitive` reads and its key
+        is ASCII: a fresh context's sandbox mostly. None otherwise (an accessor, an
+        object, NaN or -0, which the bridge tags): the bridge's finish then replies.
+        Nothing runs: the global has no Proxy, and accessors are not called."""
+        glob = api.get_global_object(ctx)
+        table, count = ctypes.POINTER(JSPropertyEnum)(), ctypes.c_uint32(0)
+        try:
+            if api.get_own_property_names(ctx, ctypes.byref(table), ctypes.byref(count), glob,
+                                          GPN_STRING_MASK | GPN_ENUM_ONLY) < 0:
+                api.clear_exception(ctx)
+                return None
+            try:
+                if count.value > _MIRROR_C_API_MAX_KEYS:
+                    return None
+                out: dict = {}
+                desc, size = JSPropertyDescriptor(), ctypes.c_size_t(0)
+                for i in range(count.value):
+                    atom = table[i].atom
+                    found = api.get_own_property(ctx, ctypes.byref(desc), glob, atom)
+                    if found < 0:
+                        api.clear_exception(ctx)
+                        return None
+                    if found == 0:
+                        continue  # gone meanwhile (the bridge skips it too)
+                    try:
+                        value = _NOT_PRIMITIVE if desc.flags & PROP_GETSET else _primitive(api, ctx, desc.value)
+                    finally:
+                        for part in (desc.value, desc.getter, desc.setter):
+                            api.free_value(ctx, part)
+                    if value is _NOT_PRIMITIVE:
+                        return None
+                    name = api.atom_to_cstring_len(ctx, ctypes.byref(size), atom)
+                    if not name:
+                        api.clear_exception(ctx)
+                        return None
+                    try:
+                        key = ctypes.string_at(name, size.value)
+                    finally:
+                        api.free_cstring(ctx, name)
+                    if not key.isascii():
+                        return None
+                    out[key.decode("ascii")] = value
+                return out
+            finally:
+                api.free_property_enum(ctx, table, count.value)
+        finally:
+            api.free_value(ctx, glob)
 
     # -- at the memory limit ---------------------------------------------------------
     # QuickJS fails an allocation past the runtime's limit with InternalError "out of

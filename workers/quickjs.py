@@ -51,6 +51,16 @@ class JSValue(ctypes.Structure):
     _fields_ = [("u", ctypes.c_int64), ("tag", ctypes.c_int64)]
 
 
+class JSPropertyEnum(ctypes.Structure):
+    """One entry of JS_GetOwnPropertyNames' table (quickjs.h)."""
+    _fields_ = [("is_enumerable", ctypes.c_bool), ("atom", ctypes.c_uint32)]
+
+
+class JSPropertyDescriptor(ctypes.Structure):
+    """What JS_GetOwnProperty fills in (quickjs.h); the caller frees the three values."""
+    _fields_ = [("flags", ctypes.c_int), ("value", JSValue), ("getter", JSValue), ("setter", JSValue)]
+
+
 class Tag:
     """JSValue tags of QuickJS-ng (quickjs.h)."""
     BIG_INT = -9
@@ -75,6 +85,8 @@ class EvalFlag:
 
 WRITE_OBJ_BYTECODE = 1 << 0
 PROP_C_W_E = 1 | 2 | 4  # JS_PROP_CONFIGURABLE | JS_PROP_WRITABLE | JS_PROP_ENUMERABLE
+PROP_GETSET = 1 << 4    # an accessor property (JSPropertyDescriptor.flags)
+GPN_STRING_MASK, GPN_ENUM_ONLY = 1 << 0, 1 << 4  # JS_GetOwnPropertyNames: string keys, enumerable ones
 WRITE_OBJ_STRIP_SOURCE = 1 << 4
 WRITE_OBJ_STRIP_DEBUG = 1 << 5   # no file names, line tables or source: frames show "(<null>:0:1)"
 WRITE_OBJ_REFERENCE = 1 << 3    # an object met again is written as a reference to the first
@@ -151,6 +163,16 @@ class QuickJS:
         # the value whatever happens. 1 defined, 0 refused (a non-configurable property,
         # without PROP_THROW), -1 an exception is pending.
         self.define_property_value_str = bind("JS_DefinePropertyValueStr", [vp, JSValue, cp, JSValue, ci], ci)
+        # Own keys and descriptors, read with no getter or Proxy trap run (the global is neither).
+        self.get_own_property_names = bind(
+            "JS_GetOwnPropertyNames",
+            [vp, ctypes.POINTER(ctypes.POINTER(JSPropertyEnum)), ctypes.POINTER(ctypes.c_uint32), JSValue, ci], ci)
+        self.free_property_enum = bind("JS_FreePropertyEnum", [vp, ctypes.POINTER(JSPropertyEnum), ctypes.c_uint32],
+                                       None)
+        self.get_own_property = bind("JS_GetOwnProperty",
+                                     [vp, ctypes.POINTER(JSPropertyDescriptor), JSValue, ctypes.c_uint32], ci)
+        self.atom_to_cstring_len = bind("JS_AtomToCStringLen", [vp, ctypes.POINTER(sz), ctypes.c_uint32],
+                                        ctypes.c_void_p)
         self.set_memory_limit = bind("JS_SetMemoryLimit", [vp, sz], None)
         self.run_gc = bind("JS_RunGC", [vp], None)
         self.throw = bind("JS_Throw", [vp, JSValue], JSValue)
