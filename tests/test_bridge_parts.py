@@ -13,7 +13,6 @@ reading it must give a typed error and leave the context usable.
 from __future__ import annotations
 
 import re
-import signal
 import time
 
 import pytest
@@ -201,15 +200,6 @@ def test_a_part_that_cannot_be_read_refuses_every_context_with_the_reason(monkey
     with pytest.raises(EngineError, match="the bridge's stack part"):
         EngineContext(lambda *a: None)
     assert engine_module.bridge_install_status()[0] is False
-
-
-@pytest.fixture
-def alarm():
-    """Leaves SIGALRM as it found it (handler and timer)."""
-    previous = signal.getsignal(signal.SIGALRM)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.timeout(30, method="thread")  # the test owns SIGALRM

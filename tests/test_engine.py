@@ -116,15 +116,6 @@ def engine():
     return Engine()
 
 
-@pytest.fixture
-def alarm():
-    """Leaves SIGALRM as it found it (handler and timer)."""
-    previous = signal.getsignal(signal.SIGALRM)
-    yield
-    signal.setitimer(signal.ITIMER_REAL, 0)
-    signal.signal(signal.SIGALRM, previous)
-
-
 
 
 # -- the engine and its hooks ------------------------------------------------------
