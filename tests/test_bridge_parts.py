@@ -230,6 +230,24 @@ def test_a_deadline_that_lands_while_a_part_is_read_stops_the_call(alarm):
     assert engine.run("caught") == "no"
 
 
+def test_out_of_memory_is_said_whatever_the_fill_leaves_free():
+    """Filled with strings of each size in a range, a context is left with a different
+    sliver of memory each time: somewhere QuickJS has room for an error object but not
+    for its "out of memory" text, and throws an InternalError with no message (seen in
+    CI, while compiling the next script). Every outcome must be the script's error or
+    "out of memory", and the context must recover."""
+    for size in range(900, 1100, 3):
+        engine = Counted()
+        engine.ctx.set_memory_limit(32 * MiB)
+        engine.reply(f"globalThis.keep = []; try {{ for (;;) keep.push('x'.repeat({size}) + keep.length) }}"
+                     " catch (e) {}; 0")
+        for _ in range(2):
+            assert_boom_or_out_of_memory(engine.thrown(THROW))
+        assert engine.run("keep = null; 1") == 1
+        assert seen(engine.thrown(THROW)) == BOOM
+        engine.ctx.close()
+
+
 def test_in_the_pool_a_polluted_fresh_context_at_its_limit_still_gets_its_error():
     with isolate.Pool(size=1, spare_workers=0) as pool:
         code = POLLUTE + ";\nvar keep = [], hit = false;\n" \

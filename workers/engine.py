@@ -150,6 +150,14 @@ def _memory_like(e) -> bool:
                          and e.get("name") == "InternalError")
 
 
+def _bare_internal_error(e) -> bool:
+    """Whether a tagged thrown value is an InternalError with no message: what QuickJS
+    throws when it had room for the error object but not for its "out of memory" text."""
+    if isinstance(e, list) and e:
+        e = e[0]
+    return isinstance(e, dict) and e.get("name") == "InternalError" and not e.get("message")
+
+
 def engine_running() -> bool:
     """True while an engine op is running: a stop signal then has a script to stop."""
     return _running_ops > 0
@@ -852,7 +860,8 @@ class EngineContext:
         """An op replied with an exception: if it is (or stands for) running out of
         memory, make memory and say so."""
         e = out.get("e")
-        if e is None and "e" in out and (self._limit or self._oom or self._exhausted()):
+        if (e is None and "e" in out and (self._limit or self._oom or self._exhausted())
+                or _bare_internal_error(e) and (self._oom or self._exhausted())):
             out["e"], out["t"] = _oom_reply()["e"], True
             self._out_of_memory(api, rt)
         elif e is not None and _memory_like(e):
